@@ -1,0 +1,24 @@
+// The extension module mlxr._ext: one bind_<op> per fused op plus the dispatch introspection.
+#include <nanobind/nanobind.h>
+#include <nanobind/stl/map.h>
+#include <nanobind/stl/string.h>
+
+#include "cpu/isa.h"
+#include "kernel_log.h"
+
+namespace nb = nanobind;
+
+namespace mlxr {
+void bind_rms_norm(nb::module_& m);
+} // namespace mlxr
+
+NB_MODULE(_ext, m) {
+  m.doc() = "mlxr fused MLX primitives";
+  m.attr("mlx_backend") = MLXR_MLX_BACKEND; // what the MLX we built against targets
+  m.attr("gpu_kernels") = MLXR_GPU_KERNELS; // which GPU kernels are compiled: none, cuda, metal
+  m.def("cpu_isa", [] { return mlxr::cpu::isa_name(mlxr::cpu::active_isa()); });
+  m.def("kernel_counts", &mlxr::kernel_counts, "Executed fused kernels, keyed 'device:kernel'.");
+  m.def("reset_kernel_counts", &mlxr::reset_kernel_counts);
+
+  mlxr::bind_rms_norm(m);
+}

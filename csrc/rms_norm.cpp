@@ -1,0 +1,210 @@
+#include "rms_norm.h"
+
+#include <cmath>
+#include <vector>
+
+#include "cpu/block.h"
+#include "cpu/isa.h"
+#include "cpu/rows.h"
+#include "kernel_log.h"
+#include "mlx/allocator.h"
+#include "mlx/backend/cpu/encoder.h"
+#include "mlx/ops.h"
+
+namespace mlxr {
+
+namespace {
+
+struct RMSNormArgs {
+  const void* x;
+  int64_t n_rows;
+  int64_t row_size;
+  const cpu::RowWalker* rows;
+  const void* weight; // contiguous, accumulator dtype (float, double for F64), or null
+  void* out;
+  double eps;
+};
+
+// Sum of squares in kBlock independent lanes: vector-wide, and the summation order does not
+// depend on alignment, so results are bitwise reproducible.
+template <typename D, typename Isa>
+MLXR_INLINE typename D::acc sum_squares(const typename D::storage* x, int64_t n) {
+  using Acc = typename D::acc;
+  cpu::Vec<Acc> partial = {};
+  int64_t i = 0;
+  for (; i + cpu::kBlock <= n; i += cpu::kBlock) {
+    auto v = cpu::Block<D, Isa>::load(x + i);
+    partial += v * v;
+  }
+  Acc total = cpu::reduce_sum(partial);
+  for (; i < n; ++i) {
+    Acc t = D::load(x[i]);
+    total += t * t;
+  }
+  return total;
+}
+
+// out = round(x * inv_rms) [* weight], rounding to the output dtype before the weight
+// multiply as the reference does.
+template <typename D, typename Isa>
+MLXR_INLINE void scale_row(
+    const typename D::storage* x,
+    const typename D::acc* weight,
+    typename D::storage* out,
+    int64_t n,
+    typename D::acc inv_rms) {
+  using Acc = typename D::acc;
+  using B = cpu::Block<D, Isa>;
+  int64_t i = 0;
+  for (; i + cpu::kBlock <= n; i += cpu::kBlock) {
+    auto v = B::load(x + i) * inv_rms;
+    if (weight) {
+      B::store(v, out + i);
+      v = B::load(out + i) * cpu::load_vec<cpu::Vec<Acc>>(weight + i);
+    }
+    B::store(v, out + i);
+  }
+  for (; i < n; ++i) {
+    Acc normed = D::load(x[i]) * inv_rms;
+    out[i] = weight ? D::store(D::load(D::store(normed)) * weight[i]) : D::store(normed);
+  }
+}
+
+template <typename D, typename Isa>
+MLXR_INLINE void rms_norm_rows_impl(RMSNormArgs args) {
+  using S = typename D::storage;
+  using Acc = typename D::acc;
+  const S* x = static_cast<const S*>(args.x);
+  const Acc* weight = static_cast<const Acc*>(args.weight);
+  S* out = static_cast<S*>(args.out);
+  int64_t n = args.row_size;
+  int64_t step = args.rows->step();
+  std::vector<S> gathered(step == 1 ? 0 : n);
+  for (int64_t r = 0; r < args.n_rows; ++r) {
+    const S* row = x + args.rows->offset(r);
+    if (step != 1) {
+      // Strided rows are gathered once so both passes run on contiguous data.
+      for (int64_t i = 0; i < n; ++i) {
+        gathered[i] = row[i * step];
+      }
+      row = gathered.data();
+    }
+    Acc mean_sq = sum_squares<D, Isa>(row, n) / static_cast<Acc>(n);
+    Acc inv_rms = Acc(1) / std::sqrt(mean_sq + static_cast<Acc>(args.eps));
+    scale_row<D, Isa>(row, weight, out + r * n, n, inv_rms);
+  }
+}
+
+MLXR_ISA_DISPATCH(rms_norm_rows, rms_norm_rows_impl)
+
+// The weight (any strides, any float dtype) as a contiguous accumulator-typed vector.
+template <typename D, typename Acc>
+std::vector<Acc> gather_weight(const mx::array& w) {
+  using S = typename D::storage;
+  std::vector<Acc> out(w.size());
+  const S* data = w.data<S>();
+  int64_t step = w.strides()[0];
+  for (size_t i = 0; i < out.size(); ++i) {
+    out[i] = static_cast<Acc>(D::load(data[static_cast<int64_t>(i) * step]));
+  }
+  return out;
+}
+
+template <typename D>
+void run_rms_norm(const mx::array& x, const std::optional<mx::array>& w, mx::array& out,
+                  double eps, const char* kernel) {
+  using Acc = typename D::acc;
+  cpu::RowWalker rows(x);
+  int64_t row_size = x.ndim() ? x.shape(-1) : 1;
+  int64_t n_rows = row_size ? static_cast<int64_t>(x.size()) / row_size : 0;
+  std::vector<Acc> weight;
+  if (w) {
+    weight = gather_weight<D, Acc>(*w);
+  }
+  RMSNormArgs args{x.data<void>(), n_rows, row_size, &rows, w ? weight.data() : nullptr,
+                   out.data<void>(), eps};
+  rms_norm_rows<D>(args);
+  record_kernel("cpu", kernel);
+}
+
+} // namespace
+
+void RMSNorm::eval_cpu(const std::vector<mx::array>& inputs, std::vector<mx::array>& outputs) {
+  const mx::array& x = inputs[0];
+  mx::array& out = outputs[0];
+  std::optional<mx::array> w;
+  if (has_weight_) {
+    w = inputs[1];
+  }
+  // A donated row-contiguous x is overwritten in place: each row is read fully before it is
+  // written, and it saves an allocation the size of the input.
+  bool in_place = x.is_donatable() && x.flags().row_contiguous && x.itemsize() == out.itemsize();
+  if (in_place) {
+    out.copy_shared_buffer(x);
+  } else {
+    out.set_data(mx::allocator::malloc(out.nbytes()));
+  }
+
+  auto& encoder = mx::cpu::get_command_encoder(stream());
+  encoder.set_input_array(x);
+  if (w) {
+    encoder.set_input_array(*w);
+  }
+  encoder.set_output_array(out);
+  encoder.dispatch([x = mx::array::unsafe_weak_copy(x),
+                    w = w ? std::optional(mx::array::unsafe_weak_copy(*w)) : std::nullopt,
+                    out = mx::array::unsafe_weak_copy(out), eps = eps_]() mutable {
+    switch (out.dtype()) {
+      case mx::float32:
+        return run_rms_norm<cpu::F32>(x, w, out, eps, "rms_norm_float32");
+      case mx::float16:
+        return run_rms_norm<cpu::F16>(x, w, out, eps, "rms_norm_float16");
+      case mx::bfloat16:
+        return run_rms_norm<cpu::BF16>(x, w, out, eps, "rms_norm_bfloat16");
+      case mx::float64:
+        return run_rms_norm<cpu::F64>(x, w, out, eps, "rms_norm_float64");
+      default:
+        throw std::runtime_error("[rms_norm] unsupported dtype reached the CPU kernel");
+    }
+  });
+}
+
+std::pair<std::vector<mx::array>, std::vector<int>> RMSNorm::vmap(
+    const std::vector<mx::array>& inputs,
+    const std::vector<int>& axes) {
+  bool weight_batched = has_weight_ && axes[1] >= 0;
+  if (weight_batched) {
+    return FusedPrimitive::vmap(inputs, axes);
+  }
+  // Moving the batch axis to the front keeps the normalised axis last.
+  mx::array x = mx::moveaxis(inputs[0], axes[0], 0, stream());
+  std::optional<mx::array> w;
+  if (has_weight_) {
+    w = inputs[1];
+  }
+  return {{rms_norm(x, w, eps_, fallback(), stream())}, {0}};
+}
+
+bool RMSNorm::is_equivalent(const mx::Primitive& other) const {
+  auto* o = dynamic_cast<const RMSNorm*>(&other);
+  return o && eps_ == o->eps_ && has_weight_ == o->has_weight_;
+}
+
+mx::array rms_norm(
+    const mx::array& x,
+    const std::optional<mx::array>& weight,
+    double eps,
+    Fallback fallback,
+    mx::Stream stream) {
+  std::vector<mx::array> inputs{x};
+  if (weight) {
+    inputs.push_back(*weight);
+  }
+  return mx::array(
+      x.shape(),
+      x.dtype(),
+      std::make_shared<RMSNorm>(stream, std::move(fallback), eps, weight.has_value()),
+      std::move(inputs));
+}
+
+} // namespace mlxr

@@ -1,0 +1,51 @@
+// RMSNorm: y = x / sqrt(mean(x^2, -1) + eps) [* weight], accumulated in float32 (float64 for
+// float64 input); the normalised value is rounded to the output dtype before the weight
+// multiply, exactly as reference/rms_norm.py does.
+#pragma once
+
+#include <optional>
+
+#include "fused_primitive.h"
+
+namespace mlxr {
+
+class RMSNorm : public FusedPrimitive {
+ public:
+  RMSNorm(mx::Stream stream, Fallback fallback, double eps, bool has_weight)
+      : FusedPrimitive(stream, std::move(fallback)), eps_(eps), has_weight_(has_weight) {}
+
+  void eval_cpu(const std::vector<mx::array>& inputs, std::vector<mx::array>& outputs)
+      override;
+#ifdef MLXR_GPU
+  void eval_gpu(const std::vector<mx::array>& inputs, std::vector<mx::array>& outputs)
+      override;
+#endif
+
+  // Batched x with a shared weight stays fused; a batched weight goes through the fallback.
+  std::pair<std::vector<mx::array>, std::vector<int>> vmap(
+      const std::vector<mx::array>& inputs,
+      const std::vector<int>& axes) override;
+
+  const char* name() const override {
+    return "mlxr::RMSNorm";
+  }
+  bool is_equivalent(const mx::Primitive& other) const override;
+  std::vector<mx::Shape> output_shapes(const std::vector<mx::array>& inputs) override {
+    return {inputs[0].shape()};
+  }
+
+ private:
+  double eps_; // double: float64 inputs see the same eps as the float64 reference
+  bool has_weight_;
+};
+
+// Builds the fused op. Arguments are validated and cast to the output dtype by the Python
+// layer (fused/rms_norm.py); `fallback` is the reference.
+mx::array rms_norm(
+    const mx::array& x,
+    const std::optional<mx::array>& weight,
+    double eps,
+    Fallback fallback,
+    mx::Stream stream);
+
+} // namespace mlxr

@@ -1,0 +1,83 @@
+"""Which implementation runs where, and proof of what actually ran."""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import dataclasses
+import threading
+
+import mlx.core as mx
+
+from .. import _ext
+
+# Ops with a compiled CPU kernel, and the dtypes each kernel handles.
+CPU_KERNEL_DTYPES = {
+    "rms_norm": (mx.float32, mx.float16, mx.bfloat16, mx.float64),
+}
+# Ops with a compiled GPU kernel, filled per backend (none on a CPU-only build).
+GPU_KERNEL_DTYPES: dict[str, tuple[mx.Dtype, ...]] = {}
+
+_fallbacks: collections.Counter[str] = collections.Counter()
+_lock = threading.Lock()
+
+
+def resolve_stream(op: str, stream) -> mx.Stream:
+    """The stream a call runs on: ``stream`` may be None, a Stream, a Device or mx.cpu/mx.gpu."""
+    if stream is None:
+        return mx.default_stream(mx.default_device())
+    if isinstance(stream, mx.Stream):
+        return stream
+    if isinstance(stream, mx.DeviceType):
+        stream = mx.Device(stream)
+    if isinstance(stream, mx.Device):
+        return mx.default_stream(stream)
+    raise ValueError(f"[{op}] stream must be None, a Stream or a Device, got {type(stream).__name__}")
+
+
+def has_kernel(op: str, device: mx.Device, dtype: mx.Dtype) -> bool:
+    """True when a fused kernel exists for ``op`` on ``device`` in ``dtype``."""
+    table = CPU_KERNEL_DTYPES if device.type == mx.cpu else GPU_KERNEL_DTYPES
+    return dtype in table.get(op, ())
+
+
+def note_fallback(op: str, device: mx.Device) -> None:
+    """Record that ``op`` ran as its reference (no fused kernel for this device/dtype)."""
+    with _lock:
+        _fallbacks[f"{'cpu' if device.type == mx.cpu else 'gpu'}:{op}"] += 1
+
+
+@dataclasses.dataclass
+class Observation:
+    """What ran inside an ``observe()`` block: fused kernels executed and fallbacks taken."""
+
+    kernels: dict[str, int] = dataclasses.field(default_factory=dict)
+    fallbacks: dict[str, int] = dataclasses.field(default_factory=dict)
+
+    def ran_kernel(self, device: str, op: str) -> bool:
+        """True if a fused kernel of ``op`` (any dtype) executed on ``device`` ('cpu'/'gpu')."""
+        prefix = f"{device}:{op}_"
+        return any(k.startswith(prefix) for k in self.kernels)
+
+
+def _diff(after: dict[str, int], before: dict[str, int]) -> dict[str, int]:
+    return {k: v - before.get(k, 0) for k, v in after.items() if v != before.get(k, 0)}
+
+
+@contextlib.contextmanager
+def observe():
+    """Counts fused kernels executed and fallbacks taken inside the block.
+
+    Kernels are counted when they run, not when the graph is built: evaluate inside the block.
+    """
+    obs = Observation()
+    kernels_before = _ext.kernel_counts()
+    with _lock:
+        fallbacks_before = dict(_fallbacks)
+    try:
+        yield obs
+    finally:
+        mx.synchronize()
+        obs.kernels = _diff(_ext.kernel_counts(), kernels_before)
+        with _lock:
+            obs.fallbacks = _diff(dict(_fallbacks), fallbacks_before)

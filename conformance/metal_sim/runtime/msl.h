@@ -1,0 +1,576 @@
+// The subset of the Metal Shading Language our kernels use, as C++ for g++, plus the runtime
+// that executes a dispatch on the CPU. Every thread of a threadgroup is its own fiber
+// (makecontext/swapcontext): threadgroup_barrier waits for all threads of the threadgroup and
+// simd collectives rendezvous the lanes of a 32-wide simdgroup, so both have real semantics.
+// Device buffers are bounds-checked pointers; threadgroup memory is poisoned per threadgroup
+// and race-checked (a cross-thread access with no barrier between is reported).
+// The driver (../_compile.py) rewrites `device T*` to msl_sim::dptr<T>, `threadgroup T*` to
+// msl_sim::tgptr<T> and `threadgroup T name[N];` to a per-threadgroup allocation.
+#pragma once
+
+#include <sys/mman.h>
+#include <ucontext.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <map>
+#include <source_location>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+#include <type_traits>
+#include <vector>
+
+// ---------------------------------------------------------------- scalar and vector types
+typedef unsigned int uint;
+typedef unsigned short ushort;
+typedef unsigned char uchar;
+typedef _Float16 half;
+
+// bfloat: round-to-nearest-even from float, NaN kept quiet (Metal's and MLX's conversion).
+struct bfloat {
+  uint16_t bits;
+  bfloat() = default;
+  bfloat(float f) {
+    uint32_t u;
+    std::memcpy(&u, &f, 4);
+    if ((u & 0x7fffffffu) > 0x7f800000u) {
+      bits = static_cast<uint16_t>((u >> 16) | 0x40);
+    } else {
+      bits = static_cast<uint16_t>((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
+    }
+  }
+  template <typename U, typename = std::enable_if_t<std::is_arithmetic_v<U>>>
+  bfloat(U v) : bfloat(static_cast<float>(v)) {}
+  operator float() const {
+    uint32_t u = static_cast<uint32_t>(bits) << 16;
+    float f;
+    std::memcpy(&f, &u, 4);
+    return f;
+  }
+};
+typedef bfloat bfloat16_t;
+
+template <typename T>
+struct vec2 {
+  T x, y;
+};
+template <typename T>
+struct vec3 {
+  T x, y, z;
+};
+template <typename T>
+struct vec4 {
+  T x, y, z, w;
+};
+#define MSL_SIM_VECTORS(T)       \
+  typedef vec2<T> T##2;          \
+  typedef vec3<T> T##3;          \
+  typedef vec4<T> T##4;
+MSL_SIM_VECTORS(uint)
+MSL_SIM_VECTORS(int)
+MSL_SIM_VECTORS(ushort)
+MSL_SIM_VECTORS(float)
+MSL_SIM_VECTORS(half)
+#undef MSL_SIM_VECTORS
+
+namespace msl_sim {
+
+// ---------------------------------------------------------------- faults
+struct Fault : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+// ---------------------------------------------------------------- dispatch state
+struct Buffer {
+  void* data; // where the binding starts
+  int64_t nbytes; // from data to the end of the allocation
+  const char* name;
+  int64_t offset = 0; // bytes of the allocation before data
+};
+
+enum class LaneState { ready, at_barrier, at_collective, done };
+
+struct Lane;
+using Resolver = void (*)(Lane** lanes, int width); // lanes[i] null: lane i inactive
+
+struct Lane {
+  ucontext_t ctx;
+  void* stack = nullptr;
+  LaneState state = LaneState::ready;
+  uint3 pos_in_group{}, group_pos{}, pos_in_grid{};
+  uint index = 0; // linear index in the threadgroup
+  // A pending simd collective: its call site, resolver, operand and result.
+  const char* site_file = nullptr;
+  uint site_line = 0, site_column = 0;
+  Resolver resolver = nullptr;
+  alignas(16) unsigned char operand[16];
+  alignas(16) unsigned char result[16];
+  int64_t arg = 0;
+};
+
+struct Dispatch;
+using ThreadFn = void (*)(Dispatch&, Lane&);
+
+struct Dispatch {
+  std::vector<Buffer> buffers; // by [[buffer(n)]]
+  uint3 grid{}, group{};
+  std::vector<Lane> lanes;
+  ucontext_t scheduler;
+  Lane* current = nullptr;
+  ThreadFn thread_fn = nullptr;
+  uint64_t group_epoch = 0; // bumped per threadgroup (threadgroup memory lifetime)
+  uint64_t barrier_epoch = 0; // bumped per threadgroup_barrier
+  std::vector<uint64_t> simd_barrier_epoch; // per simdgroup, bumped per simdgroup_barrier
+  size_t threadgroup_bytes = 0;
+  std::string fault;
+};
+
+inline Dispatch*& current_dispatch() {
+  static Dispatch* d = nullptr;
+  return d;
+}
+inline Lane& lane() {
+  return *current_dispatch()->current;
+}
+
+inline std::string where() {
+  Dispatch* d = current_dispatch();
+  if (!d || !d->current) {
+    return "";
+  }
+  Lane& l = *d->current;
+  std::ostringstream s;
+  s << " (thread " << l.pos_in_grid.x << "," << l.pos_in_grid.y << "," << l.pos_in_grid.z
+    << " of threadgroup " << l.group_pos.x << "," << l.group_pos.y << "," << l.group_pos.z
+    << ")";
+  return s.str();
+}
+
+[[noreturn]] inline void fail(const std::string& msg) {
+  throw Fault(msg + where());
+}
+
+// Hands control back to the scheduler until it resumes this lane.
+inline void yield(LaneState state) {
+  Dispatch* d = current_dispatch();
+  Lane& l = *d->current;
+  l.state = state;
+  swapcontext(&l.ctx, &d->scheduler);
+}
+
+// ---------------------------------------------------------------- device memory
+// A device/constant pointer: base and length of the bound buffer, and a checked offset.
+template <typename T>
+struct dptr {
+  T* base = nullptr;
+  int64_t length = 0; // elements of T in the buffer
+  int64_t offset = 0;
+  const char* name = "";
+
+  T& at(int64_t i) const {
+    int64_t k = offset + i;
+    if (k < 0 || k >= length) {
+      std::ostringstream s;
+      s << "out-of-bounds " << (std::is_const_v<T> ? "read" : "access") << " of buffer '"
+        << name << "' at element " << k << " (buffer holds " << length << ")";
+      fail(s.str());
+    }
+    return base[k];
+  }
+  T& operator[](int64_t i) const {
+    return at(i);
+  }
+  T& operator*() const {
+    return at(0);
+  }
+  dptr operator+(int64_t n) const {
+    dptr p = *this;
+    p.offset += n;
+    return p;
+  }
+  dptr operator-(int64_t n) const {
+    return *this + (-n);
+  }
+  dptr& operator+=(int64_t n) {
+    offset += n;
+    return *this;
+  }
+  dptr& operator-=(int64_t n) {
+    offset -= n;
+    return *this;
+  }
+  dptr& operator++() {
+    ++offset;
+    return *this;
+  }
+  operator dptr<const T>() const {
+    return {base, length, offset, name};
+  }
+};
+
+// ---------------------------------------------------------------- threadgroup memory
+// Per element: the last writer and the readers since, with the barrier epochs they saw.
+struct Shadow {
+  int writer = -1;
+  uint64_t write_epoch = 0, write_simd_epoch = 0;
+  int reader = -1; // -2: several threads
+  uint64_t read_epoch = 0, read_simd_epoch = 0;
+};
+
+inline bool ordered(int other, uint64_t epoch, uint64_t simd_epoch) {
+  // Another thread's access is ordered before ours by a threadgroup barrier since, or by a
+  // simdgroup barrier when both threads share a simdgroup.
+  Dispatch& d = *current_dispatch();
+  Lane& me = *d.current;
+  if (epoch != d.barrier_epoch) {
+    return true;
+  }
+  uint simd = me.index / 32;
+  return static_cast<uint>(other) / 32 == simd && simd_epoch != d.simd_barrier_epoch[simd];
+}
+
+template <typename T>
+struct tg_ref {
+  T* p;
+  Shadow* s;
+  const char* name;
+  int64_t i;
+
+  [[noreturn]] void race(const char* what, int other) const {
+    std::ostringstream m;
+    m << "threadgroup memory race: thread " << lane().index << " " << what << " " << name
+      << "[" << i << "] " << (what[0] == 'r' ? "written" : "accessed") << " by thread "
+      << other << " with no barrier in between";
+    fail(m.str());
+  }
+  operator T() const {
+    Dispatch& d = *current_dispatch();
+    int me = static_cast<int>(lane().index);
+    if (s->writer >= 0 && s->writer != me && !ordered(s->writer, s->write_epoch, s->write_simd_epoch)) {
+      race("reads", s->writer);
+    }
+    s->reader = (s->reader == -1 || s->read_epoch != d.barrier_epoch || s->reader == me) ? me : -2;
+    s->read_epoch = d.barrier_epoch;
+    s->read_simd_epoch = d.simd_barrier_epoch[me / 32];
+    return *p;
+  }
+  tg_ref& operator=(T v) {
+    Dispatch& d = *current_dispatch();
+    int me = static_cast<int>(lane().index);
+    if (s->writer >= 0 && s->writer != me && !ordered(s->writer, s->write_epoch, s->write_simd_epoch)) {
+      race("writes", s->writer);
+    }
+    if (s->reader == -2 && s->read_epoch == d.barrier_epoch) {
+      race("writes", -2);
+    }
+    if (s->reader >= 0 && s->reader != me && !ordered(s->reader, s->read_epoch, s->read_simd_epoch)) {
+      race("writes", s->reader);
+    }
+    s->writer = me;
+    s->write_epoch = d.barrier_epoch;
+    s->write_simd_epoch = d.simd_barrier_epoch[me / 32];
+    *p = v;
+    return *this;
+  }
+  tg_ref& operator=(const tg_ref& other) {
+    return *this = static_cast<T>(other);
+  }
+  tg_ref& operator+=(T v) {
+    return *this = static_cast<T>(*this) + v;
+  }
+  tg_ref& operator-=(T v) {
+    return *this = static_cast<T>(*this) - v;
+  }
+  tg_ref& operator*=(T v) {
+    return *this = static_cast<T>(*this) * v;
+  }
+};
+
+template <typename T>
+struct tgptr {
+  T* base = nullptr;
+  Shadow* shadow = nullptr;
+  int64_t length = 0;
+  int64_t offset = 0;
+  const char* name = "";
+
+  tg_ref<T> operator[](int64_t i) const {
+    int64_t k = offset + i;
+    if (k < 0 || k >= length) {
+      std::ostringstream s;
+      s << "out-of-bounds access of threadgroup array '" << name << "' at element " << k
+        << " (holds " << length << ")";
+      fail(s.str());
+    }
+    return {base + k, shadow + k, name, k};
+  }
+  tg_ref<T> operator*() const {
+    return (*this)[0];
+  }
+  tgptr operator+(int64_t n) const {
+    tgptr p = *this;
+    p.offset += n;
+    return p;
+  }
+  tgptr& operator+=(int64_t n) {
+    offset += n;
+    return *this;
+  }
+};
+
+// `threadgroup T name[N];` : storage shared by the threads of one threadgroup, poisoned
+// (all bits set: NaN for floats) when a new threadgroup starts. Site keeps declarations apart.
+template <typename T, size_t N, int Site>
+tgptr<T> tg_array(const char* name) {
+  static std::vector<unsigned char> storage(sizeof(T) * N);
+  static std::vector<Shadow> shadow(N);
+  static uint64_t epoch = ~uint64_t(0);
+  Dispatch& d = *current_dispatch();
+  if (epoch != d.group_epoch) {
+    epoch = d.group_epoch;
+    std::memset(storage.data(), 0xff, storage.size());
+    std::fill(shadow.begin(), shadow.end(), Shadow{});
+    d.threadgroup_bytes += sizeof(T) * N;
+    if (d.threadgroup_bytes > 32768) {
+      fail("threadgroup memory exceeds 32 KiB");
+    }
+  }
+  return {reinterpret_cast<T*>(storage.data()), shadow.data(), static_cast<int64_t>(N), 0, name};
+}
+
+} // namespace msl_sim
+
+#include "scheduler.h"
+
+// ---------------------------------------------------------------- metal:: library
+namespace metal {
+
+enum class mem_flags { mem_none = 0, mem_device = 1, mem_threadgroup = 2, mem_texture = 4 };
+
+inline void threadgroup_barrier(mem_flags) {
+  msl_sim::yield(msl_sim::LaneState::at_barrier);
+}
+
+using std::abs;
+using std::ceil;
+using std::cos;
+using std::exp;
+using std::exp2;
+using std::floor;
+using std::fma;
+using std::isinf;
+using std::isnan;
+using std::log;
+using std::log2;
+using std::pow;
+using std::sin;
+using std::sqrt;
+using std::tanh;
+inline float rsqrt(float x) {
+  return 1.0f / std::sqrt(x);
+}
+template <typename T>
+inline T max(T a, T b) {
+  return a < b ? b : a;
+}
+template <typename T>
+inline T min(T a, T b) {
+  return b < a ? b : a;
+}
+namespace precise {
+inline float rsqrt(float x) {
+  return 1.0f / std::sqrt(x);
+}
+using std::exp;
+using std::log;
+using std::sqrt;
+} // namespace precise
+namespace fast {
+inline float rsqrt(float x) {
+  return 1.0f / std::sqrt(x);
+}
+using std::exp;
+using std::log;
+using std::sqrt;
+} // namespace fast
+
+// ---------------------------------------------------------------- simd collectives
+namespace detail {
+
+template <typename T>
+T collective(msl_sim::Resolver resolver, T value, int64_t arg, const std::source_location& loc) {
+  static_assert(sizeof(T) <= 16, "simd operand too large");
+  msl_sim::Lane& l = msl_sim::lane();
+  l.site_file = loc.file_name();
+  l.site_line = loc.line();
+  l.site_column = loc.column();
+  l.resolver = resolver;
+  l.arg = arg;
+  std::memcpy(l.operand, &value, sizeof(T));
+  msl_sim::yield(msl_sim::LaneState::at_collective);
+  T out;
+  std::memcpy(&out, l.result, sizeof(T));
+  return out;
+}
+
+template <typename T>
+T operand(msl_sim::Lane* l) {
+  T v;
+  std::memcpy(&v, l->operand, sizeof(T));
+  return v;
+}
+template <typename T>
+void give(msl_sim::Lane* l, T v) {
+  std::memcpy(l->result, &v, sizeof(T));
+}
+
+// Reductions combine the active lanes pairwise (a tree, like the hardware), in T.
+template <typename T, typename Op>
+void reduce(msl_sim::Lane** lanes, int width, Op op) {
+  std::vector<T> vals;
+  for (int i = 0; i < width; ++i) {
+    if (lanes[i]) {
+      vals.push_back(operand<T>(lanes[i]));
+    }
+  }
+  while (vals.size() > 1) {
+    std::vector<T> next;
+    for (size_t i = 0; i + 1 < vals.size(); i += 2) {
+      next.push_back(op(vals[i], vals[i + 1]));
+    }
+    if (vals.size() % 2) {
+      next.push_back(vals.back());
+    }
+    vals.swap(next);
+  }
+  for (int i = 0; i < width; ++i) {
+    if (lanes[i]) {
+      give<T>(lanes[i], vals[0]);
+    }
+  }
+}
+
+// Shuffles: lane i receives lane source(i); outside the simdgroup it keeps its own value.
+template <typename T, typename Source>
+void shuffle(msl_sim::Lane** lanes, int width, Source source) {
+  std::vector<T> vals(width);
+  for (int i = 0; i < width; ++i) {
+    if (lanes[i]) {
+      vals[i] = operand<T>(lanes[i]);
+    }
+  }
+  for (int i = 0; i < width; ++i) {
+    if (!lanes[i]) {
+      continue;
+    }
+    int64_t src = source(i, lanes[i]->arg);
+    if (src < 0 || src >= width) {
+      give<T>(lanes[i], vals[i]);
+    } else if (!lanes[src]) {
+      msl_sim::current_dispatch()->current = lanes[i];
+      msl_sim::fail("simd shuffle reads inactive lane " + std::to_string(src));
+    } else {
+      give<T>(lanes[i], vals[src]);
+    }
+  }
+}
+
+template <typename T>
+void sum(msl_sim::Lane** l, int w) {
+  reduce<T>(l, w, [](T a, T b) { return static_cast<T>(a + b); });
+}
+template <typename T>
+void prod(msl_sim::Lane** l, int w) {
+  reduce<T>(l, w, [](T a, T b) { return static_cast<T>(a * b); });
+}
+template <typename T>
+void max(msl_sim::Lane** l, int w) {
+  reduce<T>(l, w, [](T a, T b) { return a < b ? b : a; });
+}
+template <typename T>
+void min(msl_sim::Lane** l, int w) {
+  reduce<T>(l, w, [](T a, T b) { return b < a ? b : a; });
+}
+template <typename T>
+void bcast(msl_sim::Lane** l, int w) {
+  shuffle<T>(l, w, [](int, int64_t a) { return a; });
+}
+template <typename T>
+void down(msl_sim::Lane** l, int w) {
+  shuffle<T>(l, w, [](int i, int64_t a) { return i + a; });
+}
+template <typename T>
+void up(msl_sim::Lane** l, int w) {
+  shuffle<T>(l, w, [](int i, int64_t a) { return i - a; });
+}
+template <typename T>
+void xor_(msl_sim::Lane** l, int w) {
+  shuffle<T>(l, w, [](int i, int64_t a) { return static_cast<int64_t>(i ^ a); });
+}
+inline void simd_barrier(msl_sim::Lane** lanes, int width) {
+  msl_sim::Dispatch& d = *msl_sim::current_dispatch();
+  for (int i = 0; i < width; ++i) {
+    if (lanes[i]) {
+      d.simd_barrier_epoch[lanes[i]->index / 32]++;
+      return;
+    }
+  }
+}
+
+} // namespace detail
+
+#define MSL_SIM_LOC const std::source_location& loc = std::source_location::current()
+template <typename T>
+T simd_sum(T v, MSL_SIM_LOC) {
+  return detail::collective(detail::sum<T>, v, 0, loc);
+}
+template <typename T>
+T simd_product(T v, MSL_SIM_LOC) {
+  return detail::collective(detail::prod<T>, v, 0, loc);
+}
+template <typename T>
+T simd_max(T v, MSL_SIM_LOC) {
+  return detail::collective(detail::max<T>, v, 0, loc);
+}
+template <typename T>
+T simd_min(T v, MSL_SIM_LOC) {
+  return detail::collective(detail::min<T>, v, 0, loc);
+}
+template <typename T>
+T simd_broadcast(T v, ushort lane, MSL_SIM_LOC) {
+  return detail::collective(detail::bcast<T>, v, lane, loc);
+}
+template <typename T>
+T simd_shuffle(T v, ushort lane, MSL_SIM_LOC) {
+  return detail::collective(detail::bcast<T>, v, lane, loc);
+}
+template <typename T>
+T simd_shuffle_down(T v, ushort delta, MSL_SIM_LOC) {
+  return detail::collective(detail::down<T>, v, delta, loc);
+}
+template <typename T>
+T simd_shuffle_up(T v, ushort delta, MSL_SIM_LOC) {
+  return detail::collective(detail::up<T>, v, delta, loc);
+}
+template <typename T>
+T simd_shuffle_xor(T v, ushort mask, MSL_SIM_LOC) {
+  return detail::collective(detail::xor_<T>, v, mask, loc);
+}
+inline void simdgroup_barrier(mem_flags, MSL_SIM_LOC) {
+  detail::collective(detail::simd_barrier, 0, 0, loc);
+}
+#undef MSL_SIM_LOC
+
+} // namespace metal
+
+// Address spaces: pointers were rewritten by the driver; what is left (references, program
+// scope constants) needs no qualifier on the CPU.
+#define device
+#define constant
+#define thread
+#define threadgroup
+#define METAL_FUNC inline

@@ -30,7 +30,7 @@ inline float threadgroup_sum(
 // The reference's rounding: normalise in float32, round to T, then multiply by the weight
 // in T (one rounding of the exact product, as T * T does).
 template <typename T>
-inline T scale(float value, float inv_rms, device const T* w, uint i, int64_t w_stride,
+inline T rms_output(float value, float inv_rms, device const T* w, uint i, int64_t w_stride,
                uint has_weight) {
   T normed = static_cast<T>(value * inv_rms);
   if (has_weight == 0) {
@@ -73,7 +73,7 @@ template <typename T>
 
   for (uint k = 0; k < kReads; ++k) {
     if (first + k < axis_size) {
-      out[first + k] = scale(values[k], inv_rms, w, first + k, w_stride, has_weight);
+      out[first + k] = rms_output(values[k], inv_rms, w, first + k, w_stride, has_weight);
     }
   }
 }
@@ -114,7 +114,7 @@ template <typename T>
   for (uint base = lid * kReads; base < axis_size; base += chunk_stride) {
     for (uint k = 0; k < kReads && base + k < axis_size; ++k) {
       out[base + k] =
-          scale(static_cast<float>(x[base + k]), inv_rms, w, base + k, w_stride, has_weight);
+          rms_output(static_cast<float>(x[base + k]), inv_rms, w, base + k, w_stride, has_weight);
     }
   }
 }

@@ -8,7 +8,7 @@ the Metal host code (``csrc/metal/launch/*.h``). Needs g++; no Mac, no Metal.
 from __future__ import annotations
 
 from ._compile import MetalSimCompileError
-from ._runtime import Library, MetalSimError, Plan, execute, library
+from ._runtime import Library, MetalSimError, Plan, execute, executed, library
 from .ops import OPS, run_op
 
-__all__ = ["Library", "MetalSimCompileError", "MetalSimError", "OPS", "Plan", "execute", "library", "run_op"]
+__all__ = ["Library", "MetalSimCompileError", "MetalSimError", "OPS", "Plan", "execute", "executed", "library", "run_op"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import ctypes
 import dataclasses
 import functools
@@ -16,6 +17,10 @@ from ._compile import compile_metal, compile_plans, source_root
 class MetalSimError(RuntimeError):
     """A simulated dispatch faulted: out-of-bounds access, threadgroup race, barrier divergence,
     a set_bytes size the kernel does not read, or an unbound buffer."""
+
+
+# Kernels dispatched on the simulator, by name: proof of which variant ran.
+executed: collections.Counter[str] = collections.Counter()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -140,3 +145,4 @@ def execute(plan: Plan, lib: Library, inputs: list[np.ndarray], outputs: list[np
     if plan.kernel not in lib.names:
         raise MetalSimError(f"launch plan names {plan.kernel}, which the library does not define")
     lib.dispatch(plan.kernel, plan.grid, plan.group, buffers)
+    executed[plan.kernel] += 1

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from ._compile import MetalSimCompileError
 from ._runtime import Library, MetalSimError, Plan, execute, executed, library
+from . import rms_norm
 from .ops import OPS, run_op
+from .rms_norm import plan as _rms_norm_plan
 
 __all__ = ["Library", "MetalSimCompileError", "MetalSimError", "OPS", "Plan", "execute", "executed", "library", "run_op"]

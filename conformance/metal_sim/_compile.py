@@ -11,15 +11,20 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import json
 import os
 import re
+import shutil
 import subprocess
 import tempfile
 from pathlib import Path
 
 RUNTIME = Path(__file__).parent / "runtime"
 CXX = os.environ.get("CXX", "g++")
-CXXFLAGS = ["-std=c++20", "-O1", "-fPIC", "-shared", "-Wno-attributes"]
+# Hidden symbols and no STB_GNU_UNIQUE: each library keeps its own kernel table and statics,
+# so a mutated copy of a kernel file cannot replace the real one in the process.
+CXXFLAGS = ["-std=c++20", "-O1", "-fPIC", "-shared", "-Wno-attributes", "-fvisibility=hidden",
+            "-fvisibility-inlines-hidden", "-fno-gnu-unique"]
 POSITION_ATTRIBUTES = {
     "thread_position_in_grid",
     "threadgroup_position_in_grid",
@@ -138,15 +143,20 @@ def _params(source: str, base_name: str) -> list[Param]:
 
 
 def parse_kernels(preprocessed: str) -> list[Kernel]:
-    """Every ``template [[host_name("...")]] [[kernel]]`` instance and its signature."""
+    """Every ``template [[host_name("...")]] [[kernel]]`` instance and plain ``[[kernel]]``
+    function, with its signature."""
     kernels = []
     for m in _INSTANCE.finditer(preprocessed):
         function = m[2]
         base = function.split("<")[0].strip()
         host_name = "".join(re.findall(r'"([^"]*)"', m[1]))  # adjacent literals concatenate
         kernels.append(Kernel(host_name, function, _params(preprocessed, base)))
+    # Plain (non-template) kernels are called by their own name.
+    for m in re.finditer(r"\[\[\s*kernel\s*\]\]\s*void\s+(\w+)\s*\(", preprocessed):
+        if not preprocessed[: m.start()].rstrip().endswith(">"):
+            kernels.append(Kernel(m[1], m[1], _params(preprocessed, m[1])))
     if not kernels:
-        raise MetalSimCompileError("no [[host_name]] kernel instances found")
+        raise MetalSimCompileError("no [[kernel]] functions found")
     return kernels
 
 
@@ -199,8 +209,18 @@ def compile_metal(metal_file: Path) -> tuple[Path, list[Kernel]]:
     source = metal_file.read_text()
     digest = _digest(source, _runtime_text(), CXX, *CXXFLAGS, Path(__file__).read_text())
     out = cache_dir() / f"{metal_file.stem}-{digest}.so"
-    rewritten = rewrite(source)
+    signatures = out.with_suffix(".json")
+    if out.exists() and signatures.exists():
+        raw = json.loads(signatures.read_text())
+        return out, [Kernel(k["host_name"], k["function"], [Param(**p) for p in k["params"]]) for k in raw]
     work = Path(tempfile.mkdtemp(prefix="build-", dir=cache_dir()))
+    try:
+        return _build(metal_file, rewrite(source), out, signatures, work)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _build(metal_file: Path, rewritten: str, out: Path, signatures: Path, work: Path):
     src = work / f"{metal_file.stem}.metal.cpp"
     src.write_text(
         f'#include "{RUNTIME / "msl.h"}"\n#line 1 "{metal_file}"\n{rewritten}\n'
@@ -212,6 +232,9 @@ def compile_metal(metal_file: Path) -> tuple[Path, list[Kernel]]:
         tmp = work / out.name
         _run([CXX, *CXXFLAGS, f"-I{RUNTIME / 'include'}", str(src), "-o", str(tmp)])
         os.replace(tmp, out)  # atomic: parallel test workers may build the same library
+    tmp_json = work / signatures.name
+    tmp_json.write_text(json.dumps([dataclasses.asdict(k) for k in kernels]))
+    os.replace(tmp_json, signatures)
     return out, kernels
 
 
@@ -222,7 +245,10 @@ def compile_plans(root: Path) -> Path:
     digest = _digest(plans_cpp.read_text(), *(h.read_text() for h in headers), CXX, *CXXFLAGS)
     out = cache_dir() / f"plans-{digest}.so"
     if not out.exists():
-        tmp = Path(tempfile.mkdtemp(prefix="build-", dir=cache_dir())) / out.name
-        _run([CXX, *CXXFLAGS, f"-I{root / 'csrc'}", str(plans_cpp), "-o", str(tmp)])
-        os.replace(tmp, out)
+        work = Path(tempfile.mkdtemp(prefix="build-", dir=cache_dir()))
+        try:
+            _run([CXX, *CXXFLAGS, f"-I{root / 'csrc'}", str(plans_cpp), "-o", str(work / out.name)])
+            os.replace(work / out.name, out)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
     return out

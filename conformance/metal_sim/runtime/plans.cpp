@@ -4,6 +4,8 @@
 
 #include "metal/launch/rms_norm.h"
 
+#define MLXR_PLAN_EXPORT extern "C" __attribute__((visibility("default")))
+
 namespace {
 
 int64_t emit(const mlxr::metal_launch::Plan& plan, char* out, int64_t cap) {
@@ -16,9 +18,9 @@ int64_t emit(const mlxr::metal_launch::Plan& plan, char* out, int64_t cap) {
 
 } // namespace
 
-extern "C" int64_t mlxr_plan_rms_norm(int64_t n_rows, int64_t axis_size, int64_t w_stride,
-                                      const char* dtype, int has_weight, float eps,
-                                      int64_t max_threads_per_group, char* out, int64_t cap) {
+MLXR_PLAN_EXPORT int64_t mlxr_plan_rms_norm(int64_t n_rows, int64_t axis_size, int64_t w_stride,
+                                            const char* dtype, int has_weight, float eps,
+                                            int64_t max_threads_per_group, char* out, int64_t cap) {
   mlxr::metal_launch::RMSNormQuery q{n_rows, axis_size, w_stride, dtype, has_weight != 0, eps};
   mlxr::metal_launch::DeviceLimits limits;
   limits.max_threads_per_group = static_cast<size_t>(max_threads_per_group);

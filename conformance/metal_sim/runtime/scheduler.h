@@ -231,7 +231,7 @@ struct MslSimBuffer {
   const char* name;
 };
 
-extern "C" const char* msl_sim_kernel_names() {
+extern "C" __attribute__((visibility("default"))) const char* msl_sim_kernel_names() {
   static std::string names;
   names.clear();
   for (auto& [name, fn] : msl_sim::kernels()) {
@@ -241,7 +241,7 @@ extern "C" const char* msl_sim_kernel_names() {
 }
 
 // 0: ran; 1: fault (message in err); 2: no such kernel.
-extern "C" int msl_sim_dispatch(const char* kernel, const MslSimBuffer* buffers, int n_buffers,
+extern "C" __attribute__((visibility("default"))) int msl_sim_dispatch(const char* kernel, const MslSimBuffer* buffers, int n_buffers,
                                 const uint32_t* grid, const uint32_t* group, char* err,
                                 int64_t err_cap) {
   using namespace msl_sim;

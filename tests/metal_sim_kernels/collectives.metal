@@ -1,0 +1,32 @@
+// Simulator self-test: simd collectives over full, partial and divergent simdgroups, and a
+// threadgroup array with barriers. Expected values are computed in tests/test_metal_sim.py.
+#include <metal_stdlib>
+
+using namespace metal;
+
+[[kernel]] void collectives(
+    device const float* in [[buffer(0)]],
+    device float* out [[buffer(1)]],
+    uint i [[thread_position_in_grid]],
+    uint lane [[thread_index_in_simdgroup]]) {
+  float v = in[i];
+  out[i * 6 + 0] = simd_sum(v);
+  out[i * 6 + 1] = simd_max(v);
+  out[i * 6 + 2] = simd_shuffle_down(v, 1);
+  out[i * 6 + 3] = simd_shuffle_xor(v, 3);
+  out[i * 6 + 4] = simd_broadcast(v, 5);
+  out[i * 6 + 5] = lane < 16 ? simd_sum(v) : -1.0f; // only the lower half is active
+}
+
+// Reverses each threadgroup's values through threadgroup memory.
+[[kernel]] void reverse_group(
+    device const float* in [[buffer(0)]],
+    device float* out [[buffer(1)]],
+    uint i [[thread_position_in_grid]],
+    uint lid [[thread_position_in_threadgroup]],
+    uint n [[threads_per_threadgroup]]) {
+  threadgroup float staged[64];
+  staged[lid] = in[i];
+  threadgroup_barrier(mem_flags::mem_threadgroup);
+  out[i] = staged[n - 1 - lid];
+}

@@ -164,6 +164,12 @@ def test_threadgroup_memory_and_barrier(selftest):
     np.testing.assert_array_equal(out, np.concatenate([x[63::-1], x[:63:-1]]))
 
 
+def test_unsynchronised_exchange_is_a_race(selftest):
+    out = poisoned(2, np.float32)
+    with pytest.raises(MetalSimError, match=r"threadgroup memory race: thread 0 reads shared\[1\] written by thread 1"):
+        selftest.dispatch("unsynchronised", (1, 1, 1), (2, 1, 1), {0: (out, "out")})
+
+
 def test_oversized_threadgroup_is_refused(selftest):
     x = np.zeros(2048, np.float32)
     with pytest.raises(MetalSimError, match="threadgroup of 2048 threads"):
@@ -190,8 +196,10 @@ def run_with(lib, d, n_rows=1, limit=1024, dtype="float32"):
 
 def test_planted_missing_barrier_is_a_race(tmp_path):
     lib = mutant(tmp_path, "threadgroup_barrier(mem_flags::mem_threadgroup);", "")
-    with pytest.raises(MetalSimError, match="threadgroup memory race"):
-        run_with(lib, 1024)  # 256 threads: 8 simdgroups exchange partial sums
+    # 256 threads, 8 simdgroups: a reader either meets another thread's unordered write or
+    # finds the element not yet written; both are reported.
+    with pytest.raises(MetalSimError, match="threadgroup memory race|before any thread of the threadgroup wrote it"):
+        run_with(lib, 1024)
 
 
 def test_planted_unguarded_read_is_out_of_bounds(tmp_path):
@@ -213,6 +221,12 @@ def test_planted_early_return_before_barrier(tmp_path):
     )
     with pytest.raises(MetalSimError, match="threadgroup_barrier reached by"):
         run_with(lib, 33 + 32 * 4)  # 2 simdgroups; the last 31 threads have no elements
+
+
+def test_planted_unguarded_threadgroup_read(tmp_path):
+    lib = mutant(tmp_path, "simd_lane < n_simd_groups ? simd_sums[simd_lane] : 0.0f", "simd_sums[simd_lane]")
+    with pytest.raises(MetalSimError, match=r"reads simd_sums\[8\] before any thread of the threadgroup wrote it"):
+        run_with(lib, 1024)  # 8 simdgroups wrote simd_sums[0..7]; lanes 8..31 read garbage
 
 
 def test_planted_bytes_type_mismatch(tmp_path):

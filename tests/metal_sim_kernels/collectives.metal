@@ -30,3 +30,14 @@ using namespace metal;
   threadgroup_barrier(mem_flags::mem_threadgroup);
   out[i] = staged[n - 1 - lid];
 }
+
+// Planted race for the simulator's own test: both threads write, meet at a simd collective
+// (which orders no memory), then read each other's element.
+[[kernel]] void unsynchronised(
+    device float* out [[buffer(0)]],
+    uint lid [[thread_position_in_threadgroup]]) {
+  threadgroup float shared[2];
+  shared[lid] = static_cast<float>(lid);
+  float count = simd_sum(1.0f);
+  out[lid] = shared[1 - lid] + count;
+}

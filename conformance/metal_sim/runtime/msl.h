@@ -3,7 +3,8 @@
 // (makecontext/swapcontext): threadgroup_barrier waits for all threads of the threadgroup and
 // simd collectives rendezvous the lanes of a 32-wide simdgroup, so both have real semantics.
 // Device buffers are bounds-checked pointers; threadgroup memory is poisoned per threadgroup
-// and race-checked (a cross-thread access with no barrier between is reported).
+// and race-checked (a cross-thread access with no barrier between is reported, as is a read
+// of an element not yet written in this threadgroup).
 // The driver (../_compile.py) rewrites `device T*` to msl_sim::dptr<T>, `threadgroup T*` to
 // msl_sim::tgptr<T> and `threadgroup T name[N];` to a per-threadgroup allocation.
 #pragma once
@@ -250,7 +251,13 @@ struct tg_ref {
   operator T() const {
     Dispatch& d = *current_dispatch();
     int me = static_cast<int>(lane().index);
-    if (s->writer >= 0 && s->writer != me && !ordered(s->writer, s->write_epoch, s->write_simd_epoch)) {
+    if (s->writer == -1) {
+      std::ostringstream m;
+      m << "thread " << me << " reads " << name << "[" << i
+        << "] before any thread of the threadgroup wrote it (a missing write or barrier)";
+      fail(m.str());
+    }
+    if (s->writer != me && !ordered(s->writer, s->write_epoch, s->write_simd_epoch)) {
       race("reads", s->writer);
     }
     s->reader = (s->reader == -1 || s->read_epoch != d.barrier_epoch || s->reader == me) ? me : -2;

@@ -76,6 +76,28 @@ def test_no_weight_batched_and_large_magnitudes(dtype):
     check(run_op("rms_norm", x, None, 1e-5), x, None, 1e-5, dtype)
 
 
+def ulp_distance(a: np.ndarray, b: np.ndarray, bits: int) -> np.ndarray:
+    """Units in the last place between two arrays of float bit patterns (sign-magnitude)."""
+    sign = 1 << (bits - 1)
+    ordered = lambda v: np.where(v & sign, -(v & (sign - 1)), v).astype(np.int64)  # noqa: E731
+    return np.abs(ordered(a.astype(np.int64)) - ordered(b.astype(np.int64)))
+
+
+def half_agreement(y: mx.array, expected: mx.array) -> tuple[int, float]:
+    """(max ulp distance, fraction of bit-identical elements) of two half-precision arrays."""
+    a, b = np.array(y.view(mx.uint16)), np.array(expected.view(mx.uint16))
+    return int(ulp_distance(a, b, 16).max()), float(np.mean(a == b))
+
+
+@pytest.mark.parametrize("dtype", [mx.float16, mx.bfloat16], ids=NAMES.get)
+def test_half_precision_rounds_like_mlx(dtype):
+    # The oracle tolerance cannot see the rounding order; MLX's own kernel (same rule: round
+    # the normalised value, then multiply by the weight in the output dtype) can.
+    x, w = rand((8, 1024), dtype, 8), rand((1024,), dtype, 9, scale=2.0)
+    worst, same = half_agreement(run_op("rms_norm", x, w, 1e-5), mx.fast.rms_norm(x, w, 1e-5, stream=mx.cpu))
+    assert worst <= 2 and same >= 0.99, (worst, same)
+
+
 def test_mixed_dtypes_promote():
     x, w = rand((4, 40), mx.float16, 6), rand((40,), mx.float32, 7)
     y = run_op("rms_norm", x, w, 1e-5)
@@ -242,3 +264,16 @@ def test_planted_wrong_reduction_fails_numerics(tmp_path):
     y = run_with(lib, 1024)
     expected = x / np.sqrt(np.mean(x.astype(np.float64) ** 2) + 1e-5)
     assert not np.allclose(y, expected, rtol=1e-3)
+
+
+def test_planted_single_rounding_breaks_agreement(tmp_path):
+    lib = mutant(
+        tmp_path,
+        "return static_cast<T>(static_cast<float>(normed) * static_cast<float>(w[i * w_stride]));",
+        "return static_cast<T>(value * inv_rms * static_cast<float>(w[i * w_stride]));",
+    )
+    x, w = rand((8, 1024), mx.float16, 8), rand((1024,), mx.float16, 9, scale=2.0)
+    out = poisoned((8, 1024), np.float16)
+    execute(_rms_norm_plan(8, 1024, 1, "float16", True, 1e-5), lib, [np.array(x), np.array(w)], [out])
+    worst, same = half_agreement(mx.array(out), mx.fast.rms_norm(x, w, 1e-5, stream=mx.cpu))
+    assert not (worst <= 2 and same >= 0.99), (worst, same)

@@ -120,6 +120,16 @@ def test_weight_strides_bound_without_copy(view):
     np.testing.assert_allclose(y, expected, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("d,limit", [(33, 1024), (1024, 1024), (1000, 64)], ids=["single-partial", "single", "looped"])
+def test_in_place_is_race_free(d, limit):
+    # eval_gpu writes into a donated x: every element must be read before any thread writes it.
+    x = np.random.default_rng(5).standard_normal((3, d)).astype(np.float32)
+    w = np.random.default_rng(6).standard_normal(d).astype(np.float32)
+    expected = x / np.sqrt(np.mean(x.astype(np.float64) ** 2, -1, keepdims=True) + 1e-5) * w
+    execute(_rms_norm_plan(3, d, 1, "float32", True, 1e-5, limit), metal_sim.library("rms_norm"), [x, w], [x])
+    np.testing.assert_allclose(x, expected, rtol=1e-5, atol=1e-5)
+
+
 def test_transposed_x_is_copied_to_rows():
     x = np.random.default_rng(2).standard_normal((40, 3)).astype(np.float32).T
     y = metal_sim.rms_norm.run(x, None, 1e-5, "float32")
@@ -190,6 +200,19 @@ def test_unsynchronised_exchange_is_a_race(selftest):
     out = poisoned(2, np.float32)
     with pytest.raises(MetalSimError, match=r"threadgroup memory race: thread 0 reads shared\[1\] written by thread 1"):
         selftest.dispatch("unsynchronised", (1, 1, 1), (2, 1, 1), {0: (out, "out")})
+
+
+def test_device_memory_races(selftest):
+    x = np.arange(64, dtype=np.float32)
+    out = poisoned(64, np.float32)
+    selftest.dispatch("shift_left", (2, 1, 1), (32, 1, 1), {0: (x, "in"), 1: (out, "out")})
+    np.testing.assert_array_equal(out, np.append(x[1:], 0))
+    # In place (what a donated input does): thread 1 writes the element thread 0 read, with no
+    # barrier between (and across threadgroups there is never an order).
+    with pytest.raises(MetalSimError, match=r"thread 1 of threadgroup #0 writes out\[1\] accessed by thread 0 of"):
+        selftest.dispatch("shift_left", (2, 1, 1), (32, 1, 1), {0: (x, "in"), 1: (x, "out")})
+    with pytest.raises(MetalSimError, match=r"thread 0 of threadgroup #1 writes out\[0\] accessed by thread 0 of threadgroup #0"):
+        selftest.dispatch("overlapping_writes", (2, 1, 1), (32, 1, 1), {0: (out, "out")})
 
 
 def test_oversized_threadgroup_is_refused(selftest):

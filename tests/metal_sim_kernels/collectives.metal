@@ -41,3 +41,19 @@ using namespace metal;
   float count = simd_sum(1.0f);
   out[lid] = shared[1 - lid] + count;
 }
+
+// out[i] = in[i + 1]: correct out of place, a race when in and out are one buffer (in place).
+[[kernel]] void shift_left(
+    device const float* in [[buffer(0)]],
+    device float* out [[buffer(1)]],
+    uint i [[thread_position_in_grid]],
+    uint n [[threads_per_grid]]) {
+  out[i] = i + 1 < n ? in[i + 1] : 0.0f;
+}
+
+// Every threadgroup writes the same elements: a write-write race across threadgroups.
+[[kernel]] void overlapping_writes(
+    device float* out [[buffer(0)]],
+    uint lid [[thread_position_in_threadgroup]]) {
+  out[lid] = 1.0f;
+}

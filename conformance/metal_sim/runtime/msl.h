@@ -23,6 +23,7 @@
 #include <stdexcept>
 #include <string>
 #include <type_traits>
+#include <unordered_map>
 #include <vector>
 
 // ---------------------------------------------------------------- scalar and vector types
@@ -95,6 +96,13 @@ struct Buffer {
 
 enum class LaneState { ready, at_barrier, at_collective, done };
 
+// Device memory accesses of the dispatch, per address: the last writer and the readers since
+// (a thread is group serial << 16 | index; -2: several readers).
+struct DeviceAccess {
+  int64_t writer = -1, reader = -1;
+  uint64_t write_epoch = 0, read_epoch = 0;
+};
+
 struct Lane;
 using Resolver = void (*)(Lane** lanes, int width); // lanes[i] null: lane i inactive
 
@@ -127,6 +135,7 @@ struct Dispatch {
   uint64_t barrier_epoch = 0; // bumped per threadgroup_barrier
   std::vector<uint64_t> simd_barrier_epoch; // per simdgroup, bumped per simdgroup_barrier
   size_t threadgroup_bytes = 0;
+  std::unordered_map<const void*, DeviceAccess> device_accesses; // by address
   std::string fault;
 };
 
@@ -164,7 +173,86 @@ inline void yield(LaneState state) {
 }
 
 // ---------------------------------------------------------------- device memory
+// Threads of different threadgroups are never ordered within a dispatch; threads of one
+// threadgroup are ordered by a barrier between their accesses.
+inline int64_t device_thread_id() {
+  Dispatch& d = *current_dispatch();
+  return static_cast<int64_t>(d.group_epoch << 16 | d.current->index);
+}
+inline bool device_ordered(int64_t other, uint64_t epoch) {
+  Dispatch& d = *current_dispatch();
+  return static_cast<uint64_t>(other) >> 16 == d.group_epoch && epoch != d.barrier_epoch;
+}
+inline std::string describe_thread(int64_t id) {
+  if (id == -2) {
+    return "several threads";
+  }
+  return "thread " + std::to_string(id & 0xffff) + " of threadgroup #" + std::to_string((id >> 16) - 1);
+}
+[[noreturn]] inline void device_race(const char* what, const char* name, int64_t k, int64_t other) {
+  std::ostringstream m;
+  m << "device memory race: " << describe_thread(device_thread_id()) << " " << what << " " << name
+    << "[" << k << "] " << (what[0] == 'r' ? "written" : "accessed") << " by " << describe_thread(other)
+    << " in the same dispatch, unordered";
+  fail(m.str());
+}
+inline void device_read(const void* addr, const char* name, int64_t k) {
+  Dispatch& d = *current_dispatch();
+  DeviceAccess& a = d.device_accesses[addr];
+  int64_t me = device_thread_id();
+  if (a.writer >= 0 && a.writer != me && !device_ordered(a.writer, a.write_epoch)) {
+    device_race("reads", name, k, a.writer);
+  }
+  bool replace = a.reader == -1 || a.reader == me || (a.reader >= 0 && device_ordered(a.reader, a.read_epoch));
+  a.reader = replace ? me : -2;
+  a.read_epoch = d.barrier_epoch;
+}
+inline void device_write(const void* addr, const char* name, int64_t k) {
+  Dispatch& d = *current_dispatch();
+  DeviceAccess& a = d.device_accesses[addr];
+  int64_t me = device_thread_id();
+  if (a.writer >= 0 && a.writer != me && !device_ordered(a.writer, a.write_epoch)) {
+    device_race("writes", name, k, a.writer);
+  }
+  if (a.reader == -2 || (a.reader >= 0 && a.reader != me && !device_ordered(a.reader, a.read_epoch))) {
+    device_race("writes", name, k, a.reader);
+  }
+  a.writer = me;
+  a.write_epoch = d.barrier_epoch;
+  a.reader = -1;
+}
+
+// A writable device element: reads and writes are tracked.
+template <typename T>
+struct d_ref {
+  T* p;
+  const char* name;
+  int64_t k;
+  operator T() const {
+    device_read(p, name, k);
+    return *p;
+  }
+  d_ref& operator=(T v) {
+    device_write(p, name, k);
+    *p = v;
+    return *this;
+  }
+  d_ref& operator=(const d_ref& other) {
+    return *this = static_cast<T>(other);
+  }
+  d_ref& operator+=(T v) {
+    return *this = static_cast<T>(*this) + v;
+  }
+  d_ref& operator-=(T v) {
+    return *this = static_cast<T>(*this) - v;
+  }
+  d_ref& operator*=(T v) {
+    return *this = static_cast<T>(*this) * v;
+  }
+};
+
 // A device/constant pointer: base and length of the bound buffer, and a checked offset.
+// Reads through const pointers return values, writable elements are d_refs; both are tracked.
 template <typename T>
 struct dptr {
   T* base = nullptr;
@@ -182,11 +270,17 @@ struct dptr {
     }
     return base[k];
   }
-  T& operator[](int64_t i) const {
-    return at(i);
+  auto operator[](int64_t i) const {
+    T& element = at(i);
+    if constexpr (std::is_const_v<T>) {
+      device_read(&element, name, offset + i);
+      return element;
+    } else {
+      return d_ref<T>{&element, name, offset + i};
+    }
   }
-  T& operator*() const {
-    return at(0);
+  auto operator*() const {
+    return (*this)[0];
   }
   dptr operator+(int64_t n) const {
     dptr p = *this;

@@ -1,16 +1,9 @@
 """metal-sim: the Metal rms_norm kernels run on the CPU simulator (same launch plans as the
 Metal host code) against the float64 oracle, and planted kernel bugs the simulator must catch."""
 
-import re
-import shutil
-
 import mlx.core as mx
 import numpy as np
 import pytest
-
-pytest.importorskip("ctypes")
-if shutil.which("g++") is None:
-    pytest.skip("metal-sim needs g++", allow_module_level=True)
 
 from mlxr.conformance import metal_sim
 from mlxr.conformance.metal_sim import MetalSimError, _rms_norm_plan, executed, run_op
@@ -18,6 +11,9 @@ from mlxr.conformance.metal_sim._compile import source_root
 from mlxr.conformance.metal_sim._runtime import Library, execute, poisoned
 from mlxr.fused._dispatch import METAL_KERNEL_DTYPES
 from mlxr.reference import rms_norm as reference
+
+if not metal_sim.available():
+    pytest.skip("metal-sim needs g++ and the kernel sources", allow_module_level=True)
 
 DTYPES = list(METAL_KERNEL_DTYPES["rms_norm"])
 # Against the float64 oracle: float32 round-off, or 1.5 ulp of the output dtype (the normalised

@@ -66,9 +66,11 @@ def test_looped_kernel_at_small_thread_limits(dtype, d):
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=NAMES.get)
-def test_no_weight_batched_and_large_magnitudes(dtype):
-    # |x| ~ 3e3: x^2 overflows float16, so this fails unless squares accumulate in float32.
-    x = rand((2, 3, 300), dtype, 5, scale=3000.0)
+@pytest.mark.parametrize("scale", [3e3, 3e-3])
+def test_no_weight_batched_magnitudes(dtype, scale):
+    # 3e3: x^2 overflows float16, so squares must accumulate in float32. 3e-3: mean(x^2) ~ eps,
+    # so a dropped or misplaced eps shows.
+    x = rand((2, 3, 300), dtype, 5, scale=scale)
     check(run_op("rms_norm", x, None, 1e-5), x, None, 1e-5, dtype)
 
 
@@ -183,6 +185,23 @@ def test_simd_collectives(selftest):
         half = g[:16]
         np.testing.assert_allclose(out[first : first + min(16, width), 5], half.sum(), rtol=1e-6)
         np.testing.assert_array_equal(out[first + 16 : first + width, 5], -1.0)
+
+
+def test_library_subset(selftest):
+    n = 32
+    x = np.random.default_rng(7).standard_normal(n).astype(np.float32)
+    out = poisoned((n, 8), np.float32)
+    selftest.dispatch("library_subset", (1, 1, 1), (n, 1, 1), {0: (x, "in"), 1: (out, "out")})
+    a = np.stack([x, 2 * x, np.full(n, 3.0), np.full(n, 4.0)], 1).astype(np.float32)
+    b = a * 2 + 1
+    np.testing.assert_allclose(out[:, 0], np.cumsum(x), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(out[:, 1], np.cumsum(x) - x, rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(out[:, 2], 1.0)
+    np.testing.assert_array_equal(out[:, 3], float((x > 1.5).any()))
+    np.testing.assert_allclose(out[:, 4], (a * b).sum(1), rtol=1e-6)
+    np.testing.assert_allclose(out[:, 5], np.exp(x.astype(np.float16)).astype(np.float16), rtol=1e-3)
+    np.testing.assert_array_equal(out[:, 6], (x.view(np.uint32) >> 23).astype(np.float32))
+    np.testing.assert_array_equal(out[:, 7], np.maximum(b[:, 1], b[:, 2]))
 
 
 def test_threadgroup_memory_and_barrier(selftest):

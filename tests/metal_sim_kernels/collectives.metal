@@ -57,3 +57,21 @@ using namespace metal;
     uint lid [[thread_position_in_threadgroup]]) {
   out[lid] = 1.0f;
 }
+
+// Prefix sums, votes, vector arithmetic, half math and as_type, one row of 8 per thread.
+[[kernel]] void library_subset(
+    device const float* in [[buffer(0)]],
+    device float* out [[buffer(1)]],
+    uint i [[thread_position_in_grid]]) {
+  float v = in[i];
+  float4 a = float4(v, 2.0f * v, 3.0f, 4.0f);
+  float4 b = a * 2.0f + float4(1.0f);
+  out[i * 8 + 0] = simd_prefix_inclusive_sum(v);
+  out[i * 8 + 1] = simd_prefix_exclusive_sum(v);
+  out[i * 8 + 2] = simd_all(v > -100.0f) ? 1.0f : 0.0f;
+  out[i * 8 + 3] = simd_any(v > 1.5f) ? 1.0f : 0.0f;
+  out[i * 8 + 4] = dot(a, b);
+  out[i * 8 + 5] = static_cast<float>(metal::exp(static_cast<half>(v)));
+  out[i * 8 + 6] = static_cast<float>(as_type<uint>(v) >> 23);
+  out[i * 8 + 7] = metal::max(b.y, b.z);
+}

@@ -2,9 +2,10 @@
 // that executes a dispatch on the CPU. Every thread of a threadgroup is its own fiber
 // (makecontext/swapcontext): threadgroup_barrier waits for all threads of the threadgroup and
 // simd collectives rendezvous the lanes of a 32-wide simdgroup, so both have real semantics.
-// Device buffers are bounds-checked pointers; threadgroup memory is poisoned per threadgroup
-// and race-checked (a cross-thread access with no barrier between is reported, as is a read
-// of an element not yet written in this threadgroup).
+// Device buffers are bounds-checked pointers whose accesses are race-checked per address (two
+// threads touching one element, at least one writing, unordered by a barrier of their
+// threadgroup). Threadgroup memory is poisoned per threadgroup and race-checked the same way;
+// reading an element no thread of the threadgroup wrote is reported too.
 // The driver (../_compile.py) rewrites `device T*` to msl_sim::dptr<T>, `threadgroup T*` to
 // msl_sim::tgptr<T> and `threadgroup T name[N];` to a per-threadgroup allocation.
 #pragma once
@@ -17,6 +18,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <limits>
 #include <map>
 #include <source_location>
 #include <sstream>
@@ -56,27 +58,86 @@ struct bfloat {
 };
 typedef bfloat bfloat16_t;
 
+// Vector types: .x/.y/.z/.w and [] access, broadcast and element-wise constructors, element-wise
+// arithmetic with vectors and scalars, conversion between element types.
+template <typename T, int N>
+struct vec;
+#define MSL_SIM_VEC_COMMON(N)                                                        \
+  vec() = default;                                                                 \
+  vec(T s) {                                                                       \
+    for (int i = 0; i < N; ++i) elems[i] = s;                                      \
+  }                                                                                \
+  template <typename U>                                                            \
+  explicit vec(const vec<U, N>& o) {                                               \
+    for (int i = 0; i < N; ++i) elems[i] = static_cast<T>(o.elems[i]);             \
+  }                                                                                \
+  T& operator[](int i) { return elems[i]; }                                        \
+  const T& operator[](int i) const { return elems[i]; }
 template <typename T>
-struct vec2 {
-  T x, y;
+struct vec<T, 2> {
+  union {
+    struct { T x, y; };
+    T elems[2];
+  };
+  MSL_SIM_VEC_COMMON(2)
+  vec(T a, T b) : x(a), y(b) {}
 };
 template <typename T>
-struct vec3 {
-  T x, y, z;
+struct vec<T, 3> {
+  union {
+    struct { T x, y, z; };
+    T elems[3];
+  };
+  MSL_SIM_VEC_COMMON(3)
+  vec(T a, T b, T c) : x(a), y(b), z(c) {}
 };
 template <typename T>
-struct vec4 {
-  T x, y, z, w;
+struct vec<T, 4> {
+  union {
+    struct { T x, y, z, w; };
+    T elems[4];
+  };
+  MSL_SIM_VEC_COMMON(4)
+  vec(T a, T b, T c, T d) : x(a), y(b), z(c), w(d) {}
 };
-#define MSL_SIM_VECTORS(T)       \
-  typedef vec2<T> T##2;          \
-  typedef vec3<T> T##3;          \
-  typedef vec4<T> T##4;
+#undef MSL_SIM_VEC_COMMON
+
+#define MSL_SIM_VEC_OP(op)                                                        \
+  template <typename T, int N>                                                    \
+  vec<T, N> operator op(const vec<T, N>& a, const vec<T, N>& b) {                 \
+    vec<T, N> r;                                                                  \
+    for (int i = 0; i < N; ++i) r.elems[i] = static_cast<T>(a.elems[i] op b.elems[i]); \
+    return r;                                                                     \
+  }                                                                               \
+  template <typename T, int N>                                                    \
+  vec<T, N> operator op(const vec<T, N>& a, T b) {                                \
+    return a op vec<T, N>(b);                                                     \
+  }                                                                               \
+  template <typename T, int N>                                                    \
+  vec<T, N> operator op(T a, const vec<T, N>& b) {                                \
+    return vec<T, N>(a) op b;                                                     \
+  }                                                                               \
+  template <typename T, int N, typename U>                                        \
+  vec<T, N>& operator op##=(vec<T, N>& a, const U& b) {                           \
+    return a = a op b;                                                            \
+  }
+MSL_SIM_VEC_OP(+)
+MSL_SIM_VEC_OP(-)
+MSL_SIM_VEC_OP(*)
+MSL_SIM_VEC_OP(/)
+#undef MSL_SIM_VEC_OP
+
+#define MSL_SIM_VECTORS(T) \
+  typedef vec<T, 2> T##2;  \
+  typedef vec<T, 3> T##3;  \
+  typedef vec<T, 4> T##4;
 MSL_SIM_VECTORS(uint)
 MSL_SIM_VECTORS(int)
 MSL_SIM_VECTORS(ushort)
+MSL_SIM_VECTORS(short)
 MSL_SIM_VECTORS(float)
 MSL_SIM_VECTORS(half)
+MSL_SIM_VECTORS(bfloat)
 #undef MSL_SIM_VECTORS
 
 namespace msl_sim {
@@ -456,23 +517,46 @@ inline void threadgroup_barrier(mem_flags) {
   msl_sim::yield(msl_sim::LaneState::at_barrier);
 }
 
-using std::abs;
-using std::ceil;
-using std::cos;
-using std::exp;
-using std::exp2;
-using std::floor;
-using std::fma;
-using std::isinf;
-using std::isnan;
-using std::log;
-using std::log2;
-using std::pow;
-using std::sin;
-using std::sqrt;
-using std::tanh;
-inline float rsqrt(float x) {
-  return 1.0f / std::sqrt(x);
+// Math on float; half and bfloat arguments compute in float and round back (as in MSL's
+// half functions, up to their ulp bounds).
+#define MSL_SIM_UNARY(name, expr)                      \
+  inline float name(float x) {                         \
+    return expr;                                       \
+  }                                                    \
+  inline half name(half x) {                           \
+    return static_cast<half>(name(static_cast<float>(x))); \
+  }
+MSL_SIM_UNARY(abs, std::fabs(x))
+MSL_SIM_UNARY(ceil, std::ceil(x))
+MSL_SIM_UNARY(cos, std::cos(x))
+MSL_SIM_UNARY(exp, std::exp(x))
+MSL_SIM_UNARY(exp2, std::exp2(x))
+MSL_SIM_UNARY(floor, std::floor(x))
+MSL_SIM_UNARY(log, std::log(x))
+MSL_SIM_UNARY(log2, std::log2(x))
+MSL_SIM_UNARY(round, std::round(x))
+MSL_SIM_UNARY(rsqrt, 1.0f / std::sqrt(x))
+MSL_SIM_UNARY(sin, std::sin(x))
+MSL_SIM_UNARY(sqrt, std::sqrt(x))
+MSL_SIM_UNARY(tanh, std::tanh(x))
+#undef MSL_SIM_UNARY
+inline int abs(int x) {
+  return x < 0 ? -x : x;
+}
+inline bool isnan(float x) {
+  return std::isnan(x);
+}
+inline bool isinf(float x) {
+  return std::isinf(x);
+}
+inline bool isfinite(float x) {
+  return std::isfinite(x);
+}
+inline float fma(float a, float b, float c) {
+  return std::fma(a, b, c);
+}
+inline float pow(float a, float b) {
+  return std::pow(a, b);
 }
 template <typename T>
 inline T max(T a, T b) {
@@ -482,21 +566,51 @@ template <typename T>
 inline T min(T a, T b) {
   return b < a ? b : a;
 }
-namespace precise {
-inline float rsqrt(float x) {
-  return 1.0f / std::sqrt(x);
+inline float fmax(float a, float b) {
+  return std::fmax(a, b);
 }
-using std::exp;
-using std::log;
-using std::sqrt;
+inline float fmin(float a, float b) {
+  return std::fmin(a, b);
+}
+template <typename T>
+inline T clamp(T x, T lo, T hi) {
+  return min(max(x, lo), hi);
+}
+template <typename T>
+inline T select(T a, T b, bool c) {
+  return c ? b : a;
+}
+template <typename T, int N>
+inline T dot(const vec<T, N>& a, const vec<T, N>& b) {
+  T r = T(0);
+  for (int i = 0; i < N; ++i) {
+    r = static_cast<T>(r + a.elems[i] * b.elems[i]);
+  }
+  return r;
+}
+// Bit reinterpretation (MSL as_type<T>).
+template <typename T, typename U>
+inline T as_type(const U& u) {
+  static_assert(sizeof(T) == sizeof(U), "as_type needs equal sizes");
+  T t;
+  std::memcpy(&t, &u, sizeof(T));
+  return t;
+}
+template <typename T>
+using numeric_limits = std::numeric_limits<T>;
+namespace precise {
+using metal::exp;
+using metal::log;
+using metal::rsqrt;
+using metal::sqrt;
 } // namespace precise
 namespace fast {
-inline float rsqrt(float x) {
-  return 1.0f / std::sqrt(x);
-}
-using std::exp;
-using std::log;
-using std::sqrt;
+using metal::exp;
+using metal::exp2;
+using metal::log;
+using metal::rsqrt;
+using metal::sqrt;
+using metal::tanh;
 } // namespace fast
 
 // ---------------------------------------------------------------- simd collectives
@@ -612,6 +726,33 @@ template <typename T>
 void xor_(msl_sim::Lane** l, int w) {
   shuffle<T>(l, w, [](int i, int64_t a) { return static_cast<int64_t>(i ^ a); });
 }
+// Prefix sums run over the active lanes in lane order.
+template <typename T, bool Inclusive>
+void prefix(msl_sim::Lane** lanes, int width) {
+  T running = T(0);
+  for (int i = 0; i < width; ++i) {
+    if (lanes[i]) {
+      T v = operand<T>(lanes[i]);
+      T inclusive = static_cast<T>(running + v);
+      give<T>(lanes[i], Inclusive ? inclusive : running);
+      running = inclusive;
+    }
+  }
+}
+template <bool All>
+void vote(msl_sim::Lane** lanes, int width) {
+  bool result = All;
+  for (int i = 0; i < width; ++i) {
+    if (lanes[i]) {
+      result = All ? (result && operand<bool>(lanes[i])) : (result || operand<bool>(lanes[i]));
+    }
+  }
+  for (int i = 0; i < width; ++i) {
+    if (lanes[i]) {
+      give<bool>(lanes[i], result);
+    }
+  }
+}
 inline void simd_barrier(msl_sim::Lane** lanes, int width) {
   msl_sim::Dispatch& d = *msl_sim::current_dispatch();
   for (int i = 0; i < width; ++i) {
@@ -660,6 +801,20 @@ T simd_shuffle_up(T v, ushort delta, MSL_SIM_LOC) {
 template <typename T>
 T simd_shuffle_xor(T v, ushort mask, MSL_SIM_LOC) {
   return detail::collective(detail::xor_<T>, v, mask, loc);
+}
+template <typename T>
+T simd_prefix_inclusive_sum(T v, MSL_SIM_LOC) {
+  return detail::collective(detail::prefix<T, true>, v, 0, loc);
+}
+template <typename T>
+T simd_prefix_exclusive_sum(T v, MSL_SIM_LOC) {
+  return detail::collective(detail::prefix<T, false>, v, 0, loc);
+}
+inline bool simd_all(bool v, MSL_SIM_LOC) {
+  return detail::collective(detail::vote<true>, v, 0, loc);
+}
+inline bool simd_any(bool v, MSL_SIM_LOC) {
+  return detail::collective(detail::vote<false>, v, 0, loc);
 }
 inline void simdgroup_barrier(mem_flags, MSL_SIM_LOC) {
   detail::collective(detail::simd_barrier, 0, 0, loc);

@@ -9,25 +9,9 @@
 #include "metal/encode.h"
 #include "metal/launch/rms_norm.h"
 #include "mlx/allocator.h"
+#include "mlx/backend/metal/utils.h"
 
 namespace mlxr {
-
-namespace {
-
-const char* metal_dtype_name(mx::Dtype dtype) {
-  switch (dtype) {
-    case mx::float32:
-      return "float32";
-    case mx::float16:
-      return "float16";
-    case mx::bfloat16:
-      return "bfloat16";
-    default:
-      throw std::runtime_error("[rms_norm] no Metal kernel for this dtype");
-  }
-}
-
-} // namespace
 
 void RMSNorm::eval_gpu(const std::vector<mx::array>& inputs, std::vector<mx::array>& outputs) {
   // Buffer indices, in set_* order (the plan of csrc/metal/launch/rms_norm.h encodes them):
@@ -38,11 +22,15 @@ void RMSNorm::eval_gpu(const std::vector<mx::array>& inputs, std::vector<mx::arr
   //                     has_weight (uint32) -> 6
   const mx::array& x = inputs[0];
   mx::array& out = outputs[0];
+  if (out.dtype() != mx::float32 && out.dtype() != mx::float16 && out.dtype() != mx::bfloat16) {
+    throw std::runtime_error("[rms_norm] no Metal kernel for this dtype");
+  }
   if (!x.flags().row_contiguous) {
     // The op inserts mx::contiguous on GPU streams, so this is a broken invariant.
     throw std::runtime_error("[rms_norm] the Metal kernel needs a row-contiguous x");
   }
-  // Each thread reads its elements before writing them, so a donated x is overwritten in place.
+  // Each element is read before any thread writes it (metal-sim certifies it race-free in
+  // place), so a donated x is overwritten in place.
   if (x.is_donatable() && x.itemsize() == out.itemsize()) {
     out.copy_shared_buffer(x);
   } else {
@@ -59,7 +47,7 @@ void RMSNorm::eval_gpu(const std::vector<mx::array>& inputs, std::vector<mx::arr
       static_cast<int64_t>(x.size()) / axis_size,
       axis_size,
       has_weight_ ? static_cast<int64_t>(inputs[1].strides()[0]) : 0,
-      metal_dtype_name(out.dtype()),
+      mx::type_to_name(out), // kernel names end in float32 / float16 / bfloat16
       has_weight_,
       static_cast<float>(eps_)};
   std::string kernel = metal::encode(

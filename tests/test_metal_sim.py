@@ -315,3 +315,12 @@ def test_planted_single_rounding_breaks_agreement(tmp_path):
     execute(_rms_norm_plan(8, 1024, 1, "float16", True, 1e-5), lib, [np.array(x), np.array(w)], [out])
     worst, same = half_agreement(mx.array(out), mx.fast.rms_norm(x, w, 1e-5, stream=mx.cpu))
     assert not (worst <= 2 and same >= 0.99), (worst, same)
+
+
+def test_planted_missing_eps_fails_numerics(tmp_path):
+    lib = mutant(tmp_path, "sum_sq / axis_size + eps)", "sum_sq / axis_size)")
+    x = rand((6, 300), mx.float32, 5, scale=3e-3)
+    out = poisoned((6, 300), np.float32)
+    execute(_rms_norm_plan(6, 300, 0, "float32", False, 1e-5), lib, [np.array(x)], [out])
+    with pytest.raises(AssertionError, match="Mismatched elements"):
+        check(mx.array(out), x, None, 1e-5, mx.float32)

@@ -197,6 +197,13 @@ mx::array rms_norm(
     Fallback fallback,
     mx::Stream stream) {
   std::vector<mx::array> inputs{x};
+#ifdef MLXR_METAL
+  // The Metal kernel reads contiguous rows. MLX's own copy (contiguous_copy_gpu) is not
+  // exported, so the copy is a graph node; it shares the buffer when x is row-contiguous.
+  if (stream.device == mx::Device::gpu) {
+    inputs[0] = mx::contiguous(x, false, stream);
+  }
+#endif
   if (weight) {
     inputs.push_back(*weight);
   }

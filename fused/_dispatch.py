@@ -15,8 +15,13 @@ from .. import _ext
 CPU_KERNEL_DTYPES = {
     "rms_norm": (mx.float32, mx.float16, mx.bfloat16, mx.float64),
 }
-# Ops with a compiled GPU kernel, filled per backend (none on a CPU-only build).
-GPU_KERNEL_DTYPES: dict[str, tuple[mx.Dtype, ...]] = {}
+# Ops with a Metal kernel (kernels/<op>.metal), and the dtypes each kernel handles; metal-sim
+# certifies these on Linux.
+METAL_KERNEL_DTYPES = {
+    "rms_norm": (mx.float32, mx.float16, mx.bfloat16),
+}
+# Ops with a compiled GPU kernel: the table of the backend this build compiled (none on CPU).
+GPU_KERNEL_DTYPES: dict[str, tuple[mx.Dtype, ...]] = METAL_KERNEL_DTYPES if _ext.gpu_kernels == "metal" else {}
 
 _fallbacks: collections.Counter[str] = collections.Counter()
 _lock = threading.Lock()

@@ -1,6 +1,8 @@
 """metal-sim: the Metal rms_norm kernels run on the CPU simulator (same launch plans as the
 Metal host code) against the float64 oracle, and planted kernel bugs the simulator must catch."""
 
+from pathlib import Path
+
 import mlx.core as mx
 import numpy as np
 import pytest
@@ -163,7 +165,7 @@ def test_plan_binds_x_as_weight_placeholder():
 # ---------------------------------------------------------------- simulator semantics
 @pytest.fixture(scope="module")
 def selftest():
-    return Library(source_root() / "tests" / "metal_sim_kernels" / "collectives.metal")
+    return Library(Path(__file__).parent / "metal_sim_kernels" / "collectives.metal")
 
 
 def test_simd_collectives(selftest):

@@ -1,0 +1,395 @@
+#include "rope.h"
+
+#include <algorithm>
+#include <cstring>
+#include <optional>
+#include <type_traits>
+#include <vector>
+
+#include "cpu/block.h"
+#include "cpu/isa.h"
+#include "cpu/rows.h"
+#include "cpu/sincos.h"
+#include "kernel_log.h"
+#include "mlx/allocator.h"
+#include "mlx/backend/cpu/encoder.h"
+#include "mlx/ops.h"
+#include "mlx/transforms.h"
+
+namespace mlxr {
+
+namespace {
+
+// Rows are visited as (offset group g, row m within the group, position t): all rows of a
+// group at one position share their angles, so cos/sin are computed once per (g, t) into a
+// small table and reused by every head.
+struct RopeArgs {
+  const void* x;
+  void* out;
+  const cpu::RowWalker* rows;
+  int64_t t_stride; // element stride of axis -2 in x
+  int64_t n_t; // T, the positions
+  int64_t n_groups; // distinct offsets: 1, or B for per-batch offsets
+  int64_t group_rows; // rows per (group, position)
+  int64_t row_size; // D
+  int dims;
+  bool traditional;
+  bool forward;
+  bool in_place;
+  const int32_t* offsets; // n_groups of them
+  const void* inv_freqs; // dims / 2, contiguous, accumulator dtype
+  double scale;
+};
+
+// Table entries per block of positions: a few tens of KiB, so it stays in L1/L2 while rows stream.
+constexpr int64_t kTableElems = 4096;
+
+template <typename V>
+MLXR_INLINE V swap_pairs(V v) {
+#if defined(__clang__)
+  return __builtin_shufflevector(v, v, 1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14);
+#else
+  using Elem = std::remove_reference_t<decltype(v[0])>;
+  using Index = std::conditional_t<sizeof(Elem) == 4, cpu::VecI32, cpu::VecI64>;
+  return __builtin_shuffle(v, Index{1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14});
+#endif
+}
+
+// sin and cos of n angles; float32 vectorised, float64 (the oracle path) through libm.
+MLXR_INLINE void sincos_n(const float* theta, float* s, float* c, int n) {
+  for (int i = 0; i < n; i += cpu::kBlock) {
+    cpu::VecF t = {};
+    std::memcpy(&t, theta + i, sizeof(float) * std::min(cpu::kBlock, n - i));
+    cpu::VecF sv, cv;
+    cpu::sincos_block(t, sv, cv);
+    std::memcpy(s + i, &sv, sizeof(float) * std::min(cpu::kBlock, n - i));
+    std::memcpy(c + i, &cv, sizeof(float) * std::min(cpu::kBlock, n - i));
+  }
+}
+
+MLXR_INLINE void sincos_n(const double* theta, double* s, double* c, int n) {
+  for (int i = 0; i < n; ++i) {
+    s[i] = std::sin(theta[i]);
+    c[i] = std::cos(theta[i]);
+  }
+}
+
+// Fills one position's table. Halves layout: cos[i], sin[i] for i < dims/2. Interleaved
+// layout: per element, cos and the signed sin that multiplies the pair partner, so a row is
+// out = x * cos + swap_pairs(x) * sin. The inverse map stores -sin.
+template <typename Acc>
+MLXR_INLINE void fill_table(
+    Acc position, const Acc* inv_freqs, int dims, bool traditional, bool forward,
+    Acc* theta, Acc* s, Acc* c, Acc* cos_row, Acc* sin_row) {
+  int half = dims / 2;
+  for (int i = 0; i < half; ++i) {
+    theta[i] = position * inv_freqs[i];
+  }
+  sincos_n(theta, s, c, half);
+  Acc sign = forward ? Acc(1) : Acc(-1);
+  if (traditional) {
+    for (int i = 0; i < half; ++i) {
+      cos_row[2 * i] = c[i];
+      cos_row[2 * i + 1] = c[i];
+      sin_row[2 * i] = -sign * s[i];
+      sin_row[2 * i + 1] = sign * s[i];
+    }
+  } else {
+    for (int i = 0; i < half; ++i) {
+      cos_row[i] = c[i];
+      sin_row[i] = sign * s[i];
+    }
+  }
+}
+
+template <typename D, typename Isa>
+MLXR_INLINE void rotate_halves(
+    const typename D::storage* x, typename D::storage* out,
+    const typename D::acc* cos_row, const typename D::acc* sin_row, int half) {
+  using Acc = typename D::acc;
+  using B = cpu::Block<D, Isa>;
+  using V = typename B::V;
+  int i = 0;
+  for (; i + cpu::kBlock <= half; i += cpu::kBlock) {
+    V a = B::load(x + i), b = B::load(x + half + i);
+    V c = cpu::load_vec<V>(cos_row + i), s = cpu::load_vec<V>(sin_row + i);
+    B::store(a * c - b * s, out + i);
+    B::store(a * s + b * c, out + half + i);
+  }
+  for (; i < half; ++i) {
+    Acc a = D::load(x[i]), b = D::load(x[half + i]);
+    out[i] = D::store(a * cos_row[i] - b * sin_row[i]);
+    out[half + i] = D::store(a * sin_row[i] + b * cos_row[i]);
+  }
+}
+
+template <typename D, typename Isa>
+MLXR_INLINE void rotate_pairs(
+    const typename D::storage* x, typename D::storage* out,
+    const typename D::acc* cos_row, const typename D::acc* sin_row, int dims) {
+  using Acc = typename D::acc;
+  using B = cpu::Block<D, Isa>;
+  using V = typename B::V;
+  int j = 0;
+  for (; j + cpu::kBlock <= dims; j += cpu::kBlock) {
+    V v = B::load(x + j);
+    B::store(v * cpu::load_vec<V>(cos_row + j) + swap_pairs(v) * cpu::load_vec<V>(sin_row + j),
+             out + j);
+  }
+  for (; j < dims; j += 2) {
+    Acc a = D::load(x[j]), b = D::load(x[j + 1]);
+    out[j] = D::store(a * cos_row[j] + b * sin_row[j]);
+    out[j + 1] = D::store(b * cos_row[j + 1] + a * sin_row[j + 1]);
+  }
+}
+
+template <typename D, typename Isa>
+MLXR_INLINE void rope_rows_impl(RopeArgs args) {
+  using S = typename D::storage;
+  using Acc = typename D::acc;
+  const S* x = static_cast<const S*>(args.x);
+  S* out = static_cast<S*>(args.out);
+  const Acc* inv_freqs = static_cast<const Acc*>(args.inv_freqs);
+  int dims = args.dims;
+  int half = dims / 2;
+  int64_t n = args.row_size;
+  int64_t step = args.rows->step();
+  int64_t block_t = std::min<int64_t>(std::max<int64_t>(1, kTableElems / dims), args.n_t);
+  int padded_half = (half + cpu::kBlock - 1) / cpu::kBlock * cpu::kBlock;
+  std::vector<Acc> cos_tab(block_t * dims), sin_tab(block_t * dims);
+  std::vector<Acc> theta(padded_half), s(padded_half), c(padded_half);
+  std::vector<S> gathered(step == 1 ? 0 : n);
+  Acc scale = static_cast<Acc>(args.scale);
+
+  for (int64_t g = 0; g < args.n_groups; ++g) {
+    Acc offset = static_cast<Acc>(args.offsets[g]);
+    for (int64_t t0 = 0; t0 < args.n_t; t0 += block_t) {
+      int64_t n_block = std::min(block_t, args.n_t - t0);
+      for (int64_t j = 0; j < n_block; ++j) {
+        // (t + offset) * scale, rounded step by step as the reference rounds it.
+        Acc position = (static_cast<Acc>(t0 + j) + offset) * scale;
+        fill_table(position, inv_freqs, dims, args.traditional, args.forward, theta.data(),
+                   s.data(), c.data(), &cos_tab[j * dims], &sin_tab[j * dims]);
+      }
+      for (int64_t m = 0; m < args.group_rows; ++m) {
+        int64_t first_row = (g * args.group_rows + m) * args.n_t + t0;
+        int64_t first_offset = args.rows->offset(first_row);
+        for (int64_t j = 0; j < n_block; ++j) {
+          const S* row = x + first_offset + j * args.t_stride;
+          S* dst = out + (first_row + j) * n;
+          if (step != 1) {
+            for (int64_t i = 0; i < n; ++i) {
+              gathered[i] = row[i * step];
+            }
+            row = gathered.data();
+          }
+          if (args.traditional) {
+            rotate_pairs<D, Isa>(row, dst, &cos_tab[j * dims], &sin_tab[j * dims], dims);
+          } else {
+            rotate_halves<D, Isa>(row, dst, &cos_tab[j * dims], &sin_tab[j * dims], half);
+          }
+          if (!args.in_place && dims < n) {
+            std::memcpy(dst + dims, row + dims, sizeof(S) * (n - dims));
+          }
+        }
+      }
+    }
+  }
+}
+
+MLXR_ISA_DISPATCH(rope_rows, rope_rows_impl)
+
+template <typename Acc>
+std::vector<Acc> gather_vector(const mx::array& a) {
+  std::vector<Acc> out(a.size());
+  const Acc* data = a.data<Acc>();
+  int64_t step = a.ndim() ? a.strides()[0] : 0;
+  for (size_t i = 0; i < out.size(); ++i) {
+    out[i] = data[static_cast<int64_t>(i) * step];
+  }
+  return out;
+}
+
+template <typename D>
+void run_rope(RopeArgs args, const mx::array& x, const mx::array& offset,
+              const mx::array& inv_freqs, const char* kernel) {
+  using Acc = typename D::acc;
+  cpu::RowWalker rows(x);
+  std::vector<int32_t> offsets = gather_vector<int32_t>(offset);
+  std::vector<Acc> inv = gather_vector<Acc>(inv_freqs);
+  args.rows = &rows;
+  args.offsets = offsets.data();
+  args.inv_freqs = inv.data();
+  args.row_size = x.shape(-1);
+  args.n_t = x.shape(-2);
+  args.t_stride = x.strides()[x.ndim() - 2];
+  args.n_groups = offsets.size() > 1 ? static_cast<int64_t>(offsets.size()) : 1;
+  int64_t n_rows = static_cast<int64_t>(x.size()) / args.row_size;
+  args.group_rows = n_rows / (args.n_groups * args.n_t);
+  rope_rows<D>(args);
+  record_kernel("cpu", kernel);
+}
+
+} // namespace
+
+void RoPE::eval_cpu(const std::vector<mx::array>& inputs, std::vector<mx::array>& outputs) {
+  const mx::array& x = inputs[0];
+  const mx::array& offset = inputs[1];
+  const mx::array& inv_freqs = inputs[2];
+  mx::array& out = outputs[0];
+  // A donated row-contiguous x is rotated in place: each pair is read before it is written.
+  bool in_place = x.is_donatable() && x.flags().row_contiguous;
+  if (in_place) {
+    out.copy_shared_buffer(x);
+  } else {
+    out.set_data(mx::allocator::malloc(out.nbytes()));
+  }
+  if (out.size() == 0) {
+    return;
+  }
+
+  auto& encoder = mx::cpu::get_command_encoder(stream());
+  encoder.set_input_array(x);
+  encoder.set_input_array(offset);
+  encoder.set_input_array(inv_freqs);
+  encoder.set_output_array(out);
+  RopeArgs args{};
+  args.dims = dims_;
+  args.traditional = traditional_;
+  args.forward = forward_;
+  args.in_place = in_place;
+  args.scale = scale_;
+  encoder.dispatch([x = mx::array::unsafe_weak_copy(x),
+                    offset = mx::array::unsafe_weak_copy(offset),
+                    inv_freqs = mx::array::unsafe_weak_copy(inv_freqs),
+                    out = mx::array::unsafe_weak_copy(out), args]() mutable {
+    args.x = x.data<void>();
+    args.out = out.data<void>();
+    switch (out.dtype()) {
+      case mx::float32:
+        return run_rope<cpu::F32>(args, x, offset, inv_freqs, "rope_float32");
+      case mx::float16:
+        return run_rope<cpu::F16>(args, x, offset, inv_freqs, "rope_float16");
+      case mx::bfloat16:
+        return run_rope<cpu::BF16>(args, x, offset, inv_freqs, "rope_bfloat16");
+      case mx::float64:
+        return run_rope<cpu::F64>(args, x, offset, inv_freqs, "rope_float64");
+      default:
+        throw std::runtime_error("[rope] unsupported dtype reached the CPU kernel");
+    }
+  });
+}
+
+std::vector<mx::array> RoPE::vjp(
+    const std::vector<mx::array>& primals,
+    const std::vector<mx::array>& cotangents,
+    const std::vector<int>& argnums,
+    const std::vector<mx::array>&) {
+  const mx::array& x = primals[0];
+  const mx::array& offset = primals[1];
+  std::vector<mx::array> grads;
+  for (int arg : argnums) {
+    if (arg == 0) {
+      // The rotation is orthogonal: its transpose is the rotation by -theta.
+      grads.push_back(rope(cotangents[0], offset, primals[2], dims_, traditional_, scale_,
+                           !forward_, inverse_, fallback(), stream()));
+    } else if (arg == 1) {
+      grads.push_back(mx::zeros_like(offset, stream())); // integer positions
+    } else {
+      Fallback at_x = [x, offset, f = fallback()](const std::vector<mx::array>& in) {
+        return f({x, offset, in[0]});
+      };
+      grads.push_back(mx::vjp(at_x, {primals[2]}, cotangents).second[0]);
+    }
+  }
+  return grads;
+}
+
+std::vector<mx::array> RoPE::jvp(
+    const std::vector<mx::array>& primals,
+    const std::vector<mx::array>& tangents,
+    const std::vector<int>& argnums) {
+  const mx::array& x = primals[0];
+  const mx::array& offset = primals[1];
+  std::optional<mx::array> total;
+  for (size_t k = 0; k < argnums.size(); ++k) {
+    std::optional<mx::array> term;
+    if (argnums[k] == 0) {
+      term = rope(tangents[k], offset, primals[2], dims_, traditional_, scale_, forward_,
+                  fallback(), inverse_, stream());
+    } else if (argnums[k] == 2) {
+      Fallback at_x = [x, offset, f = fallback()](const std::vector<mx::array>& in) {
+        return f({x, offset, in[0]});
+      };
+      term = mx::jvp(at_x, {primals[2]}, {tangents[k]}).second[0];
+    }
+    if (term) {
+      total = total ? mx::add(*total, *term, stream()) : *term;
+    }
+  }
+  return {total ? *total : mx::zeros_like(x, stream())};
+}
+
+std::pair<std::vector<mx::array>, std::vector<int>> RoPE::vmap(
+    const std::vector<mx::array>& inputs,
+    const std::vector<int>& axes) {
+  const mx::array& x = inputs[0];
+  const mx::array& offset = inputs[1];
+  bool x_batched = axes[0] >= 0;
+  bool offset_batched = axes[1] >= 0;
+  if (axes[2] < 0 && !offset_batched && x_batched) {
+    // The vmapped axis goes to 1: axis 0 stays the batch of per-batch offsets and the
+    // position and feature axes stay last.
+    mx::array moved = mx::moveaxis(x, axes[0], 1, stream());
+    return {{rope(moved, offset, inputs[2], dims_, traditional_, scale_, forward_, fallback(),
+                  inverse_, stream())},
+            {1}};
+  }
+  if (axes[2] < 0 && offset_batched && offset.ndim() == 1) {
+    // One scalar offset per vmapped example: the vmapped axis becomes the per-batch axis
+    // (a broadcast view when x itself is shared; the kernel reads strides).
+    mx::array moved = x_batched
+        ? mx::moveaxis(x, axes[0], 0, stream())
+        : mx::broadcast_to(mx::expand_dims(x, 0, stream()),
+                           [&] {
+                             mx::Shape shape = x.shape();
+                             shape.insert(shape.begin(), offset.shape(0));
+                             return shape;
+                           }(),
+                           stream());
+    return {{rope(moved, offset, inputs[2], dims_, traditional_, scale_, forward_, fallback(),
+                  inverse_, stream())},
+            {0}};
+  }
+  return FusedPrimitive::vmap(inputs, axes);
+}
+
+bool RoPE::is_equivalent(const mx::Primitive& other) const {
+  auto* o = dynamic_cast<const RoPE*>(&other);
+  return o && dims_ == o->dims_ && traditional_ == o->traditional_ && scale_ == o->scale_ &&
+      forward_ == o->forward_;
+}
+
+mx::array rope(
+    const mx::array& x,
+    const mx::array& offset,
+    const mx::array& inv_freqs,
+    int dims,
+    bool traditional,
+    double scale,
+    bool forward,
+    Fallback fallback,
+    Fallback inverse,
+    mx::Stream stream) {
+  mx::Dtype acc = x.dtype() == mx::float64 ? mx::float64 : mx::float32;
+  std::vector<mx::array> inputs{
+      x, mx::astype(offset, mx::int32, stream), mx::astype(inv_freqs, acc, stream)};
+  return mx::array(
+      x.shape(),
+      x.dtype(),
+      std::make_shared<RoPE>(stream, std::move(fallback), std::move(inverse), dims, traditional,
+                             scale, forward),
+      std::move(inputs));
+}
+
+} // namespace mlxr

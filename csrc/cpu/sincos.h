@@ -1,7 +1,6 @@
 // Sine and cosine of a float32 block, vectorised. The argument is reduced modulo pi/2 in
 // float64 (exact enough for any |theta| < 2^30, i.e. any realistic RoPE position), then
-// Cephes' float polynomials on [-pi/4, pi/4] give ~1 ulp results; larger or non-finite
-// lanes take std::sin/std::cos.
+// Cephes' float polynomials on [-pi/4, pi/4] give ~1 ulp results.
 #pragma once
 
 #include <cmath>
@@ -15,6 +14,10 @@ using VecF = Vec<float>;
 using VecD = Vec<double>;
 using VecI32 = Vec<int32_t>;
 using VecI64 = Vec<int64_t>;
+
+// Largest |theta| the reduction handles exactly; callers route larger or non-finite angles
+// to libm.
+constexpr float kSincosMaxArg = 0x1.0p30f;
 
 MLXR_INLINE void sincos_block(VecF theta, VecF& sin_out, VecF& cos_out) {
   constexpr double kTwoOverPi = 0.636619772367581343076;
@@ -43,20 +46,6 @@ MLXR_INLINE void sincos_block(VecF theta, VecF& sin_out, VecF& cos_out) {
   sin_out = reinterpret_cast<VecF&>(s_bits);
   cos_out = reinterpret_cast<VecF&>(c_bits);
 
-  // Rare lanes outside the reduction's exact range (or inf/NaN).
-  VecI32 out_of_range = (theta >= 0x1.0p30f) | (theta <= -0x1.0p30f) | (theta != theta);
-  bool any = false;
-  for (int j = 0; j < kBlock; ++j) {
-    any |= out_of_range[j] != 0;
-  }
-  if (any) {
-    for (int j = 0; j < kBlock; ++j) {
-      if (out_of_range[j]) {
-        sin_out[j] = std::sin(theta[j]);
-        cos_out[j] = std::cos(theta[j]);
-      }
-    }
-  }
 }
 
 } // namespace mlxr::cpu

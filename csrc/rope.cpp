@@ -23,7 +23,7 @@ namespace {
 
 // Rows are visited as (offset group g, row m within the group, position t): all rows of a
 // group at one position share their angles, so cos/sin are computed once per (g, t) into a
-// small table and reused by every head.
+// table and reused by every head.
 struct RopeArgs {
   const void* x;
   void* out;
@@ -58,6 +58,17 @@ MLXR_INLINE V swap_pairs(V v) {
 #endif
 }
 
+template <typename V>
+MLXR_INLINE V duplicate_pairs(V v) {
+#if defined(__clang__)
+  return __builtin_shufflevector(v, v, 0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7);
+#else
+  using Elem = std::remove_reference_t<decltype(v[0])>;
+  using Index = std::conditional_t<sizeof(Elem) == 4, cpu::VecI32, cpu::VecI64>;
+  return __builtin_shuffle(v, Index{0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7});
+#endif
+}
+
 // sin and cos of n angles; float32 vectorised (arrays padded to whole blocks), float64 (the
 // oracle path) through libm.
 MLXR_INLINE void sincos_n(const float* theta, float* s, float* c, int n, bool in_range) {
@@ -83,74 +94,90 @@ MLXR_INLINE void sincos_n(const double* theta, double* s, double* c, int n, bool
   }
 }
 
-// Fills one position's table. Halves layout: cos[i], sin[i] for i < dims/2. Interleaved
-// layout: per element, cos and the signed sin that multiplies the pair partner, so a row is
-// out = x * cos + swap_pairs(x) * sin. The inverse map stores -sin.
+// Fills one position's table: cos[i] and sin[i] for the dims/2 pairs, sin negated for the
+// inverse map.
 template <typename Acc>
 MLXR_INLINE void fill_table(
-    Acc position, const Acc* inv_freqs, Acc max_inv_freq, int dims, bool traditional,
-    bool forward, Acc* theta, Acc* s, Acc* c, Acc* cos_row, Acc* sin_row) {
-  int half = dims / 2;
+    Acc position, const Acc* inv_freqs, Acc max_inv_freq, int half, bool forward, Acc* theta,
+    Acc* cos_row, Acc* sin_row) {
   for (int i = 0; i < half; ++i) {
     theta[i] = position * inv_freqs[i];
   }
   // The negated test also sends NaN (a non-finite inverse frequency) to libm.
   bool in_range = std::abs(position) * max_inv_freq < Acc(cpu::kSincosMaxArg / 2);
-  sincos_n(theta, s, c, half, in_range);
-  Acc sign = forward ? Acc(1) : Acc(-1);
-  if (traditional) {
+  sincos_n(theta, sin_row, cos_row, half, in_range);
+  if (!forward) {
     for (int i = 0; i < half; ++i) {
-      cos_row[2 * i] = c[i];
-      cos_row[2 * i + 1] = c[i];
-      sin_row[2 * i] = -sign * s[i];
-      sin_row[2 * i + 1] = sign * s[i];
-    }
-  } else {
-    for (int i = 0; i < half; ++i) {
-      cos_row[i] = c[i];
-      sin_row[i] = sign * s[i];
+      sin_row[i] = -sin_row[i];
     }
   }
 }
 
+// Up to kRowsAtOnce rows at one position share each table load: the table is read once per
+// group instead of once per row (it is as many bytes as a float16 row).
+constexpr int kRowsAtOnce = 4;
+
+template <typename S>
+struct RowGroup {
+  const S* in[kRowsAtOnce];
+  S* out[kRowsAtOnce];
+  int count;
+};
+
 template <typename D, typename Isa>
 MLXR_INLINE void rotate_halves(
-    const typename D::storage* x, typename D::storage* out,
-    const typename D::acc* cos_row, const typename D::acc* sin_row, int half) {
+    const RowGroup<typename D::storage>& rows, const typename D::acc* cos_row,
+    const typename D::acc* sin_row, int half) {
   using Acc = typename D::acc;
   using B = cpu::Block<D, Isa>;
   using V = typename B::V;
   int i = 0;
   for (; i + cpu::kBlock <= half; i += cpu::kBlock) {
-    V a = B::load(x + i), b = B::load(x + half + i);
     V c = cpu::load_vec<V>(cos_row + i), s = cpu::load_vec<V>(sin_row + i);
-    B::store(a * c - b * s, out + i);
-    B::store(a * s + b * c, out + half + i);
+    for (int r = 0; r < rows.count; ++r) {
+      V a = B::load(rows.in[r] + i), b = B::load(rows.in[r] + half + i);
+      B::store(a * c - b * s, rows.out[r] + i);
+      B::store(a * s + b * c, rows.out[r] + half + i);
+    }
   }
   for (; i < half; ++i) {
-    Acc a = D::load(x[i]), b = D::load(x[half + i]);
-    out[i] = D::store(a * cos_row[i] - b * sin_row[i]);
-    out[half + i] = D::store(a * sin_row[i] + b * cos_row[i]);
+    for (int r = 0; r < rows.count; ++r) {
+      Acc a = D::load(rows.in[r][i]), b = D::load(rows.in[r][half + i]);
+      rows.out[r][i] = D::store(a * cos_row[i] - b * sin_row[i]);
+      rows.out[r][half + i] = D::store(a * sin_row[i] + b * cos_row[i]);
+    }
   }
 }
 
+// Interleaved pairs: out = x * (c0, c0, c1, c1, ...) + swap_pairs(x) * (-s0, s0, -s1, s1, ...).
+// The table holds one cos/sin per pair and is padded so a block may read past dims/2.
 template <typename D, typename Isa>
 MLXR_INLINE void rotate_pairs(
-    const typename D::storage* x, typename D::storage* out,
-    const typename D::acc* cos_row, const typename D::acc* sin_row, int dims) {
+    const RowGroup<typename D::storage>& rows, const typename D::acc* cos_row,
+    const typename D::acc* sin_row, int dims) {
   using Acc = typename D::acc;
   using B = cpu::Block<D, Isa>;
   using V = typename B::V;
+  V alternate;
+  for (int k = 0; k < cpu::kBlock; ++k) {
+    alternate[k] = k % 2 ? Acc(1) : Acc(-1);
+  }
   int j = 0;
   for (; j + cpu::kBlock <= dims; j += cpu::kBlock) {
-    V v = B::load(x + j);
-    B::store(v * cpu::load_vec<V>(cos_row + j) + swap_pairs(v) * cpu::load_vec<V>(sin_row + j),
-             out + j);
+    V c = duplicate_pairs(cpu::load_vec<V>(cos_row + j / 2));
+    V s = duplicate_pairs(cpu::load_vec<V>(sin_row + j / 2)) * alternate;
+    for (int r = 0; r < rows.count; ++r) {
+      V v = B::load(rows.in[r] + j);
+      B::store(v * c + swap_pairs(v) * s, rows.out[r] + j);
+    }
   }
   for (; j < dims; j += 2) {
-    Acc a = D::load(x[j]), b = D::load(x[j + 1]);
-    out[j] = D::store(a * cos_row[j] + b * sin_row[j]);
-    out[j + 1] = D::store(b * cos_row[j + 1] + a * sin_row[j + 1]);
+    Acc c = cos_row[j / 2], s = sin_row[j / 2];
+    for (int r = 0; r < rows.count; ++r) {
+      Acc a = D::load(rows.in[r][j]), b = D::load(rows.in[r][j + 1]);
+      rows.out[r][j] = D::store(a * c - b * s);
+      rows.out[r][j + 1] = D::store(a * s + b * c);
+    }
   }
 }
 
@@ -165,14 +192,12 @@ MLXR_INLINE void rope_rows_impl(RopeArgs args) {
   int half = dims / 2;
   int64_t n = args.row_size;
   int64_t step = args.rows->step();
-  // Halves need cos/sin per pair, the interleaved layout per element.
-  int width = args.traditional ? dims : half;
+  // Whole blocks plus one: rotate_pairs reads up to half a block past dims/2.
+  int width = (half + cpu::kBlock - 1) / cpu::kBlock * cpu::kBlock + cpu::kBlock;
   int64_t per_position = 2 * width * static_cast<int64_t>(sizeof(Acc));
   int64_t block_t = std::min<int64_t>(std::max<int64_t>(1, kTableBytes / per_position), args.n_t);
-  int padded_half = (half + cpu::kBlock - 1) / cpu::kBlock * cpu::kBlock;
-  std::vector<Acc> cos_tab(block_t * width), sin_tab(block_t * width);
-  std::vector<Acc> theta(padded_half), s(padded_half), c(padded_half);
-  std::vector<S> gathered(step == 1 ? 0 : n);
+  std::vector<Acc> cos_tab(block_t * width), sin_tab(block_t * width), theta(width);
+  std::vector<S> gathered(step == 1 ? 0 : kRowsAtOnce * n);
   Acc scale = static_cast<Acc>(args.scale);
   Acc max_inv_freq = 0;
   for (int i = 0; i < half; ++i) {
@@ -180,25 +205,38 @@ MLXR_INLINE void rope_rows_impl(RopeArgs args) {
     max_inv_freq = v > max_inv_freq || v != v ? v : max_inv_freq; // NaN sticks
   }
 
-  auto rotate_row = [&](const S* row, S* dst, int64_t j) {
-    if (step != 1) {
-      for (int64_t i = 0; i < n; ++i) {
-        gathered[i] = row[i * step];
+  // Rotates rows m .. m + count - 1 at block position j.
+  int64_t n_m = args.group_rows;
+  std::vector<int64_t> m_offsets(n_m);
+  S* out_block = nullptr;
+  int64_t t0 = 0;
+  auto rotate_group = [&](int64_t m, int count, int64_t j) {
+    RowGroup<S> rows;
+    rows.count = count;
+    for (int r = 0; r < count; ++r) {
+      const S* row = x + m_offsets[m + r] + (t0 + j) * args.t_stride;
+      if (step != 1) {
+        S* buffer = gathered.data() + r * n;
+        for (int64_t i = 0; i < n; ++i) {
+          buffer[i] = row[i * step];
+        }
+        row = buffer;
       }
-      row = gathered.data();
+      rows.in[r] = row;
+      rows.out[r] = out_block + ((m + r) * args.n_t + j) * n;
     }
     if (args.traditional) {
-      rotate_pairs<D, Isa>(row, dst, &cos_tab[j * width], &sin_tab[j * width], dims);
+      rotate_pairs<D, Isa>(rows, &cos_tab[j * width], &sin_tab[j * width], dims);
     } else {
-      rotate_halves<D, Isa>(row, dst, &cos_tab[j * width], &sin_tab[j * width], half);
+      rotate_halves<D, Isa>(rows, &cos_tab[j * width], &sin_tab[j * width], half);
     }
     if (!args.in_place && dims < n) {
-      std::memcpy(dst + dims, row + dims, sizeof(S) * (n - dims));
+      for (int r = 0; r < count; ++r) {
+        std::memcpy(rows.out[r] + dims, rows.in[r] + dims, sizeof(S) * (n - dims));
+      }
     }
   };
 
-  int64_t n_m = args.group_rows;
-  std::vector<int64_t> m_offsets(n_m);
   for (int64_t g = 0; g < args.n_groups; ++g) {
     for (int64_t m = 0; m < n_m; ++m) {
       m_offsets[m] = args.rows->offset((g * n_m + m) * args.n_t);
@@ -207,27 +245,26 @@ MLXR_INLINE void rope_rows_impl(RopeArgs args) {
     // read in long runs: t for (B, H, T, D), m for the transposed (B, T, H, D) view.
     bool m_inner = n_m > 1 && std::abs(m_offsets[1] - m_offsets[0]) < std::abs(args.t_stride);
     Acc offset = static_cast<Acc>(args.offsets[g]);
-    for (int64_t t0 = 0; t0 < args.n_t; t0 += block_t) {
+    for (t0 = 0; t0 < args.n_t; t0 += block_t) {
       int64_t n_block = std::min(block_t, args.n_t - t0);
       for (int64_t j = 0; j < n_block; ++j) {
         // (t + offset) * scale, rounded step by step as the reference rounds it.
         Acc position = (static_cast<Acc>(t0 + j) + offset) * scale;
-        fill_table(position, inv_freqs, max_inv_freq, dims, args.traditional, args.forward, theta.data(),
-                   s.data(), c.data(), &cos_tab[j * width], &sin_tab[j * width]);
+        fill_table(position, inv_freqs, max_inv_freq, half, args.forward, theta.data(),
+                   &cos_tab[j * width], &sin_tab[j * width]);
       }
-      S* out_block = out + (g * n_m * args.n_t + t0) * n;
+      out_block = out + (g * n_m * args.n_t + t0) * n;
       if (m_inner) {
+        // One row at a time: its table row stays in L1 across the m loop anyway.
         for (int64_t j = 0; j < n_block; ++j) {
           for (int64_t m = 0; m < n_m; ++m) {
-            rotate_row(x + m_offsets[m] + (t0 + j) * args.t_stride,
-                       out_block + (m * args.n_t + j) * n, j);
+            rotate_group(m, 1, j);
           }
         }
       } else {
-        for (int64_t m = 0; m < n_m; ++m) {
+        for (int64_t m = 0; m < n_m; m += kRowsAtOnce) {
           for (int64_t j = 0; j < n_block; ++j) {
-            rotate_row(x + m_offsets[m] + (t0 + j) * args.t_stride,
-                       out_block + (m * args.n_t + j) * n, j);
+            rotate_group(m, static_cast<int>(std::min<int64_t>(kRowsAtOnce, n_m - m)), j);
           }
         }
       }

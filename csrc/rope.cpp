@@ -121,10 +121,9 @@ template <typename S>
 struct RowGroup {
   const S* in[kRowsAtOnce];
   S* out[kRowsAtOnce];
-  int count;
 };
 
-template <typename D, typename Isa>
+template <typename D, typename Isa, int Count>
 MLXR_INLINE void rotate_halves(
     const RowGroup<typename D::storage>& rows, const typename D::acc* cos_row,
     const typename D::acc* sin_row, int half) {
@@ -134,14 +133,14 @@ MLXR_INLINE void rotate_halves(
   int i = 0;
   for (; i + cpu::kBlock <= half; i += cpu::kBlock) {
     V c = cpu::load_vec<V>(cos_row + i), s = cpu::load_vec<V>(sin_row + i);
-    for (int r = 0; r < rows.count; ++r) {
+    for (int r = 0; r < Count; ++r) {
       V a = B::load(rows.in[r] + i), b = B::load(rows.in[r] + half + i);
       B::store(a * c - b * s, rows.out[r] + i);
       B::store(a * s + b * c, rows.out[r] + half + i);
     }
   }
   for (; i < half; ++i) {
-    for (int r = 0; r < rows.count; ++r) {
+    for (int r = 0; r < Count; ++r) {
       Acc a = D::load(rows.in[r][i]), b = D::load(rows.in[r][half + i]);
       rows.out[r][i] = D::store(a * cos_row[i] - b * sin_row[i]);
       rows.out[r][half + i] = D::store(a * sin_row[i] + b * cos_row[i]);
@@ -151,7 +150,7 @@ MLXR_INLINE void rotate_halves(
 
 // Interleaved pairs: out = x * (c0, c0, c1, c1, ...) + swap_pairs(x) * (-s0, s0, -s1, s1, ...).
 // The table holds one cos/sin per pair and is padded so a block may read past dims/2.
-template <typename D, typename Isa>
+template <typename D, typename Isa, int Count>
 MLXR_INLINE void rotate_pairs(
     const RowGroup<typename D::storage>& rows, const typename D::acc* cos_row,
     const typename D::acc* sin_row, int dims) {
@@ -166,14 +165,14 @@ MLXR_INLINE void rotate_pairs(
   for (; j + cpu::kBlock <= dims; j += cpu::kBlock) {
     V c = duplicate_pairs(cpu::load_vec<V>(cos_row + j / 2));
     V s = duplicate_pairs(cpu::load_vec<V>(sin_row + j / 2)) * alternate;
-    for (int r = 0; r < rows.count; ++r) {
+    for (int r = 0; r < Count; ++r) {
       V v = B::load(rows.in[r] + j);
       B::store(v * c + swap_pairs(v) * s, rows.out[r] + j);
     }
   }
   for (; j < dims; j += 2) {
     Acc c = cos_row[j / 2], s = sin_row[j / 2];
-    for (int r = 0; r < rows.count; ++r) {
+    for (int r = 0; r < Count; ++r) {
       Acc a = D::load(rows.in[r][j]), b = D::load(rows.in[r][j + 1]);
       rows.out[r][j] = D::store(a * c - b * s);
       rows.out[r][j + 1] = D::store(a * s + b * c);
@@ -210,9 +209,9 @@ MLXR_INLINE void rope_rows_impl(RopeArgs args) {
   std::vector<int64_t> m_offsets(n_m);
   S* out_block = nullptr;
   int64_t t0 = 0;
-  auto rotate_group = [&](int64_t m, int count, int64_t j) {
+  auto rotate_group = [&](int64_t m, auto count_tag, int64_t j) {
+    constexpr int count = decltype(count_tag)::value;
     RowGroup<S> rows;
-    rows.count = count;
     for (int r = 0; r < count; ++r) {
       const S* row = x + m_offsets[m + r] + (t0 + j) * args.t_stride;
       if (step != 1) {
@@ -226,9 +225,9 @@ MLXR_INLINE void rope_rows_impl(RopeArgs args) {
       rows.out[r] = out_block + ((m + r) * args.n_t + j) * n;
     }
     if (args.traditional) {
-      rotate_pairs<D, Isa>(rows, &cos_tab[j * width], &sin_tab[j * width], dims);
+      rotate_pairs<D, Isa, count>(rows, &cos_tab[j * width], &sin_tab[j * width], dims);
     } else {
-      rotate_halves<D, Isa>(rows, &cos_tab[j * width], &sin_tab[j * width], half);
+      rotate_halves<D, Isa, count>(rows, &cos_tab[j * width], &sin_tab[j * width], half);
     }
     if (!args.in_place && dims < n) {
       for (int r = 0; r < count; ++r) {
@@ -236,6 +235,8 @@ MLXR_INLINE void rope_rows_impl(RopeArgs args) {
       }
     }
   };
+  using One = std::integral_constant<int, 1>;
+  using Group = std::integral_constant<int, kRowsAtOnce>;
 
   for (int64_t g = 0; g < args.n_groups; ++g) {
     for (int64_t m = 0; m < n_m; ++m) {
@@ -258,13 +259,19 @@ MLXR_INLINE void rope_rows_impl(RopeArgs args) {
         // One row at a time: its table row stays in L1 across the m loop anyway.
         for (int64_t j = 0; j < n_block; ++j) {
           for (int64_t m = 0; m < n_m; ++m) {
-            rotate_group(m, 1, j);
+            rotate_group(m, One{}, j);
           }
         }
       } else {
-        for (int64_t m = 0; m < n_m; m += kRowsAtOnce) {
+        int64_t m = 0;
+        for (; m + kRowsAtOnce <= n_m; m += kRowsAtOnce) {
           for (int64_t j = 0; j < n_block; ++j) {
-            rotate_group(m, static_cast<int>(std::min<int64_t>(kRowsAtOnce, n_m - m)), j);
+            rotate_group(m, Group{}, j);
+          }
+        }
+        for (; m < n_m; ++m) {
+          for (int64_t j = 0; j < n_block; ++j) {
+            rotate_group(m, One{}, j);
           }
         }
       }

@@ -45,7 +45,6 @@ MLXR_INLINE void sincos_block(VecF theta, VecF& sin_out, VecF& cos_out) {
   VecU32 c_bits = reinterpret_cast<VecU32&>(c) ^ cos_sign;
   sin_out = reinterpret_cast<VecF&>(s_bits);
   cos_out = reinterpret_cast<VecF&>(c_bits);
-
 }
 
 } // namespace mlxr::cpu

@@ -62,8 +62,8 @@ def _offset_array(offset, batch: int) -> mx.array:
 
 @functools.lru_cache(maxsize=64)
 def _cached_inv_freqs(dims: int, base: float, dtype: mx.Dtype) -> mx.array:
-    # Base-derived frequencies are constants: build them once, not per call (a decode-sized
-    # call spent a third of its time on this small graph).
+    # Base-derived frequencies are constants: build them once, not as three small ops in
+    # every call's graph.
     with mx.stream(mx.cpu):
         inv = rope_inv_freqs(dims, base, None, dtype)
         mx.eval(inv)

@@ -206,6 +206,16 @@ def test_vjp_is_fused_inverse_rotation(traditional):
     assert_close(back, x, mx.float32, scale=5)
 
 
+def test_jvp_in_x_is_fused():
+    x, t = rand((2, 3, 7, 40), key=20), rand((2, 3, 7, 40), key=21)
+    kw = dict(traditional=False, base=10000.0, scale=1.0, offset=4)
+    with fused.observe() as seen:
+        out, (tangent,) = mx.jvp(lambda a: fused.rope(a, 32, **kw), [x], [t])
+        mx.eval(out, tangent)
+    assert seen.kernels.get("cpu:rope_float32") == 2 and not seen.fallbacks  # output + tangent
+    assert_close(tangent, reference(t, 32, **kw), mx.float32)
+
+
 def test_grad_through_freqs_and_jvp_match_reference():
     x, ct = rand((2, 2, 5, 16), key=13), rand((2, 2, 5, 16), key=14)
     freqs = mx.array(np.geomspace(1.0, 50.0, 8), dtype=mx.float32)

@@ -7,5 +7,6 @@ which kernels actually executed.
 
 from ._dispatch import Observation, has_kernel, observe
 from .rms_norm import rms_norm
+from .rope import rope
 
-__all__ = ["Observation", "has_kernel", "observe", "rms_norm"]
+__all__ = ["Observation", "has_kernel", "observe", "rms_norm", "rope"]

@@ -14,6 +14,7 @@ from .. import _ext
 # Ops with a compiled CPU kernel, and the dtypes each kernel handles.
 CPU_KERNEL_DTYPES = {
     "rms_norm": (mx.float32, mx.float16, mx.bfloat16, mx.float64),
+    "rope": (mx.float32, mx.float16, mx.bfloat16, mx.float64),
 }
 # Ops with a Metal kernel (kernels/<op>.metal), and the dtypes each kernel handles; metal-sim
 # certifies these on Linux.

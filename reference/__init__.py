@@ -4,5 +4,6 @@ Every reference runs in float64 on the CPU, which is how the conformance oracle 
 """
 
 from .rms_norm import rms_norm
+from .rope import rope
 
-__all__ = ["rms_norm"]
+__all__ = ["rms_norm", "rope"]

@@ -17,6 +17,12 @@ CPU_KERNEL_DTYPES = {
 }
 # Ops with a compiled GPU kernel, filled per backend (none on a CPU-only build).
 GPU_KERNEL_DTYPES: dict[str, tuple[mx.Dtype, ...]] = {}
+if _ext.gpu_kernels == "cuda":
+    GPU_KERNEL_DTYPES.update(
+        {
+            "rms_norm": (mx.float32, mx.float16, mx.bfloat16),
+        }
+    )
 
 _fallbacks: collections.Counter[str] = collections.Counter()
 _lock = threading.Lock()

@@ -1,0 +1,169 @@
+// RMSNorm::eval_gpu on MLX's CUDA backend; device code in kernels/rms_norm.cuh.
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "cuda/runtime.h"
+#include "kernel_log.h"
+#include "rms_norm.h"
+
+#include "../../kernels/rms_norm.cuh"
+
+namespace mlxr {
+
+static_assert(cuda::kMaxRowDims == kGpuMaxRowDims, "builder and kernels disagree on row axes");
+
+namespace {
+
+using cuda::RMSNormParams;
+
+// Leading axes of x (all but the last) with size-1 axes dropped and contiguous neighbours
+// merged, so that most layouts address rows as row * stride.
+void collapse_rows(const mx::array& x, RMSNormParams& p) {
+  std::vector<std::pair<int64_t, int64_t>> dims; // (size, stride), outermost first
+  for (int k = 0; k + 1 < static_cast<int>(x.ndim()); ++k) {
+    if (x.shape(k) == 1) {
+      continue;
+    }
+    int64_t size = x.shape(k), stride = x.strides()[k];
+    if (!dims.empty() && dims.back().second == size * stride) {
+      dims.back() = {dims.back().first * size, stride};
+    } else {
+      dims.emplace_back(size, stride);
+    }
+  }
+  if (dims.empty()) {
+    dims.emplace_back(1, 0);
+  }
+  if (dims.size() > static_cast<size_t>(cuda::kMaxRowDims)) {
+    throw std::runtime_error("[rms_norm] too many row axes for the CUDA kernel");
+  }
+  p.row_ndim = static_cast<int>(dims.size());
+  for (size_t k = 0; k < dims.size(); ++k) {
+    p.row_shape[k] = dims[k].first;
+    p.row_strides[k] = dims[k].second;
+  }
+}
+
+constexpr unsigned kMaxGrid = 1u << 30; // grid-stride loops cover the rest
+
+unsigned grid_for(int64_t blocks) {
+  return static_cast<unsigned>(blocks < kMaxGrid ? blocks : kMaxGrid);
+}
+
+// One row-kernel configuration: kGroup threads per row, kChunks 16-byte vectors per thread
+// kept in registers (0: two passes over memory).
+struct RowsConfig {
+  const void* kernel;
+  int block, group, chunks;
+};
+
+template <typename T, int kBlock, int kGroup, int kChunks>
+RowsConfig rows_config() {
+  return {reinterpret_cast<const void*>(&cuda::rms_norm_rows<T, kBlock, kGroup, kChunks>),
+          kBlock, kGroup, kChunks};
+}
+
+// Smallest configuration whose registers hold the row: a warp per row up to 128 vectors
+// (512 f32 / 1024 half), then a block per row; rows over 8 x 512 vectors (16384 f32 /
+// 32768 half) loop. 1024 threads x 8 vectors would spill (64 registers per thread).
+template <typename T>
+RowsConfig pick_rows(int64_t n_vec) {
+  const RowsConfig configs[] = {
+      rows_config<T, 128, 32, 1>(),     rows_config<T, 128, 32, 2>(),
+      rows_config<T, 128, 32, 4>(),     rows_config<T, 256, 256, 1>(),
+      rows_config<T, 256, 256, 2>(),    rows_config<T, 256, 256, 4>(),
+      rows_config<T, 512, 512, 4>(),    rows_config<T, 512, 512, 8>(),
+  };
+  for (const RowsConfig& c : configs) {
+    if (n_vec <= int64_t(c.group) * c.chunks) {
+      return c;
+    }
+  }
+  return rows_config<T, 1024, 1024, 0>();
+}
+
+template <typename T>
+void launch_rms_norm(mx::cu::CommandEncoder& encoder, RMSNormParams& p, const char* dtype) {
+  std::string name = "rms_norm_";
+  if (p.x_step == 1 || p.row_size == 1) {
+    p.x_step = 1;
+    constexpr int V = 16 / sizeof(T);
+    RowsConfig c = pick_rows<T>(p.row_size / V);
+    int rows_per_block = c.block / c.group;
+    int64_t blocks = (p.n_rows + rows_per_block - 1) / rows_per_block;
+    cuda::launch(encoder, c.kernel, dim3(grid_for(blocks)), dim3(c.block), p);
+    name += c.group == 32 ? "warp_" : "rows_";
+  } else if (p.row_strides[p.row_ndim - 1] == 1) {
+    // Transposed: neighbouring rows are neighbours in memory.
+    int64_t inner = p.row_shape[p.row_ndim - 1];
+    int64_t tiles = (inner + cuda::kColsRows - 1) / cuda::kColsRows * (p.n_rows / inner);
+    cuda::launch(encoder, reinterpret_cast<const void*>(&cuda::rms_norm_cols<T>),
+                 dim3(grid_for(tiles)), dim3(cuda::kColsRows * cuda::kColsWarps), p);
+    name += "cols_";
+  } else {
+    constexpr int kBlock = 256;
+    cuda::launch(encoder, reinterpret_cast<const void*>(&cuda::rms_norm_strided<T, kBlock>),
+                 dim3(grid_for(p.n_rows)), dim3(kBlock), p);
+    name += "strided_";
+  }
+  // Recorded when the kernel is encoded, i.e. when MLX evaluates this primitive.
+  record_kernel("gpu", name + dtype);
+}
+
+} // namespace
+
+// Buffers, in the order the encoder sees them: x (input), weight (input, optional), out.
+// The kernels take one RMSNormParams by value (kernels/rms_norm.cuh).
+void RMSNorm::eval_gpu(const std::vector<mx::array>& inputs, std::vector<mx::array>& outputs) {
+  const mx::array& x = inputs[0];
+  mx::array& out = outputs[0];
+  auto& encoder = mx::cu::get_command_encoder(stream());
+  if (out.size() == 0) {
+    out.set_data(mx::allocator::malloc(0));
+    return;
+  }
+  if (x.shape(-1) > INT32_MAX) {
+    throw std::runtime_error("[rms_norm] rows longer than 2^31 - 1 elements on the GPU");
+  }
+  // A donated row-contiguous x is overwritten in place: every element is read by the thread
+  // that writes it, before it writes it.
+  if (x.is_donatable() && x.flags().row_contiguous && x.itemsize() == out.itemsize()) {
+    out.copy_shared_buffer(x);
+  } else {
+    cuda::allocate_output(out, encoder);
+  }
+
+  RMSNormParams p = {};
+  p.x = mx::gpu_ptr<void>(x);
+  p.out = mx::gpu_ptr<void>(out);
+  p.row_size = static_cast<int>(x.shape(-1));
+  p.n_rows = static_cast<int64_t>(x.size()) / p.row_size;
+  p.x_step = x.strides().back();
+  p.eps = static_cast<float>(eps_);
+  collapse_rows(x, p);
+
+  encoder.set_input_array(x);
+  if (has_weight_) {
+    const mx::array& w = inputs[1];
+    p.weight = mx::gpu_ptr<void>(w);
+    p.w_step = w.strides()[0];
+    encoder.set_input_array(w);
+  }
+  encoder.set_output_array(out);
+
+  switch (out.dtype()) {
+    case mx::float32:
+      return launch_rms_norm<float>(encoder, p, "float32");
+    case mx::float16:
+      return launch_rms_norm<__half>(encoder, p, "float16");
+    case mx::bfloat16:
+      return launch_rms_norm<__nv_bfloat16>(encoder, p, "bfloat16");
+    default:
+      throw std::runtime_error("[rms_norm] unsupported dtype reached the CUDA kernel");
+  }
+}
+
+} // namespace mlxr

@@ -8,7 +8,7 @@
 //                   body, a scalar tail. kChunks > 0 keeps the row in registers (one read of
 //                   x); kChunks == 0 loops over the row twice (long rows).
 //   rms_norm_cols   rows adjacent to each other but elements strided (a transposed matrix):
-//                   32 rows per block, coalesced across rows, written back through a
+//                   32 or 64 rows per block, coalesced across rows, written back through a
 //                   shared-memory transpose so that the output stores are coalesced too.
 //   rms_norm_strided anything else (x[:, ::2], reversed rows): scalar strided loads.
 #pragma once
@@ -281,78 +281,96 @@ __global__ void __launch_bounds__(kBlock)
 }
 
 // Transposed layout: the innermost row axis has stride 1 (rows adjacent), elements x_step
-// apart. Block (32 x 8 threads) = 32 adjacent rows; lane = row, warp walks the elements.
-// Pass 1 sums squares with loads coalesced across rows; pass 2 re-reads 32 x 32 tiles,
-// transposes them in shared memory and stores 32 contiguous outputs per warp.
-constexpr int kColsRows = 32;
+// apart. A block (32 lanes x 8 warps) takes 32 * kRpl adjacent rows: each lane loads kRpl
+// neighbouring rows at once (kRpl = 2 for half types: 4-byte loads), the warps walk the
+// elements. Pass 1 sums squares with loads coalesced across rows. Pass 2 re-reads the rows
+// in 64-element tiles, from the end backwards (the last elements read are likeliest to be
+// in L2), normalises and transposes each tile in shared memory so that the stores are
+// contiguous runs of one output row. Traffic: x read twice, out written once.
 constexpr int kColsWarps = 8;
+constexpr int kColsTile = 64; // elements per row per pass-2 tile
 
-template <typename T>
-__global__ void __launch_bounds__(kColsRows* kColsWarps)
+template <typename T, int kRpl>
+__global__ void __launch_bounds__(32 * kColsWarps)
     rms_norm_cols(const __grid_constant__ RMSNormParams p) {
-  __shared__ float partial[kColsWarps][kColsRows];
-  __shared__ float inv_rms[kColsRows];
-  __shared__ T tile[kColsRows][kColsRows + 1];
+  constexpr int kRows = 32 * kRpl;
+  using Load = Vec<T, kRpl>;
+  __shared__ float partial[kColsWarps][kRows];
+  __shared__ float inv_rms[kRows];
+  __shared__ T tile[kRows][kColsTile + 2];
   const T* x = static_cast<const T*>(p.x);
   const T* w = static_cast<const T*>(p.weight);
   T* out = static_cast<T*>(p.out);
   const int n = p.row_size;
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
-  const int inner_dim = p.row_ndim - 1;
-  const int64_t inner = p.row_shape[inner_dim];
-  const int64_t tiles_per_outer = (inner + kColsRows - 1) / kColsRows;
+  const int64_t inner = p.row_shape[p.row_ndim - 1];
+  const int64_t tiles_per_outer = (inner + kRows - 1) / kRows;
   const int64_t n_tiles = tiles_per_outer * (p.n_rows / inner);
 
   for (int64_t t = blockIdx.x; t < n_tiles; t += gridDim.x) {
-    const int64_t outer = t / tiles_per_outer;
-    const int64_t j0 = (t % tiles_per_outer) * kColsRows;
-    const int64_t row0 = outer * inner + j0; // row-major index of the tile's first row
-    const int rows_here = static_cast<int>(inner - j0 < kColsRows ? inner - j0 : kColsRows);
-    // The tile's first row; rows j0 + lane follow at stride 1.
-    const T* x_tile = x + row_offset(p, row0);
-    const bool live = lane < rows_here;
+    const int64_t j0 = (t % tiles_per_outer) * kRows;
+    const int64_t row0 = (t / tiles_per_outer) * inner + j0; // row-major index of row j0
+    const int rows_here = static_cast<int>(inner - j0 < kRows ? inner - j0 : kRows);
+    // Rows j0 + r of this tile sit at x_tile + r (host: kRpl > 1 only if rows_here % kRpl == 0).
+    const T* x_lane = x + row_offset(p, row0) + lane * kRpl;
+    const bool live = lane * kRpl < rows_here;
 
-    float sum_sq = 0.0f;
+    float sum_sq[kRpl] = {};
     if (live) {
-#pragma unroll 4
+#pragma unroll 8
       for (int i = warp; i < n; i += kColsWarps) {
-        float v = to_float(x_tile[lane + i * p.x_step]);
-        sum_sq += v * v;
+        Load v = *reinterpret_cast<const Load*>(x_lane + i * p.x_step);
+#pragma unroll
+        for (int k = 0; k < kRpl; ++k) {
+          float f = to_float(v.v[k]);
+          sum_sq[k] += f * f;
+        }
       }
     }
-    __syncthreads(); // the previous tile's readers of inv_rms/tile are done
-    partial[warp][lane] = sum_sq;
+    __syncthreads(); // the previous tile's readers of inv_rms and tile are done
+#pragma unroll
+    for (int k = 0; k < kRpl; ++k) {
+      partial[warp][lane * kRpl + k] = sum_sq[k];
+    }
     __syncthreads();
-    if (warp == 0) {
+    for (int r = threadIdx.x; r < kRows; r += blockDim.x) {
       float total = 0.0f;
 #pragma unroll
       for (int k = 0; k < kColsWarps; ++k) {
-        total += partial[k][lane];
+        total += partial[k][r];
       }
-      inv_rms[lane] = rsqrtf(total / n + p.eps);
+      inv_rms[r] = rsqrtf(total / n + p.eps);
     }
     __syncthreads();
 
-    const float my_inv = inv_rms[lane];
-    for (int i0 = 0; i0 < n; i0 += kColsRows) {
-      // Load: warp takes columns i0 + warp + 8k; lane = row.
+    float my_inv[kRpl];
 #pragma unroll
-      for (int k = 0; k < kColsRows / kColsWarps; ++k) {
-        int c = warp + k * kColsWarps;
-        int i = i0 + c;
+    for (int k = 0; k < kRpl; ++k) {
+      my_inv[k] = inv_rms[lane * kRpl + k];
+    }
+    for (int i0 = (n - 1) / kColsTile * kColsTile; i0 >= 0; i0 -= kColsTile) {
+      // Load: warp takes elements i0 + warp + 8c; lane takes rows lane * kRpl + k.
+#pragma unroll
+      for (int cc = 0; cc < kColsTile / kColsWarps; ++cc) {
+        int c = warp + cc * kColsWarps, i = i0 + c;
         if (live && i < n) {
-          tile[lane][c] = finish<T>(to_float(x_tile[lane + i * p.x_step]), my_inv, w,
-                                    i * p.w_step);
+          Load v = *reinterpret_cast<const Load*>(x_lane + i * p.x_step);
+#pragma unroll
+          for (int k = 0; k < kRpl; ++k) {
+            tile[lane * kRpl + k][c] = finish<T>(to_float(v.v[k]), my_inv[k], w, i * p.w_step);
+          }
         }
       }
       __syncthreads();
-      // Store: warp takes rows warp + 8k; lane = column.
+      // Store: warp takes rows warp + 8r; lanes cover the tile's elements.
+      for (int r = warp; r < rows_here; r += kColsWarps) {
+        T* out_row = out + (row0 + r) * int64_t(n) + i0;
 #pragma unroll
-      for (int k = 0; k < kColsRows / kColsWarps; ++k) {
-        int r = warp + k * kColsWarps;
-        int i = i0 + lane;
-        if (r < rows_here && i < n) {
-          out[(row0 + r) * int64_t(n) + i] = tile[r][lane];
+        for (int cc = 0; cc < kColsTile / 32; ++cc) {
+          int c = lane + cc * 32;
+          if (i0 + c < n) {
+            out_row[c] = tile[r][c];
+          }
         }
       }
       __syncthreads();

@@ -57,24 +57,33 @@ def row(case, x, w, with_copy):
     }
 
 
-def bench_all():
+def bench_all(only):
+    def wanted(case):
+        return not only or any(case.startswith(o) for o in only)
+
     rows = []
     big = (65536, 4096)
     for dtype in (mx.float32, mx.bfloat16):
-        x = make(big, dtype)
         w = make((4096,), dtype, key=1)
-        rows.append(row("large", x, w, True))
-        rows.append(row("large_noweight", x, None, True))
-        del x
+        if wanted("large"):
+            x = make(big, dtype)
+            rows.append(row("large", x, w, True))
+            rows.append(row("large_noweight", x, None, True))
+            del x
         for name, shape, view in [
             ("transposed", (4096, 65536), lambda a: a.T),
             ("sliced_rows", (65536, 8192), lambda a: a[:, 4096:]),
             ("strided", (65536, 8192), lambda a: a[:, ::2]),
         ]:
-            rows.append(row(name, make(shape, dtype, view), w, False))
-            mx.clear_cache()
+            if wanted(name):
+                rows.append(row(name, make(shape, dtype, view), w, False))
+                mx.clear_cache()
         for n_rows in (1, 4, 8, 16, 32):
-            rows.append(row(f"decode_{n_rows}", make((n_rows, 4096), dtype), w, False))
+            if wanted("decode"):
+                rows.append(row(f"decode_{n_rows}", make((n_rows, 4096), dtype), w, False))
+        if wanted("mid"):  # warp-per-row lengths
+            for n in (1024, 2048):
+                rows.append(row(f"mid_{n}", make((262144 * 1024 // n, n), dtype), w[:n], True))
     return rows
 
 
@@ -117,6 +126,8 @@ def table(rows, colds):
         lines.append(f"{r['case']:<16}{r['dtype']:<10}{shape:<14}{r['ours_us']:>10.1f}{r['fast_us']:>10.1f}"
                      f"{r['copy_us']:>10.1f}{r['ours_GBps']:>11.0f}{r['fast_GBps']:>11.0f}"
                      f"{r['speedup_vs_fast']:>8.2f}{r['pct_of_copy']:>8.1f}")
+    if not colds:
+        return "\n".join(lines)
     lines.append("")
     lines.append("cold first call, 65536x4096 bfloat16 (ms): " + "; ".join(
         f"{c['op']}: first {c['first_ms']:.1f}, second {c['second_ms']:.1f}" for c in colds))
@@ -127,19 +138,22 @@ def main():
     p = argparse.ArgumentParser()
     p.add_argument("--out", default=None)
     p.add_argument("--cold", choices=["fused", "fast"])
+    p.add_argument("--only", default="", help="comma-separated case prefixes (default: all)")
+    p.add_argument("--tag", default="", help="suffix of the output files")
     args = p.parse_args()
     if args.cold:
         print(json.dumps(cold(args.cold)))
         return
-    colds = cold_all()
-    rows = bench_all()
+    only = [o for o in args.only.split(",") if o]
+    colds = cold_all() if not only else []
+    rows = bench_all(only)
     text = table(rows, colds)
     print(text)
     if args.out:
-        with open(os.path.join(args.out, "bench_rms_norm.json"), "w") as f:
+        with open(os.path.join(args.out, f"bench_rms_norm{args.tag}.json"), "w") as f:
             json.dump({"mlx": mx.__version__, "device": mx.device_info() if hasattr(mx, "device_info") else None,
                        "rows": rows, "cold": colds}, f, indent=1, default=str)
-        with open(os.path.join(args.out, "bench_rms_norm.txt"), "w") as f:
+        with open(os.path.join(args.out, f"bench_rms_norm{args.tag}.txt"), "w") as f:
             f.write(text + "\n")
 
 

@@ -9,7 +9,7 @@ OUT="${OUT:-/tmp/mlxr-out}"
 mkdir -p "$OUT"
 export CUDACXX="${CUDACXX:-/usr/local/cuda/bin/nvcc}"
 export PYTHONPATH="/tmp/mlxr${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
-stages="${*:-build test sanitize bench}"
+stages="${*:-build test sanitize bench tune}"
 status=0
 cd /tmp # the source tree has an mlxr/ folder without the built extension
 for stage in $stages; do
@@ -46,6 +46,15 @@ for stage in $stages; do
     bench)
       python "$src/csrc/cuda/bench_rms_norm.py" --out "$OUT" 2>&1 | tee "$OUT/bench.log"
       status=$((status | ${PIPESTATUS[0]}))
+      ;;
+    tune) # warp-per-row up to 128 / 256 vectors instead of 512, on the cases it changes
+      for warp_max in 128 256; do
+        echo "--- MLXR_CUDA_RMS_WARP_MAX=$warp_max"
+        MLXR_CUDA_RMS_WARP_MAX=$warp_max python "$src/csrc/cuda/bench_rms_norm.py" \
+          --only large,mid,decode 2>&1 | tail -18
+      done
+      echo "--- managed outputs (MLX allocator), decode"
+      MLXR_CUDA_ALLOC=managed python "$src/csrc/cuda/bench_rms_norm.py" --only decode 2>&1 | tail -11
       ;;
   esac
 done

@@ -8,6 +8,7 @@
 #include <stdexcept>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "mlx/allocator.h"
 
@@ -38,30 +39,116 @@ void use_device(int device) {
   check(try_use_device(device), "cudaSetDevice");
 }
 
-// One pool per device, apart from MLX's: freed outputs stay reserved (up to half the device's
-// memory) so that steady-state allocations do not map fresh pages.
-cudaMemPool_t output_pool(int device) {
-  static std::mutex mutex;
-  static std::map<int, cudaMemPool_t> pools;
-  std::lock_guard lock(mutex);
-  auto it = pools.find(device);
-  if (it != pools.end()) {
-    return it->second;
+// Our output memory: a stream-ordered pool per device, apart from MLX's (freed memory stays
+// reserved up to half the device, so that large outputs need no fresh mapping), fronted by
+// a free list per rounded size like MLX's own buffer cache (no driver call per output).
+// Reusing a buffer as soon as MLX drops it is what MLX's cache does too: MLX keeps a
+// kernel's inputs alive until the kernel has completed.
+class OutputMemory {
+ public:
+  static OutputMemory& get() {
+    static auto* memory = new OutputMemory(); // never destroyed: buffers may outlive exit
+    return *memory;
   }
-  cudaMemPoolProps props = {};
-  props.allocType = cudaMemAllocationTypePinned;
-  props.location.type = cudaMemLocationTypeDevice;
-  props.location.id = device;
-  cudaMemPool_t pool;
-  check(cudaMemPoolCreate(&pool, &props), "cudaMemPoolCreate");
-  size_t free_bytes = 0, total_bytes = 0;
-  check(cudaMemGetInfo(&free_bytes, &total_bytes), "cudaMemGetInfo");
-  uint64_t keep = total_bytes / 2;
-  check(cudaMemPoolSetAttribute(pool, cudaMemPoolAttrReleaseThreshold, &keep),
-        "cudaMemPoolSetAttribute");
-  pools.emplace(device, pool);
-  return pool;
-}
+
+  static size_t round_size(size_t bytes) {
+    constexpr size_t kPage = 16384;
+    if (bytes >= kPage) {
+      return (bytes + kPage - 1) / kPage * kPage;
+    }
+    size_t size = 256;
+    while (size < bytes) {
+      size *= 2;
+    }
+    return size;
+  }
+
+  void* allocate(int device, size_t size, cudaStream_t stream) {
+    {
+      std::lock_guard lock(mutex_);
+      auto it = free_.find({device, size});
+      if (it != free_.end() && !it->second.empty()) {
+        void* data = it->second.back();
+        it->second.pop_back();
+        cached_bytes_ -= size;
+        return data;
+      }
+    }
+    cudaMemPool_t pool = device_state(device).pool;
+    void* data = nullptr;
+    cudaError_t err = cudaMallocFromPoolAsync(&data, size, pool, stream);
+    if (err == cudaErrorMemoryAllocation) {
+      cudaGetLastError(); // clear it, give back what we keep, and try once more
+      release_cached(device);
+      check(cudaMemPoolTrimTo(pool, 0), "cudaMemPoolTrimTo");
+      err = cudaMallocFromPoolAsync(&data, size, pool, stream);
+    }
+    check(err, "cudaMallocFromPoolAsync");
+    return data;
+  }
+
+  // May run at exit, after CUDA has shut down: errors are ignored.
+  void release(int device, void* data, size_t size) noexcept {
+    {
+      std::lock_guard lock(mutex_);
+      if (cached_bytes_ + size <= kMaxCachedBytes) {
+        free_[{device, size}].push_back(data);
+        cached_bytes_ += size;
+        return;
+      }
+    }
+    if (try_use_device(device) == cudaSuccess) {
+      cudaFreeAsync(data, device_state(device).free_stream);
+    }
+  }
+
+ private:
+  static constexpr size_t kMaxCachedBytes = size_t(1) << 30;
+
+  struct DeviceState {
+    cudaMemPool_t pool = nullptr;
+    cudaStream_t free_stream = nullptr; // non-blocking: frees wait for no one
+  };
+
+  DeviceState& device_state(int device) {
+    std::lock_guard lock(mutex_);
+    DeviceState& state = devices_[device];
+    if (!state.pool) {
+      cudaMemPoolProps props = {};
+      props.allocType = cudaMemAllocationTypePinned;
+      props.location.type = cudaMemLocationTypeDevice;
+      props.location.id = device;
+      check(cudaMemPoolCreate(&state.pool, &props), "cudaMemPoolCreate");
+      size_t free_bytes = 0, total_bytes = 0;
+      check(cudaMemGetInfo(&free_bytes, &total_bytes), "cudaMemGetInfo");
+      uint64_t keep = total_bytes / 2;
+      check(cudaMemPoolSetAttribute(state.pool, cudaMemPoolAttrReleaseThreshold, &keep),
+            "cudaMemPoolSetAttribute");
+      check(cudaStreamCreateWithFlags(&state.free_stream, cudaStreamNonBlocking),
+            "cudaStreamCreateWithFlags");
+    }
+    return state;
+  }
+
+  void release_cached(int device) {
+    std::lock_guard lock(mutex_);
+    for (auto& [key, buffers] : free_) {
+      if (key.first != device) {
+        continue;
+      }
+      for (void* data : buffers) {
+        cudaFree(data); // synchronous: the pool must see the memory back before we retry
+        cached_bytes_ -= key.second;
+      }
+      buffers.clear();
+    }
+  }
+
+  std::mutex mutex_;
+  std::map<int, DeviceState> devices_;
+  std::map<std::pair<int, size_t>, std::vector<void*>> free_;
+  size_t cached_bytes_ = 0;
+};
 
 bool use_managed_memory() {
   static const bool managed = [] {
@@ -71,14 +158,11 @@ bool use_managed_memory() {
   return managed;
 }
 
-// Frees an output buffer once MLX drops the array (its GPU users have completed by then).
+// Called when MLX drops an output array.
 void free_output(mx::allocator::Buffer buffer) {
   auto* buf = static_cast<mx::cu::CudaBuffer*>(buffer.ptr());
   if (buf->device >= 0) {
-    // Errors ignored: this may run at exit, after CUDA has shut down.
-    if (try_use_device(buf->device) == cudaSuccess) {
-      cudaFreeAsync(buf->data, nullptr);
-    }
+    OutputMemory::get().release(buf->device, buf->data, buf->size);
   } else if (buf->data) {
     // A CPU read made MLX move the data to its unified memory (Buffer::raw_ptr).
     cudaPointerAttributes attr = {};
@@ -119,18 +203,10 @@ void allocate_output(mx::array& out, mx::cu::CommandEncoder& encoder) {
   }
   int device = encoder.device().cuda_device();
   use_device(device);
-  cudaMemPool_t pool = output_pool(device);
-  cudaStream_t stream = encoder.stream();
-  void* data = nullptr;
-  cudaError_t err = cudaMallocFromPoolAsync(&data, bytes, pool, stream);
-  if (err == cudaErrorMemoryAllocation) {
-    cudaGetLastError(); // clear it, give back what the pool keeps, and try once more
-    check(cudaMemPoolTrimTo(pool, 0), "cudaMemPoolTrimTo");
-    err = cudaMallocFromPoolAsync(&data, bytes, pool, stream);
-  }
-  check(err, "cudaMallocFromPoolAsync");
+  size_t size = OutputMemory::round_size(bytes);
+  void* data = OutputMemory::get().allocate(device, size, encoder.stream());
   // MLX reads CudaBuffer {data, size, device} through Buffer::ptr() (gpu_ptr, raw_ptr).
-  auto* buf = new mx::cu::CudaBuffer{data, bytes, device};
+  auto* buf = new mx::cu::CudaBuffer{data, size, device};
   out.set_data(mx::allocator::Data(mx::allocator::Buffer(buf), free_output));
 }
 

@@ -21,7 +21,7 @@ CUfunction function(mx::cu::CommandEncoder& encoder, const void* kernel);
 
 // Fresh device memory for `out`, ordered on the encoder's stream. MLX's own
 // allocator::malloc returns managed memory, whose first GPU touch page-faults (hundreds of
-// ms for a large output); MLXR_CUDA_ALLOC=managed selects it anyway, for comparison.
+// ms for a large output). MLXR_CUDA_ALLOC=managed selects MLX's path anyway, for comparison.
 void allocate_output(mx::array& out, mx::cu::CommandEncoder& encoder);
 
 // Adds kernel(params) to the encoder's graph; `params` is the kernel's single by-value struct.

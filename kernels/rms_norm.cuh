@@ -126,25 +126,72 @@ __device__ __forceinline__ RowSplit split_row(const T* row, int n) {
   return {head, n_vec, n - head - n_vec * V};
 }
 
+// Two adjacent elements at once: the rounding conversion and the weight multiply are one
+// paired instruction each for half types. The weight product of two half values is exact in
+// float, so the native half/bf16 multiply rounds it exactly as float-then-round would.
+template <typename T>
+struct Pair;
+template <>
+struct Pair<float> {
+  __device__ __forceinline__ static void finish(const float* x, float inv_rms, bool has_w,
+                                                const float* w, float* y) {
+    y[0] = x[0] * inv_rms;
+    y[1] = x[1] * inv_rms;
+    if (has_w) {
+      y[0] *= w[0];
+      y[1] *= w[1];
+    }
+  }
+};
+template <>
+struct Pair<__half> {
+  __device__ __forceinline__ static void finish(const __half* x, float inv_rms, bool has_w,
+                                                const __half* w, __half* y) {
+    __half2 v = __float22half2_rn(make_float2(__half2float(x[0]) * inv_rms,
+                                              __half2float(x[1]) * inv_rms));
+    if (has_w) {
+      v = __hmul2(v, __halves2half2(w[0], w[1]));
+    }
+    y[0] = __low2half(v);
+    y[1] = __high2half(v);
+  }
+};
+template <>
+struct Pair<__nv_bfloat16> {
+  __device__ __forceinline__ static void finish(const __nv_bfloat16* x, float inv_rms,
+                                                bool has_w, const __nv_bfloat16* w,
+                                                __nv_bfloat16* y) {
+    __nv_bfloat162 v = __float22bfloat162_rn(make_float2(__bfloat162float(x[0]) * inv_rms,
+                                                         __bfloat162float(x[1]) * inv_rms));
+    if (has_w) {
+      v = __hmul2(v, __halves2bfloat162(w[0], w[1]));
+    }
+    y[0] = __low2bfloat16(v);
+    y[1] = __high2bfloat16(v);
+  }
+};
+
 // Writes vector c of the body: 16-byte stores when out and weight share x's alignment phase.
 template <typename T, int V>
 __device__ __forceinline__ void store_vec(
     const Vec<T, V>& xv, int c, int head, float inv_rms, const T* w, int64_t w_step,
     T* out_row, bool vec_out, bool vec_w) {
   int i0 = head + c * V;
-  Vec<T, V> wv;
-  if (w && vec_w) {
-    wv = *reinterpret_cast<const Vec<T, V>*>(w + i0);
+  Vec<T, V> wv = {};
+  if (w) {
+    if (vec_w) {
+      wv = *reinterpret_cast<const Vec<T, V>*>(w + i0);
+    } else {
+#pragma unroll
+      for (int j = 0; j < V; ++j) {
+        wv.v[j] = w[(i0 + j) * w_step];
+      }
+    }
   }
   Vec<T, V> y;
 #pragma unroll
-  for (int j = 0; j < V; ++j) {
-    T normed = from_float<T>(to_float(xv.v[j]) * inv_rms);
-    if (w) {
-      float wj = vec_w ? to_float(wv.v[j]) : to_float(w[(i0 + j) * w_step]);
-      normed = from_float<T>(to_float(normed) * wj);
-    }
-    y.v[j] = normed;
+  for (int j = 0; j < V; j += 2) {
+    Pair<T>::finish(xv.v + j, inv_rms, w != nullptr, wv.v + j, y.v + j);
   }
   if (vec_out) {
     *reinterpret_cast<Vec<T, V>*>(out_row + i0) = y;
@@ -159,8 +206,14 @@ __device__ __forceinline__ void store_vec(
 // kGroup threads per row (32: a warp per row, several rows per block; else the whole block).
 // kChunks > 0: thread g holds vectors g, g + kGroup, ... in registers; needs
 // n_vec <= kChunks * kGroup. kChunks == 0: two passes over global memory, any row length.
+// At least 1024 resident threads per SM (64 registers) where the row fits in 4 vectors.
+constexpr int min_blocks(int block, int chunks) {
+  return chunks <= 4 && block <= 1024 ? 1024 / block : 1;
+}
+
 template <typename T, int kBlock, int kGroup, int kChunks>
-__global__ void __launch_bounds__(kBlock) rms_norm_rows(const __grid_constant__ RMSNormParams p) {
+__global__ void __launch_bounds__(kBlock, min_blocks(kBlock, kChunks))
+    rms_norm_rows(const __grid_constant__ RMSNormParams p) {
   constexpr int V = 16 / sizeof(T);
   constexpr int kRowsPerBlock = kBlock / kGroup;
   __shared__ float scratch[32];
@@ -282,8 +335,7 @@ __global__ void __launch_bounds__(kBlock)
 
 // Transposed layout: the innermost row axis has stride 1 (rows adjacent), elements x_step
 // apart. A block (32 lanes x 8 warps) takes 32 * kRpl adjacent rows: each lane loads kRpl
-// neighbouring rows at once (kRpl = 2 for half types: 4-byte loads), the warps walk the
-// elements. Pass 1 sums squares with loads coalesced across rows. Pass 2 re-reads the rows
+// neighbouring rows at once (8-byte loads where aligned), the warps walk the elements. Pass 1 sums squares with loads coalesced across rows. Pass 2 re-reads the rows
 // in 64-element tiles, from the end backwards (the last elements read are likeliest to be
 // in L2), normalises and transposes each tile in shared memory so that the stores are
 // contiguous runs of one output row. Traffic: x read twice, out written once.
@@ -297,7 +349,7 @@ __global__ void __launch_bounds__(32 * kColsWarps)
   using Load = Vec<T, kRpl>;
   __shared__ float partial[kColsWarps][kRows];
   __shared__ float inv_rms[kRows];
-  __shared__ T tile[kRows][kColsTile + 2];
+  __shared__ T tile[kRows][kColsTile + 1]; // +1: lanes kRpl rows apart hit 2 banks at most
   const T* x = static_cast<const T*>(p.x);
   const T* w = static_cast<const T*>(p.weight);
   T* out = static_cast<T*>(p.out);
@@ -317,7 +369,7 @@ __global__ void __launch_bounds__(32 * kColsWarps)
 
     float sum_sq[kRpl] = {};
     if (live) {
-#pragma unroll 8
+#pragma unroll 16
       for (int i = warp; i < n; i += kColsWarps) {
         Load v = *reinterpret_cast<const Load*>(x_lane + i * p.x_step);
 #pragma unroll

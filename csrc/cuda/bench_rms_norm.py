@@ -1,6 +1,7 @@
 """Times mlxr's CUDA rms_norm against mx.fast.rms_norm and a copy of the same bytes.
 
-Amortised: CALLS independent calls per mx.eval, median over REPS evals after warm-up;
+Amortised: CALLS independent calls per mx.eval, median over 15 evals (51 for small cases)
+after warm-up, the implementations interleaved;
 bandwidth counts x read once plus the output written once. `--cold` times the first
 call on a fresh output in a fresh process (what managed memory makes slow).
 Usage: python bench_rms_norm.py [--out DIR] | python bench_rms_norm.py --cold fused|fast
@@ -18,21 +19,28 @@ import mlx.core as mx
 
 import mlxr.fused as fused
 
-CALLS, REPS, WARMUP = 20, 15, 3
+CALLS, WARMUP = 20, 3
 
 
-def median_seconds(fn, x):
-    def one_eval():
-        outs = [fn(x) for _ in range(CALLS)]
-        mx.synchronize()
-        t0 = time.perf_counter()
-        mx.eval(outs)
-        mx.synchronize()
-        return time.perf_counter() - t0
+def one_eval(fn, x):
+    outs = [fn(x) for _ in range(CALLS)]
+    mx.synchronize()
+    t0 = time.perf_counter()
+    mx.eval(outs)
+    mx.synchronize()
+    return (time.perf_counter() - t0) / CALLS
 
+
+def median_seconds(fns, x, reps):
+    """Median seconds per call of each fn, the fns interleaved so that drift hits all alike."""
     for _ in range(WARMUP):
-        one_eval()
-    return statistics.median(one_eval() for _ in range(REPS)) / CALLS
+        for fn in fns.values():
+            one_eval(fn, x)
+    times = {name: [] for name in fns}
+    for _ in range(reps):
+        for name, fn in fns.items():
+            times[name].append(one_eval(fn, x))
+    return {name: statistics.median(t) for name, t in times.items()}
 
 
 def make(shape, dtype, view=None, key=0):
@@ -44,9 +52,14 @@ def make(shape, dtype, view=None, key=0):
 
 def row(case, x, w, with_copy):
     n_bytes = 2 * x.size * x.itemsize
-    ours = median_seconds(lambda a: fused.rms_norm(a, w, 1e-5), x)
-    fast = median_seconds(lambda a: mx.fast.rms_norm(a, w, 1e-5), x)
-    copy = median_seconds(mx.negative, x) if with_copy else float("nan")
+    fns = {
+        "ours": lambda a: fused.rms_norm(a, w, 1e-5),
+        "fast": lambda a: mx.fast.rms_norm(a, w, 1e-5),
+    }
+    if with_copy:
+        fns["copy"] = mx.negative
+    t = median_seconds(fns, x, reps=15 if n_bytes > (64 << 20) else 51)
+    ours, fast, copy = t["ours"], t["fast"], t.get("copy", float("nan"))
     mx.clear_cache()
     return {
         "case": case, "dtype": str(x.dtype).split(".")[-1], "shape": list(x.shape),

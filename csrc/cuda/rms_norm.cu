@@ -1,6 +1,5 @@
 // RMSNorm::eval_gpu on MLX's CUDA backend; device code in kernels/rms_norm.cuh.
 #include <cstdint>
-#include <cstdlib>
 #include <stdexcept>
 #include <string>
 #include <utility>
@@ -67,25 +66,18 @@ RowsConfig rows_config() {
           kBlock, kGroup, kChunks};
 }
 
-// Smallest configuration whose registers hold the row: a warp per row up to 512 vectors
-// (2048 f32 / 4096 half; no block barriers, 16 loads in flight per thread), then a block per
-// row; rows over 8 x 512 vectors (16384 f32 / 32768 half) loop. 1024 threads x 8 vectors
-// would spill (64 registers per thread).
+// Smallest configuration whose registers hold the row: a warp per row up to 128 vectors
+// (512 f32 / 1024 half), then a block per row with 4 vectors per thread (more rows per warp
+// measured slower on the H100: csrc/cuda/NOTES.md); rows over 8 x 512 vectors (16384 f32 /
+// 32768 half) loop. 1024 threads x 8 vectors would spill (64 registers per thread).
 template <typename T>
 RowsConfig pick_rows(int64_t n_vec) {
   const RowsConfig configs[] = {
-      rows_config<T, 128, 32, 1>(),   rows_config<T, 128, 32, 2>(),   rows_config<T, 128, 32, 4>(),
-      rows_config<T, 128, 32, 8>(),   rows_config<T, 128, 32, 16>(),  rows_config<T, 128, 128, 4>(),
-      rows_config<T, 256, 256, 4>(),  rows_config<T, 512, 512, 4>(),  rows_config<T, 512, 512, 8>(),
+      rows_config<T, 128, 32, 1>(),   rows_config<T, 128, 32, 2>(),  rows_config<T, 128, 32, 4>(),
+      rows_config<T, 128, 128, 4>(),  rows_config<T, 256, 256, 4>(), rows_config<T, 512, 512, 4>(),
+      rows_config<T, 512, 512, 8>(),
   };
-  static const int64_t warp_max = [] { // TEMPORARY tuning knob, removed after measuring
-    const char* v = std::getenv("MLXR_CUDA_RMS_WARP_MAX");
-    return v ? std::atoll(v) : 512;
-  }();
   for (const RowsConfig& c : configs) {
-    if (c.group == 32 && c.group * c.chunks > warp_max) {
-      continue;
-    }
     if (n_vec <= int64_t(c.group) * c.chunks) {
       return c;
     }
@@ -105,18 +97,23 @@ void launch_rms_norm(mx::cu::CommandEncoder& encoder, RMSNormParams& p, const ch
     cuda::launch(encoder, c.kernel, dim3(grid_for(blocks)), dim3(c.block), p);
     name += c.group == 32 ? "warp_" : "rows_";
   } else if (p.row_strides[p.row_ndim - 1] == 1) {
-    // Transposed: neighbouring rows are neighbours in memory. Half types load two rows at
-    // once where every pair is 4-byte aligned.
+    // Transposed: neighbouring rows are neighbours in memory. Each lane loads kRpl rows at
+    // once (8 bytes, else 4, else one element) where every tile's rows are so aligned.
     int64_t inner = p.row_shape[p.row_ndim - 1];
-    bool pairs = sizeof(T) == 2 && inner % 2 == 0 && p.x_step % 2 == 0 &&
-        reinterpret_cast<uintptr_t>(p.x) % 4 == 0;
-    for (int k = 0; k + 1 < p.row_ndim; ++k) {
-      pairs = pairs && p.row_strides[k] % 2 == 0;
-    }
-    int rows_per_block = 32 * (pairs ? 2 : 1);
-    int64_t tiles = (inner + rows_per_block - 1) / rows_per_block * (p.n_rows / inner);
-    const void* kernel = pairs ? reinterpret_cast<const void*>(&cuda::rms_norm_cols<T, 2>)
-                               : reinterpret_cast<const void*>(&cuda::rms_norm_cols<T, 1>);
+    auto rows_aligned = [&](int rpl) {
+      bool ok = inner % rpl == 0 && p.x_step % rpl == 0 &&
+          reinterpret_cast<uintptr_t>(p.x) % (rpl * sizeof(T)) == 0;
+      for (int k = 0; k + 1 < p.row_ndim; ++k) {
+        ok = ok && p.row_strides[k] % rpl == 0;
+      }
+      return ok;
+    };
+    constexpr int kWide = 8 / sizeof(T);
+    int rpl = rows_aligned(kWide) ? kWide : (kWide > 2 && rows_aligned(2) ? 2 : 1);
+    const void* kernel = rpl == kWide ? reinterpret_cast<const void*>(&cuda::rms_norm_cols<T, kWide>)
+        : rpl == 2 ? reinterpret_cast<const void*>(&cuda::rms_norm_cols<T, 2>)
+                   : reinterpret_cast<const void*>(&cuda::rms_norm_cols<T, 1>);
+    int64_t tiles = (inner + 32 * rpl - 1) / (32 * rpl) * (p.n_rows / inner);
     cuda::launch(encoder, kernel, dim3(grid_for(tiles)), dim3(32 * cuda::kColsWarps), p);
     name += "cols_";
   } else {

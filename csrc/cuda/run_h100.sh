@@ -9,7 +9,7 @@ OUT="${OUT:-/tmp/mlxr-out}"
 mkdir -p "$OUT"
 export CUDACXX="${CUDACXX:-/usr/local/cuda/bin/nvcc}"
 export PYTHONPATH="/tmp/mlxr${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
-stages="${*:-build test sanitize bench tune}"
+stages="${*:-build test sanitize bench tune profile}"
 status=0
 cd /tmp # the source tree has an mlxr/ folder without the built extension
 for stage in $stages; do
@@ -47,13 +47,30 @@ for stage in $stages; do
       python "$src/csrc/cuda/bench_rms_norm.py" --out "$OUT" 2>&1 | tee "$OUT/bench.log"
       status=$((status | ${PIPESTATUS[0]}))
       ;;
-    tune) # warp-per-row up to 128 / 256 vectors instead of 512, on the cases it changes
-      for warp_max in 128 256; do
-        echo "--- MLXR_CUDA_RMS_WARP_MAX=$warp_max"
-        MLXR_CUDA_RMS_WARP_MAX=$warp_max python "$src/csrc/cuda/bench_rms_norm.py" \
-          --only large,mid,decode 2>&1 | tail -18
-      done
-      echo "--- managed outputs (MLX allocator), decode"
+    profile) # Nsight Compute over the large and transposed cases (profile_rms_norm.py)
+      ncu_bin="$(command -v ncu || ls /usr/local/cuda*/bin/ncu /opt/nvidia/nsight-compute/*/ncu 2>/dev/null | head -1)"
+      "$ncu_bin" --clock-control none --kernel-name regex:rms_norm --csv --metrics \
+gpu__time_duration.sum,dram__bytes_read.sum,dram__bytes_write.sum,\
+dram__throughput.avg.pct_of_peak_sustained_elapsed,sm__warps_active.avg.pct_of_peak_sustained_active,\
+smsp__inst_executed.sum,launch__registers_per_thread,launch__grid_size,launch__block_size,\
+lts__t_sector_hit_rate.pct,smsp__average_warps_issue_stalled_long_scoreboard_per_issue_active.ratio \
+        python "$src/csrc/cuda/profile_rms_norm.py" >"$OUT/ncu.csv" 2>&1
+      echo "ncu exit $?"
+      python - "$OUT/ncu.csv" <<'PY'
+import csv, sys
+rows = [r for r in csv.reader(open(sys.argv[1])) if len(r) > 10]
+head, rows = rows[0], rows[1:]
+k, m, v = head.index("Kernel Name"), head.index("Metric Name"), head.index("Metric Value")
+seen = {}
+for r in rows:
+    seen.setdefault((r[head.index("ID")], r[k][:60]), {})[r[m]] = r[v]
+for (i, name), ms in seen.items():
+    print(i, name)
+    print("   ", "  ".join(f"{key.split('__')[1][:28]}={val}" for key, val in sorted(ms.items())))
+PY
+      ;;
+    tune) # managed outputs (MLX's allocator) against our pool, where host overhead shows
+      echo "--- MLXR_CUDA_ALLOC=managed"
       MLXR_CUDA_ALLOC=managed python "$src/csrc/cuda/bench_rms_norm.py" --only decode 2>&1 | tail -11
       ;;
   esac

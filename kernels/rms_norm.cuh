@@ -206,13 +206,9 @@ __device__ __forceinline__ void store_vec(
 // kGroup threads per row (32: a warp per row, several rows per block; else the whole block).
 // kChunks > 0: thread g holds vectors g, g + kGroup, ... in registers; needs
 // n_vec <= kChunks * kGroup. kChunks == 0: two passes over global memory, any row length.
-// At least 1024 resident threads per SM (64 registers) where the row fits in 4 vectors.
-constexpr int min_blocks(int block, int chunks) {
-  return chunks <= 4 && block <= 1024 ? 1024 / block : 1;
-}
-
-template <typename T, int kBlock, int kGroup, int kChunks>
-__global__ void __launch_bounds__(kBlock, min_blocks(kBlock, kChunks))
+// kMinBlocks > 1 caps registers so that many blocks stay resident.
+template <typename T, int kBlock, int kGroup, int kChunks, int kMinBlocks = 1>
+__global__ void __launch_bounds__(kBlock, kMinBlocks)
     rms_norm_rows(const __grid_constant__ RMSNormParams p) {
   constexpr int V = 16 / sizeof(T);
   constexpr int kRowsPerBlock = kBlock / kGroup;
@@ -339,10 +335,9 @@ __global__ void __launch_bounds__(kBlock)
 // in 64-element tiles, from the end backwards (the last elements read are likeliest to be
 // in L2), normalises and transposes each tile in shared memory so that the stores are
 // contiguous runs of one output row. Traffic: x read twice, out written once.
-constexpr int kColsWarps = 8;
 constexpr int kColsTile = 64; // elements per row per pass-2 tile
 
-template <typename T, int kRpl>
+template <typename T, int kRpl, int kColsWarps = 8>
 __global__ void __launch_bounds__(32 * kColsWarps)
     rms_norm_cols(const __grid_constant__ RMSNormParams p) {
   constexpr int kRows = 32 * kRpl;

@@ -1,5 +1,6 @@
 // RMSNorm::eval_gpu on MLX's CUDA backend; device code in kernels/rms_norm.cuh.
 #include <cstdint>
+#include <cstdlib>
 #include <stdexcept>
 #include <string>
 #include <utility>
@@ -60,23 +61,47 @@ struct RowsConfig {
   int block, group, chunks;
 };
 
-template <typename T, int kBlock, int kGroup, int kChunks>
+template <typename T, int kBlock, int kGroup, int kChunks, int kMinBlocks = 1>
 RowsConfig rows_config() {
-  return {reinterpret_cast<const void*>(&cuda::rms_norm_rows<T, kBlock, kGroup, kChunks>),
+  return {reinterpret_cast<const void*>(
+              &cuda::rms_norm_rows<T, kBlock, kGroup, kChunks, kMinBlocks>),
           kBlock, kGroup, kChunks};
 }
 
-// Smallest configuration whose registers hold the row: a warp per row up to 128 vectors
-// (512 f32 / 1024 half), then a block per row with 4 vectors per thread (more rows per warp
-// measured slower on the H100: csrc/cuda/NOTES.md); rows over 8 x 512 vectors (16384 f32 /
-// 32768 half) loop. 1024 threads x 8 vectors would spill (64 registers per thread).
+// TEMPORARY tuning switch (MLXR_CUDA_TUNE=minb|nominb|c8|c8minb, cw16), removed after measuring.
+const std::string& tune() {
+  static const std::string value = [] {
+    const char* v = std::getenv("MLXR_CUDA_TUNE");
+    return std::string(v ? v : "");
+  }();
+  return value;
+}
+bool tuned(const char* what) {
+  return tune().find(what) != std::string::npos;
+}
+
 template <typename T>
 RowsConfig pick_rows(int64_t n_vec) {
-  const RowsConfig configs[] = {
-      rows_config<T, 128, 32, 1>(),   rows_config<T, 128, 32, 2>(),  rows_config<T, 128, 32, 4>(),
-      rows_config<T, 128, 128, 4>(),  rows_config<T, 256, 256, 4>(), rows_config<T, 512, 512, 4>(),
-      rows_config<T, 512, 512, 8>(),
-  };
+  std::vector<RowsConfig> configs;
+  if (tuned("c8")) {
+    bool mb = tuned("c8minb");
+    configs = {mb ? rows_config<T, 128, 32, 1, 8>() : rows_config<T, 128, 32, 1>(),
+               mb ? rows_config<T, 128, 32, 2, 8>() : rows_config<T, 128, 32, 2>(),
+               mb ? rows_config<T, 128, 32, 4, 8>() : rows_config<T, 128, 32, 4>(),
+               mb ? rows_config<T, 128, 128, 4, 8>() : rows_config<T, 128, 128, 4>(),
+               rows_config<T, 128, 128, 8>(), rows_config<T, 256, 256, 8>(),
+               rows_config<T, 512, 512, 8>()};
+  } else if (tuned("nominb")) {
+    configs = {rows_config<T, 128, 32, 1>(),  rows_config<T, 128, 32, 2>(),
+               rows_config<T, 128, 32, 4>(),  rows_config<T, 128, 128, 4>(),
+               rows_config<T, 256, 256, 4>(), rows_config<T, 512, 512, 4>(),
+               rows_config<T, 512, 512, 8>()};
+  } else {
+    configs = {rows_config<T, 128, 32, 1, 8>(),  rows_config<T, 128, 32, 2, 8>(),
+               rows_config<T, 128, 32, 4, 8>(),  rows_config<T, 128, 128, 4, 8>(),
+               rows_config<T, 256, 256, 4, 4>(), rows_config<T, 512, 512, 4, 2>(),
+               rows_config<T, 512, 512, 8>()};
+  }
   for (const RowsConfig& c : configs) {
     if (n_vec <= int64_t(c.group) * c.chunks) {
       return c;
@@ -113,8 +138,13 @@ void launch_rms_norm(mx::cu::CommandEncoder& encoder, RMSNormParams& p, const ch
     const void* kernel = rpl == kWide ? reinterpret_cast<const void*>(&cuda::rms_norm_cols<T, kWide>)
         : rpl == 2 ? reinterpret_cast<const void*>(&cuda::rms_norm_cols<T, 2>)
                    : reinterpret_cast<const void*>(&cuda::rms_norm_cols<T, 1>);
+    int warps = 8;
+    if (tuned("cw16") && rpl == kWide) {
+      kernel = reinterpret_cast<const void*>(&cuda::rms_norm_cols<T, kWide, 16>);
+      warps = 16;
+    }
     int64_t tiles = (inner + 32 * rpl - 1) / (32 * rpl) * (p.n_rows / inner);
-    cuda::launch(encoder, kernel, dim3(grid_for(tiles)), dim3(32 * cuda::kColsWarps), p);
+    cuda::launch(encoder, kernel, dim3(grid_for(tiles)), dim3(32 * warps), p);
     name += "cols_";
   } else {
     constexpr int kBlock = 256;

@@ -69,9 +69,13 @@ for (i, name), ms in seen.items():
     print("   ", "  ".join(f"{key.split('__')[1][:28]}={val}" for key, val in sorted(ms.items())))
 PY
       ;;
-    tune) # managed outputs (MLX's allocator) against our pool, where host overhead shows
-      echo "--- MLXR_CUDA_ALLOC=managed"
-      MLXR_CUDA_ALLOC=managed python "$src/csrc/cuda/bench_rms_norm.py" --only decode 2>&1 | tail -11
+    tune) # TEMPORARY: kernel variants (MLXR_CUDA_TUNE) on the cases they change
+      for t in nominb c8 c8minb; do
+        echo "--- MLXR_CUDA_TUNE=$t"
+        MLXR_CUDA_TUNE=$t python "$src/csrc/cuda/bench_rms_norm.py" --only large,mid 2>&1 | tail -8
+      done
+      echo "--- MLXR_CUDA_TUNE=cw16"
+      MLXR_CUDA_TUNE=cw16 python "$src/csrc/cuda/bench_rms_norm.py" --only transposed 2>&1 | tail -2
       ;;
   esac
 done

@@ -87,23 +87,37 @@ class OutputMemory {
     return data;
   }
 
-  // May run at exit, after CUDA has shut down: errors are ignored.
+  // May run at exit, after CUDA has shut down: errors are ignored. Large buffers go back to
+  // the pool (a driver call is noise next to their kernel); when the small ones outgrow the
+  // cap, the stale ones go back too rather than the new one.
   void release(int device, void* data, size_t size) noexcept {
-    {
+    std::vector<std::pair<int, void*>> to_pool;
+    if (size <= kMaxCachedSize) {
       std::lock_guard lock(mutex_);
-      if (cached_bytes_ + size <= kMaxCachedBytes) {
-        free_[{device, size}].push_back(data);
-        cached_bytes_ += size;
-        return;
+      if (cached_bytes_ + size > kMaxCachedBytes) {
+        for (auto& [key, buffers] : free_) {
+          for (void* old : buffers) {
+            to_pool.emplace_back(key.first, old);
+          }
+          buffers.clear();
+        }
+        cached_bytes_ = 0;
       }
+      free_[{device, size}].push_back(data);
+      cached_bytes_ += size;
+    } else {
+      to_pool.emplace_back(device, data);
     }
-    if (try_use_device(device) == cudaSuccess) {
-      cudaFreeAsync(data, device_state(device).free_stream);
+    for (auto [dev, ptr] : to_pool) {
+      if (try_use_device(dev) == cudaSuccess) {
+        cudaFreeAsync(ptr, device_state(dev).free_stream);
+      }
     }
   }
 
  private:
-  static constexpr size_t kMaxCachedBytes = size_t(1) << 30;
+  static constexpr size_t kMaxCachedSize = size_t(16) << 20;
+  static constexpr size_t kMaxCachedBytes = size_t(256) << 20;
 
   struct DeviceState {
     cudaMemPool_t pool = nullptr;

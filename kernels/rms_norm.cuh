@@ -335,9 +335,8 @@ __global__ void __launch_bounds__(kBlock)
 // in 64-element tiles, from the end backwards (the last elements read are likeliest to be
 // in L2), normalises and transposes each tile in shared memory so that the stores are
 // contiguous runs of one output row. Traffic: x read twice, out written once.
-constexpr int kColsTile = 64; // elements per row per pass-2 tile
-
-template <typename T, int kRpl, int kColsWarps = 8>
+// kColsTile: elements per row per pass-2 tile.
+template <typename T, int kRpl, int kColsWarps = 8, int kColsTile = 64>
 __global__ void __launch_bounds__(32 * kColsWarps)
     rms_norm_cols(const __grid_constant__ RMSNormParams p) {
   constexpr int kRows = 32 * kRpl;

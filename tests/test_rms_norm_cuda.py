@@ -21,7 +21,7 @@ REL_ERR = {mx.float32: 1e-5, mx.float16: 1e-3, mx.bfloat16: 8e-3}
 ULPS2 = {mx.float32: 4e-6, mx.float16: 2.0**-9, mx.bfloat16: 2.0**-6}
 # Row lengths around every kernel switch: warp/block per row, register-held vs looping rows,
 # 16-byte vectors with heads and tails.
-ROW_SIZES = [1, 7, 31, 32, 33, 256, 512, 513, 1024, 4095, 4096, 4097, 8192, 16385, 40000, 70001]
+ROW_SIZES = [1, 7, 31, 32, 33, 256, 512, 513, 1024, 1500, 2047, 4095, 4096, 4097, 8192, 16385, 40000, 70001]
 
 
 @pytest.fixture(autouse=True)

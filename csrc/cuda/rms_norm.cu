@@ -68,40 +68,26 @@ RowsConfig rows_config() {
           kBlock, kGroup, kChunks};
 }
 
-// TEMPORARY tuning switch (MLXR_CUDA_TUNE=minb|nominb|c8|c8minb, cw16), removed after measuring.
-const std::string& tune() {
+// TEMPORARY tuning switch (MLXR_CUDA_TUNE=ct128), removed after measuring.
+bool tuned(const char* what) {
   static const std::string value = [] {
     const char* v = std::getenv("MLXR_CUDA_TUNE");
     return std::string(v ? v : "");
   }();
-  return value;
-}
-bool tuned(const char* what) {
-  return tune().find(what) != std::string::npos;
+  return value.find(what) != std::string::npos;
 }
 
+// Smallest configuration whose registers hold the row with up to 4 vectors (64 bytes in
+// flight) per thread: a warp per row up to 128 vectors (512 f32 / 1024 half), then a block per
+// row; rows over 8 x 512 vectors (16384 f32 / 32768 half) loop. Capping registers for more
+// resident blocks measured slower for f32 and mixed for bf16 (csrc/cuda/NOTES.md).
 template <typename T>
 RowsConfig pick_rows(int64_t n_vec) {
-  std::vector<RowsConfig> configs;
-  if (tuned("c8")) {
-    bool mb = tuned("c8minb");
-    configs = {mb ? rows_config<T, 128, 32, 1, 8>() : rows_config<T, 128, 32, 1>(),
-               mb ? rows_config<T, 128, 32, 2, 8>() : rows_config<T, 128, 32, 2>(),
-               mb ? rows_config<T, 128, 32, 4, 8>() : rows_config<T, 128, 32, 4>(),
-               mb ? rows_config<T, 128, 128, 4, 8>() : rows_config<T, 128, 128, 4>(),
-               rows_config<T, 128, 128, 8>(), rows_config<T, 256, 256, 8>(),
-               rows_config<T, 512, 512, 8>()};
-  } else if (tuned("nominb")) {
-    configs = {rows_config<T, 128, 32, 1>(),  rows_config<T, 128, 32, 2>(),
-               rows_config<T, 128, 32, 4>(),  rows_config<T, 128, 128, 4>(),
-               rows_config<T, 256, 256, 4>(), rows_config<T, 512, 512, 4>(),
-               rows_config<T, 512, 512, 8>()};
-  } else {
-    configs = {rows_config<T, 128, 32, 1, 8>(),  rows_config<T, 128, 32, 2, 8>(),
-               rows_config<T, 128, 32, 4, 8>(),  rows_config<T, 128, 128, 4, 8>(),
-               rows_config<T, 256, 256, 4, 4>(), rows_config<T, 512, 512, 4, 2>(),
-               rows_config<T, 512, 512, 8>()};
-  }
+  const RowsConfig configs[] = {
+      rows_config<T, 128, 32, 1>(),  rows_config<T, 128, 32, 2>(),   rows_config<T, 128, 32, 4>(),
+      rows_config<T, 64, 64, 4>(),   rows_config<T, 128, 128, 4>(),  rows_config<T, 256, 256, 4>(),
+      rows_config<T, 512, 512, 4>(), rows_config<T, 512, 512, 8>(),
+  };
   for (const RowsConfig& c : configs) {
     if (n_vec <= int64_t(c.group) * c.chunks) {
       return c;
@@ -139,9 +125,8 @@ void launch_rms_norm(mx::cu::CommandEncoder& encoder, RMSNormParams& p, const ch
         : rpl == 2 ? reinterpret_cast<const void*>(&cuda::rms_norm_cols<T, 2>)
                    : reinterpret_cast<const void*>(&cuda::rms_norm_cols<T, 1>);
     int warps = 8;
-    if (tuned("cw16") && rpl == kWide) {
-      kernel = reinterpret_cast<const void*>(&cuda::rms_norm_cols<T, kWide, 16>);
-      warps = 16;
+    if (tuned("ct128") && rpl == kWide) {
+      kernel = reinterpret_cast<const void*>(&cuda::rms_norm_cols<T, kWide, 8, 128>);
     }
     int64_t tiles = (inner + 32 * rpl - 1) / (32 * rpl) * (p.n_rows / inner);
     cuda::launch(encoder, kernel, dim3(grid_for(tiles)), dim3(32 * warps), p);

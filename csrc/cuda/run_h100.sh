@@ -70,12 +70,8 @@ for (i, name), ms in seen.items():
 PY
       ;;
     tune) # TEMPORARY: kernel variants (MLXR_CUDA_TUNE) on the cases they change
-      for t in nominb c8 c8minb; do
-        echo "--- MLXR_CUDA_TUNE=$t"
-        MLXR_CUDA_TUNE=$t python "$src/csrc/cuda/bench_rms_norm.py" --only large,mid 2>&1 | tail -8
-      done
-      echo "--- MLXR_CUDA_TUNE=cw16"
-      MLXR_CUDA_TUNE=cw16 python "$src/csrc/cuda/bench_rms_norm.py" --only transposed 2>&1 | tail -2
+      echo "--- MLXR_CUDA_TUNE=ct128"
+      MLXR_CUDA_TUNE=ct128 python "$src/csrc/cuda/bench_rms_norm.py" --only transposed 2>&1 | tail -2
       ;;
   esac
 done

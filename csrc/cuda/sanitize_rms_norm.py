@@ -15,6 +15,7 @@ from mlxr.reference import rms_norm as reference
 CASES = {
     "warp_tail": ((9, 7), None),
     "warp_vec": ((5, 33), None),
+    "rows_64": ((3, 1500), None),
     "rows_regs": ((3, 4097), None),
     "rows_loop": ((2, 70001), None),
     "cols": ((77, 45), lambda a: a.T),

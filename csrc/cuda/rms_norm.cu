@@ -1,6 +1,5 @@
 // RMSNorm::eval_gpu on MLX's CUDA backend; device code in kernels/rms_norm.cuh.
 #include <cstdint>
-#include <cstdlib>
 #include <stdexcept>
 #include <string>
 #include <utility>
@@ -61,20 +60,10 @@ struct RowsConfig {
   int block, group, chunks;
 };
 
-template <typename T, int kBlock, int kGroup, int kChunks, int kMinBlocks = 1>
+template <typename T, int kBlock, int kGroup, int kChunks>
 RowsConfig rows_config() {
-  return {reinterpret_cast<const void*>(
-              &cuda::rms_norm_rows<T, kBlock, kGroup, kChunks, kMinBlocks>),
+  return {reinterpret_cast<const void*>(&cuda::rms_norm_rows<T, kBlock, kGroup, kChunks>),
           kBlock, kGroup, kChunks};
-}
-
-// TEMPORARY tuning switch (MLXR_CUDA_TUNE=ct128), removed after measuring.
-bool tuned(const char* what) {
-  static const std::string value = [] {
-    const char* v = std::getenv("MLXR_CUDA_TUNE");
-    return std::string(v ? v : "");
-  }();
-  return value.find(what) != std::string::npos;
 }
 
 // Smallest configuration whose registers hold the row with up to 4 vectors (64 bytes in
@@ -124,12 +113,8 @@ void launch_rms_norm(mx::cu::CommandEncoder& encoder, RMSNormParams& p, const ch
     const void* kernel = rpl == kWide ? reinterpret_cast<const void*>(&cuda::rms_norm_cols<T, kWide>)
         : rpl == 2 ? reinterpret_cast<const void*>(&cuda::rms_norm_cols<T, 2>)
                    : reinterpret_cast<const void*>(&cuda::rms_norm_cols<T, 1>);
-    int warps = 8;
-    if (tuned("ct128") && rpl == kWide) {
-      kernel = reinterpret_cast<const void*>(&cuda::rms_norm_cols<T, kWide, 8, 128>);
-    }
     int64_t tiles = (inner + 32 * rpl - 1) / (32 * rpl) * (p.n_rows / inner);
-    cuda::launch(encoder, kernel, dim3(grid_for(tiles)), dim3(32 * warps), p);
+    cuda::launch(encoder, kernel, dim3(grid_for(tiles)), dim3(32 * cuda::kColsWarps), p);
     name += "cols_";
   } else {
     constexpr int kBlock = 256;

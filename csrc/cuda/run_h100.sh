@@ -2,14 +2,14 @@
 # One GPU-machine call: build mlxr against MLX-CUDA, run the CUDA tests, compute-sanitizer
 # (memcheck + racecheck) over a small run, then the benchmark. Logs and tables go to $OUT.
 # Run from the source root after `source .device/setup.sh env`; stages default to all:
-#   bash csrc/cuda/run_h100.sh [build] [test] [sanitize] [bench]
+#   bash csrc/cuda/run_h100.sh [build] [test] [sanitize] [bench] [profile] [managed]
 set -uo pipefail
 src="$(pwd)"
 OUT="${OUT:-/tmp/mlxr-out}"
 mkdir -p "$OUT"
 export CUDACXX="${CUDACXX:-/usr/local/cuda/bin/nvcc}"
 export PYTHONPATH="/tmp/mlxr${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
-stages="${*:-build test sanitize bench tune profile}"
+stages="${*:-build test sanitize bench profile}"
 status=0
 cd /tmp # the source tree has an mlxr/ folder without the built extension
 for stage in $stages; do
@@ -69,9 +69,8 @@ for (i, name), ms in seen.items():
     print("   ", "  ".join(f"{key.split('__')[1][:28]}={val}" for key, val in sorted(ms.items())))
 PY
       ;;
-    tune) # TEMPORARY: kernel variants (MLXR_CUDA_TUNE) on the cases they change
-      echo "--- MLXR_CUDA_TUNE=ct128"
-      MLXR_CUDA_TUNE=ct128 python "$src/csrc/cuda/bench_rms_norm.py" --only transposed 2>&1 | tail -2
+    managed) # decode with MLX's allocator (managed memory) for our outputs: host overhead check
+      MLXR_CUDA_ALLOC=managed python "$src/csrc/cuda/bench_rms_norm.py" --only decode 2>&1 | tail -11
       ;;
   esac
 done

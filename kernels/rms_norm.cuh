@@ -10,6 +10,8 @@
 //   rms_norm_cols   rows adjacent to each other but elements strided (a transposed matrix):
 //                   32 x kRpl rows per block, loads coalesced across rows, written back
 //                   through a shared-memory transpose so that the stores are coalesced too.
+//   rms_norm_cols_smem the same layout with rows short enough to be held in shared memory:
+//                   32 bytes of rows per block, x read once instead of twice.
 //   rms_norm_strided anything else (x[:, ::2], reversed rows): scalar strided loads.
 #pragma once
 
@@ -420,6 +422,80 @@ __global__ void __launch_bounds__(32 * kColsWarps)
         }
       }
       __syncthreads();
+    }
+  }
+}
+
+// Transposed layout, rows short enough for shared memory: a block (1024 threads) takes the
+// 32 bytes of adjacent rows (8 f32 / 16 half) whole. Pass 1 reads each element's 32-byte
+// row group once (4 lanes x 8 bytes), sums squares and keeps it in shared memory; pass 2
+// writes the rows from there with 16-byte stores. Traffic: x read once, out written once.
+// Host: x_step, the row strides and x are kRpl-aligned, inner % kRows == 0, row_size % 16B.
+template <typename T>
+__global__ void __launch_bounds__(1024)
+    rms_norm_cols_smem(const __grid_constant__ RMSNormParams p) {
+  constexpr int kRpl = 8 / sizeof(T); // rows per 8-byte load
+  constexpr int kRows = 32 / sizeof(T); // rows per block
+  constexpr int kLanesPerCol = kRows / kRpl;
+  constexpr int kColsPerStep = 1024 / kLanesPerCol;
+  constexpr int kPad = 16 / sizeof(T); // rows stay 16-byte aligned; row groups shift banks
+  constexpr int V = 16 / sizeof(T);
+  using Load = Vec<T, kRpl>;
+  extern __shared__ __align__(16) unsigned char smem[];
+  __shared__ float partial[32][kRows];
+  __shared__ float inv_rms[kRows];
+  T* tile = reinterpret_cast<T*>(smem); // [kRows][row_size + kPad]
+  const T* x = static_cast<const T*>(p.x);
+  const T* w = static_cast<const T*>(p.weight);
+  T* out = static_cast<T*>(p.out);
+  const int n = p.row_size, stride = n + kPad;
+  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+  const int group = threadIdx.x % kLanesPerCol; // rows group * kRpl ... + kRpl - 1
+  const int col0 = threadIdx.x / kLanesPerCol;
+  const int64_t n_tiles = p.n_rows / kRows;
+  const bool vec_w = w && p.w_step == 1 && reinterpret_cast<uintptr_t>(w) % 16 == 0;
+
+  for (int64_t t = blockIdx.x; t < n_tiles; t += gridDim.x) {
+    const int64_t row0 = t * kRows; // inner % kRows == 0: a tile never straddles outer rows
+    const T* x_group = x + row_offset(p, row0) + group * kRpl;
+    float sum_sq[kRpl] = {};
+    __syncthreads(); // the previous tile's pass 2 is done with tile and inv_rms
+#pragma unroll 16
+    for (int i = col0; i < n; i += kColsPerStep) {
+      Load v = *reinterpret_cast<const Load*>(x_group + i * p.x_step);
+#pragma unroll
+      for (int k = 0; k < kRpl; ++k) {
+        float f = to_float(v.v[k]);
+        sum_sq[k] += f * f;
+        tile[(group * kRpl + k) * stride + i] = v.v[k];
+      }
+    }
+#pragma unroll
+    for (int k = 0; k < kRpl; ++k) {
+#pragma unroll
+      for (int o = kLanesPerCol; o < 32; o <<= 1) {
+        sum_sq[k] += __shfl_xor_sync(0xffffffffu, sum_sq[k], o);
+      }
+      if (lane < kLanesPerCol) {
+        partial[warp][group * kRpl + k] = sum_sq[k];
+      }
+    }
+    __syncthreads();
+    if (threadIdx.x < kRows) {
+      float total = 0.0f;
+#pragma unroll 8
+      for (int k = 0; k < 32; ++k) {
+        total += partial[k][threadIdx.x];
+      }
+      inv_rms[threadIdx.x] = rsqrtf(total / n + p.eps);
+    }
+    __syncthreads();
+    const int chunks_per_row = n / V;
+    for (int c = threadIdx.x; c < kRows * chunks_per_row; c += 1024) {
+      int r = c / chunks_per_row, j = c - r * chunks_per_row;
+      Vec<T, V> xv = *reinterpret_cast<const Vec<T, V>*>(tile + r * stride + j * V);
+      store_vec<T, V>(xv, j, 0, inv_rms[r], w, p.w_step, out + (row0 + r) * int64_t(n), true,
+                      vec_w);
     }
   }
 }

@@ -102,6 +102,8 @@ LAYOUTS = {
     "transposed": ((77, 45), lambda a: a.T),
     "transposed_wide": ((4096, 96), lambda a: a.T),
     "transposed_3d": ((3, 50, 40), lambda a: a.transpose(0, 2, 1)),
+    "transposed_smem": ((2, 64, 48), lambda a: a.transpose(0, 2, 1)),
+    "transposed_smem_long": ((2000, 64), lambda a: a.T),
     "strided": ((40, 80), lambda a: a[:, ::2]),
     "reversed": ((40, 41), lambda a: a[::-1, ::-1]),
     "offset": ((40, 43), lambda a: a[1:, 3:]),

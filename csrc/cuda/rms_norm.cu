@@ -109,6 +109,18 @@ void launch_rms_norm(mx::cu::CommandEncoder& encoder, RMSNormParams& p, const ch
       return ok;
     };
     constexpr int kWide = 8 / sizeof(T);
+    // Short rows: 32 bytes of rows at a time held in shared memory, x read once.
+    constexpr int kSmemRows = 32 / sizeof(T);
+    if (rows_aligned(kWide) && inner % kSmemRows == 0 && p.row_size * sizeof(T) % 16 == 0) {
+      const void* kernel = reinterpret_cast<const void*>(&cuda::rms_norm_cols_smem<T>);
+      int64_t smem = int64_t(kSmemRows) * (p.row_size + 16 / sizeof(T)) * sizeof(T);
+      if (smem <= cuda::max_dynamic_smem(encoder, kernel, 4096)) {
+        cuda::launch(encoder, kernel, dim3(grid_for(p.n_rows / kSmemRows)), dim3(1024), p,
+                     static_cast<uint32_t>(smem));
+        record_kernel("gpu", name + "cols_smem_" + dtype);
+        return;
+      }
+    }
     int rpl = rows_aligned(kWide) ? kWide : (kWide > 2 && rows_aligned(2) ? 2 : 1);
     const void* kernel = rpl == kWide ? reinterpret_cast<const void*>(&cuda::rms_norm_cols<T, kWide>)
         : rpl == 2 ? reinterpret_cast<const void*>(&cuda::rms_norm_cols<T, 2>)

@@ -209,6 +209,27 @@ CUfunction function(mx::cu::CommandEncoder& encoder, const void* kernel) {
   return reinterpret_cast<CUfunction>(func);
 }
 
+int max_dynamic_smem(mx::cu::CommandEncoder& encoder, const void* kernel, int static_bytes) {
+  static std::mutex mutex;
+  static std::map<std::pair<const void*, int>, int> allowed;
+  int device = encoder.device().cuda_device();
+  std::lock_guard lock(mutex);
+  auto key = std::make_pair(kernel, device);
+  auto it = allowed.find(key);
+  if (it != allowed.end()) {
+    return it->second;
+  }
+  use_device(device);
+  int optin = 0;
+  check(cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, device),
+        "cudaDeviceGetAttribute");
+  int bytes = optin - static_bytes;
+  check(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes),
+        "cudaFuncSetAttribute");
+  allowed.emplace(key, bytes);
+  return bytes;
+}
+
 void allocate_output(mx::array& out, mx::cu::CommandEncoder& encoder) {
   size_t bytes = out.nbytes();
   if (bytes == 0 || use_managed_memory()) {

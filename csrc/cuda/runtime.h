@@ -24,12 +24,17 @@ CUfunction function(mx::cu::CommandEncoder& encoder, const void* kernel);
 // ms for a large output). MLXR_CUDA_ALLOC=managed selects MLX's path anyway, for comparison.
 void allocate_output(mx::array& out, mx::cu::CommandEncoder& encoder);
 
+// Dynamic shared memory a block of `kernel` may use on the encoder's device (the opt-in
+// maximum less `static_bytes`); the kernel is allowed that much on first call.
+int max_dynamic_smem(mx::cu::CommandEncoder& encoder, const void* kernel, int static_bytes);
+
 // Adds kernel(params) to the encoder's graph; `params` is the kernel's single by-value struct.
 template <typename Params>
 void launch(mx::cu::CommandEncoder& encoder, const void* kernel, dim3 grid, dim3 block,
-            Params& params) {
+            Params& params, uint32_t smem_bytes = 0) {
   void* args[] = {&params};
-  encoder.add_kernel_node_raw(function(encoder, kernel), grid, block, dim3(1, 1, 1), 0, args);
+  encoder.add_kernel_node_raw(
+      function(encoder, kernel), grid, block, dim3(1, 1, 1), smem_bytes, args);
 }
 
 } // namespace mlxr::cuda

@@ -19,6 +19,7 @@ CASES = {
     "rows_regs": ((3, 4097), None),
     "rows_loop": ((2, 70001), None),
     "cols": ((77, 45), lambda a: a.T),
+    "cols_smem": ((2, 64, 48), lambda a: a.transpose(0, 2, 1)),
     "strided": ((20, 66), lambda a: a[:, ::2]),
     "reversed": ((20, 41), lambda a: a[::-1, ::-1]),
 }

@@ -460,14 +460,28 @@ __global__ void __launch_bounds__(1024)
     const T* x_group = x + row_offset(p, row0) + group * kRpl;
     float sum_sq[kRpl] = {};
     __syncthreads(); // the previous tile's pass 2 is done with tile and inv_rms
-#pragma unroll 16
-    for (int i = col0; i < n; i += kColsPerStep) {
-      Load v = *reinterpret_cast<const Load*>(x_group + i * p.x_step);
+    // Batches of kBatch loads issued before any is used: the compiler alone kept few in flight.
+    constexpr int kBatch = sizeof(T) == 4 ? 16 : 8; // 16 spills for half types (64 registers)
+    for (int i0 = col0; i0 < n; i0 += kBatch * kColsPerStep) {
+      Load v[kBatch];
 #pragma unroll
-      for (int k = 0; k < kRpl; ++k) {
-        float f = to_float(v.v[k]);
-        sum_sq[k] += f * f;
-        tile[(group * kRpl + k) * stride + i] = v.v[k];
+      for (int b = 0; b < kBatch; ++b) {
+        int i = i0 + b * kColsPerStep;
+        if (i < n) {
+          v[b] = *reinterpret_cast<const Load*>(x_group + i * p.x_step);
+        }
+      }
+#pragma unroll
+      for (int b = 0; b < kBatch; ++b) {
+        int i = i0 + b * kColsPerStep;
+        if (i < n) {
+#pragma unroll
+          for (int k = 0; k < kRpl; ++k) {
+            float f = to_float(v[b].v[k]);
+            sum_sq[k] += f * f;
+            tile[(group * kRpl + k) * stride + i] = v[b].v[k];
+          }
+        }
       }
     }
 #pragma unroll

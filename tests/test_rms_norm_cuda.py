@@ -198,3 +198,16 @@ def test_cpu_read_of_output_then_free():
         z = y + 1
         mx.eval(z)
         del y, z
+
+
+def test_other_gpu_stream_and_early_drop():
+    # A second GPU stream has its own command encoder; an output dropped before its kernel
+    # ran must not corrupt the next one that reuses its memory.
+    s = mx.new_stream(mx.gpu)
+    x, w = rand((64, 1000), mx.bfloat16, 20), rand((1, 1000), mx.bfloat16, 21)[0]
+    for _ in range(3):
+        dropped = fused.rms_norm(x * 2, w, 1e-5, stream=s)
+        mx.async_eval(dropped)
+        del dropped
+        y = fused.rms_norm(x, w, 1e-5, stream=s)
+        check(y, x, w)

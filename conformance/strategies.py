@@ -112,21 +112,22 @@ def value_recipes(dtype: str, kind: str = "finite") -> st.SearchStrategy[ValueRe
 
 
 @st.composite
-def main_shapes(draw, spec: OpSpec, last: int | None = None, nonempty: bool = False, max_elements: int | None = None):
+def main_shapes(draw, spec: OpSpec, last: int | None = None, nonempty: bool = False, max_elements: int | None = None,
+                min_rank: int = 1, min_dim: int = 1):
     """Main shapes, rank in ``spec.ranks``: generic; many rows × short; few rows × long; zero-size.
 
-    ``last`` pins the last axis (threshold probes)."""
+    ``last`` pins the last axis (threshold probes); ``min_dim`` bounds every axis from below."""
     limit = max_elements or spec.max_elements
-    rank = draw(st.integers(max(spec.ranks[0], 1), spec.ranks[1]))
+    rank = draw(st.integers(max(spec.ranks[0], min_rank, 1), spec.ranks[1]))
     families = ["generic", "many_rows_short", "few_rows_long"] + ([] if nonempty else ["zero_size"])
     family = draw(st.sampled_from(families))
     if last is None:
         if family == "many_rows_short":
-            last = draw(st.integers(1, 8))
+            last = draw(st.integers(min_dim, 8))
         elif family == "few_rows_long":
             last = draw(st.integers(1000, max(1000, min(limit, 8192))))
         else:
-            last = draw(st.one_of(st.integers(1, 40), st.sampled_from(spec.probes())))
+            last = draw(st.one_of(st.integers(min_dim, 40), st.sampled_from([p for p in spec.probes() if p >= min_dim])))
     lead_budget = max(1, limit // max(last, 1))
     lead = []
     for i in range(rank - 1):
@@ -136,7 +137,7 @@ def main_shapes(draw, spec: OpSpec, last: int | None = None, nonempty: bool = Fa
             hi = 64 if i == 0 else 8
         else:
             hi = 6
-        d = draw(st.integers(1, max(1, min(hi, lead_budget))))
+        d = draw(st.integers(min_dim, max(min_dim, min(hi, lead_budget))))
         lead_budget = max(1, lead_budget // d)
         lead.append(d)
     shape = (*lead, last)
@@ -151,7 +152,8 @@ def layout_params(draw, name: str, shape: tuple):
     """Parameters for layout ``name`` on an argument of ``shape`` (assumes it is applicable)."""
     nd = len(shape)
     if name == "strided":
-        axis = draw(st.sampled_from([nd - 1] + list(range(nd - 1))))
+        big = [a for a in range(nd) if shape[a] > 1]  # a stride on a size-1 axis is meaningless
+        axis = draw(st.sampled_from(sorted(big, key=lambda a: a != nd - 1)))
         step = draw(st.integers(2, 3))
         return {"axis": axis, "step": step, "start": draw(st.integers(0, step - 1))}
     if name == "broadcast":
@@ -168,7 +170,8 @@ def layout_params(draw, name: str, shape: tuple):
 @st.composite
 def samples(draw, spec: OpSpec, dtype: str, kind: str = "finite", last: int | None = None,
             layout: str | None = None, layout_arg: str | None = None, nonempty: bool = False,
-            require: tuple = (), max_elements: int | None = None, statics: str = "all"):
+            require: tuple = (), max_elements: int | None = None, statics: str = "all",
+            min_rank: int = 1, min_dim: int = 1):
     """A full Sample for ``spec`` in dtype case ``dtype``.
 
     layout: None = all contiguous; "any" = every array draws a layout; a LAYOUTS name = that
@@ -177,7 +180,10 @@ def samples(draw, spec: OpSpec, dtype: str, kind: str = "finite", last: int | No
     """
     dtypes = dtype_case(dtype, spec)
     need_nonempty = nonempty or layout not in (None, "contiguous")
-    shape = draw(main_shapes(spec, last=last, nonempty=need_nonempty, max_elements=max_elements))
+    if layout not in (None, "contiguous", "any"):
+        min_dim = max(min_dim, 2)
+    shape = draw(main_shapes(spec, last=last, nonempty=need_nonempty, max_elements=max_elements,
+                             min_rank=min_rank, min_dim=min_dim))
     arrays = {}
     for a in spec.arrays:
         present = not a.optional or a.name in require or a.name == layout_arg or draw(st.booleans())

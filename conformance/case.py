@@ -67,6 +67,7 @@ class Case:
     check: str
     variant: str | None = None
     profile: str = "ci"
+    expected_failure: bool = False  # declared XFail: examples are not shrunk
     record: Record = dataclasses.field(default_factory=Record)
 
     # ---------------------------------------------------------------- implementations

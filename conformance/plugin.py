@@ -46,13 +46,14 @@ def pytest_configure(config):
 
 
 # ---------------------------------------------------------------------------- collection
-def _candidates(config) -> dict[str, str]:
-    out = {}
+def _candidates(config) -> dict[str, list[str]]:
+    """OP -> implementations to certify (several --candidate for one op are all certified)."""
+    out: dict[str, list[str]] = {}
     for entry in config.getoption("candidate"):
         op, sep, target = entry.partition("=")
         if not sep or not target:
             raise pytest.UsageError(f"--candidate wants OP=MODULE:ATTR, got {entry!r}")
-        out[op.strip()] = target.strip()
+        out.setdefault(op.strip(), []).append(target.strip())
     return out
 
 
@@ -75,7 +76,6 @@ def pytest_generate_tests(metafunc):
     if marker is None or "case" not in metafunc.fixturenames:
         return
     from . import checks
-    from .case import Case, CheckFailure
     from .specs import all_specs
 
     config = metafunc.config
@@ -89,23 +89,35 @@ def pytest_generate_tests(metafunc):
     for spec in all_specs().values():
         if wanted_ops and spec.name not in wanted_ops:
             continue
-        target = spec.target(candidates.get(spec.name, "fused"))
-        if target is None:
-            raise pytest.UsageError(f"{spec.name} has no such implementation: {candidates.get(spec.name)}")
-        impl = spec.label(target)
-        for device, available in _devices(config):
-            for dtype in spec.dtypes.get(device, ()):
-                for variant in check.variants(spec, impl, device, dtype):
-                    case = Case(spec, impl, target, device, dtype, check.NAME, variant, config.getoption("profile"))
-                    marks = []
-                    reason = spec.xfail_reason(check.NAME, impl, target, device, dtype, variant)
-                    if reason:
-                        marks.append(pytest.mark.xfail(strict=True, reason=reason, raises=CheckFailure))
-                    if not available:
-                        marks.append(pytest.mark.skip(reason=f"not run: device {device} is not available"))
-                    parts = [spec.name, impl, device, _safe_id(dtype)] + ([variant] if variant else [])
-                    params.append(pytest.param(case, id="-".join(parts), marks=marks))
+        for wanted in candidates.get(spec.name, ["fused"]):
+            target = spec.target(wanted)
+            if target is None:
+                raise pytest.UsageError(f"{spec.name} has no {wanted} implementation")
+            params += _params(config, check, spec, target)
     metafunc.parametrize("case", params)
+
+
+def _params(config, check, spec, target):
+    from .case import Case, CheckFailure
+
+    impl = spec.label(target)
+    # Test ids name external candidates by their attribute, so several can run side by side.
+    name = impl if impl != "candidate" else target.rpartition(":")[2]
+    params = []
+    for device, available in _devices(config):
+        for dtype in spec.dtypes.get(device, ()):
+            for variant in check.variants(spec, impl, device, dtype):
+                case = Case(spec, impl, target, device, dtype, check.NAME, variant, config.getoption("profile"))
+                marks = []
+                reason = spec.xfail_reason(check.NAME, impl, target, device, dtype, variant)
+                if reason:
+                    case.expected_failure = True
+                    marks.append(pytest.mark.xfail(strict=True, reason=reason, raises=CheckFailure))
+                if not available:
+                    marks.append(pytest.mark.skip(reason=f"not run: device {device} is not available"))
+                parts = [spec.name, name, device, _safe_id(dtype)] + ([variant] if variant else [])
+                params.append(pytest.param(case, id="-".join(parts), marks=marks))
+    return params
 
 
 # ---------------------------------------------------------------------------- recording

@@ -90,7 +90,7 @@ class XFail:
     An XFail entry that passes is reported as a failure (XPASS): fix the spec when a bug is fixed."""
 
     reason: str
-    check: str | None = None
+    check: str | tuple[str, ...] | None = None  # one check or several
     impl: str | None = None  # "fused", "native", "reference", "candidate" or a module:attr target
     device: str | None = None
     dtype: str | None = None
@@ -102,7 +102,7 @@ class XFail:
 
     def matches(self, check, impl, target, device, dtype, variant) -> bool:
         return (
-            (self.check is None or self.check == check)
+            (self.check is None or check in ((self.check,) if isinstance(self.check, str) else self.check))
             and (self.impl is None or self.impl in (impl, target))
             and (self.device is None or self.device == device)
             and (self.dtype is None or self.dtype == dtype)

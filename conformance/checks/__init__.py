@@ -27,7 +27,7 @@ def execute(case) -> None:
 
     from ..case import CheckFailure
     from ..layouts import LayoutError
-    from ..profiles import settings_for
+    from ..profiles import bound_shrinking, settings_for
 
     import pytest
 
@@ -53,4 +53,5 @@ def execute(case) -> None:
     if not check.EXAMPLES:
         guarded(None)
         return
-    given(check.strategy(case))(settings_for(case.profile, check.EXAMPLES)(guarded))()
+    bound_shrinking(case.profile)
+    given(check.strategy(case))(settings_for(case.profile, check.EXAMPLES, shrink=not case.expected_failure)(guarded))()

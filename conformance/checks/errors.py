@@ -12,7 +12,8 @@ EXAMPLES = 0  # deterministic: each error case runs once
 
 def variants(spec, impl, device, dtype):
     # Error cases do not depend on the dtype case: run them with the device's first one only.
-    if dtype != spec.dtypes[device][0]:
+    # References validate nothing by contract (the fused op validates before calling them).
+    if impl == "reference" or dtype != spec.dtypes[device][0]:
         return []
     return [e.name for e in spec.errors]
 

@@ -68,6 +68,7 @@ class Case:
     variant: str | None = None
     profile: str = "ci"
     expected_failure: bool = False  # declared XFail: examples are not shrunk
+    spec_modules: tuple = ()  # out-of-tree spec modules (--spec), for the reproduction line
     record: Record = dataclasses.field(default_factory=Record)
 
     # ---------------------------------------------------------------- implementations
@@ -143,6 +144,8 @@ class Case:
 
     def repro(self, sample: Sample) -> str:
         payload = {**self.identity(), "sample": sample.to_dict()}
+        if self.spec_modules:
+            payload["spec_modules"] = list(self.spec_modules)
         return f"python -m mlxr.conformance.repro {shlex.quote(json.dumps(payload, separators=(',', ':')))}"
 
     def dtypes(self) -> dict[str, str]:

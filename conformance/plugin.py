@@ -35,6 +35,8 @@ def pytest_addoption(parser):
                     help="devices to certify on (default: every available one)")
     group.addoption("--op", action="append", default=[], metavar="NAME",
                     help="only these ops (repeatable; default: every spec)")
+    group.addoption("--spec", action="append", default=[], metavar="MODULE",
+                    help="also load the OpSpec of this module (an out-of-tree op; repeatable)")
     group.addoption("--results", default=None, metavar="FILE",
                     help="conformance results JSON (default: results/conformance.json)")
 
@@ -82,11 +84,12 @@ def pytest_generate_tests(metafunc):
     check = checks.get(marker.args[0])
     wanted_ops = set(config.getoption("op"))
     candidates = _candidates(config)
-    unknown = set(candidates) - set(all_specs())
+    specs = all_specs(tuple(config.getoption("spec")))
+    unknown = (set(candidates) | wanted_ops) - set(specs)
     if unknown:
-        raise pytest.UsageError(f"--candidate for unknown op(s) {sorted(unknown)}; specs: {sorted(all_specs())}")
+        raise pytest.UsageError(f"unknown op(s) {sorted(unknown)}; specs: {sorted(specs)}")
     params = []
-    for spec in all_specs().values():
+    for spec in specs.values():
         if wanted_ops and spec.name not in wanted_ops:
             continue
         for wanted in candidates.get(spec.name, ["fused"]):
@@ -107,7 +110,8 @@ def _params(config, check, spec, target):
     for device, available in _devices(config):
         for dtype in spec.dtypes.get(device, ()):
             for variant in check.variants(spec, impl, device, dtype):
-                case = Case(spec, impl, target, device, dtype, check.NAME, variant, config.getoption("profile"))
+                case = Case(spec, impl, target, device, dtype, check.NAME, variant, config.getoption("profile"),
+                            spec_modules=tuple(config.getoption("spec")))
                 marks = []
                 reason = spec.xfail_reason(check.NAME, impl, target, device, dtype, variant)
                 if reason:

@@ -4,7 +4,7 @@ minutes on 2 cores) and ``thorough`` (many random examples). Selected with ``--p
 from __future__ import annotations
 
 PROFILES = {
-    "ci": {"max_examples": 12, "derandomize": True, "shrink_seconds": 15},
+    "ci": {"max_examples": 25, "derandomize": True, "shrink_seconds": 15},
     "thorough": {"max_examples": 200, "derandomize": False, "shrink_seconds": 120},
 }
 

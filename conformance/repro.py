@@ -21,7 +21,7 @@ def main(argv=None) -> int:
     from .strategies import Sample
 
     payload = json.loads(argv[0])
-    spec = all_specs()[payload["op"]]
+    spec = all_specs(tuple(payload.get("spec_modules", ())))[payload["op"]]
     case = Case(spec, payload.get("impl", spec.label(payload["target"])), payload["target"], payload["device"],
                 payload["dtype"], payload["check"], payload.get("variant"))
     sample = Sample.from_dict(payload["sample"]) if payload.get("sample") else None

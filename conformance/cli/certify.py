@@ -19,6 +19,8 @@ def register(subparsers) -> None:
     p.add_argument("--device", choices=("cpu", "gpu"), help="only this device (default: every available one)")
     p.add_argument("--profile", choices=("ci", "thorough"), default="ci", help="hypothesis profile (default ci)")
     p.add_argument("--results", metavar="FILE", help="keep the results JSON here (default: a temporary file)")
+    p.add_argument("--spec", metavar="MODULE", action="append", default=[],
+                   help="module defining the OpSpec of an out-of-tree op (repeatable)")
     p.set_defaults(func=run)
 
 
@@ -33,6 +35,8 @@ def command(args, results: str) -> list[str]:
         cmd += ["--candidate", f"{args.op}={args.candidate}"]
     if args.device:
         cmd += ["--device", args.device]
+    for module in args.spec:
+        cmd += ["--spec", module]
     try:
         import xdist  # noqa: F401
 
@@ -47,15 +51,17 @@ def run(args) -> int:
     from ..specs import all_specs
     from .report import summarize
 
-    if args.op not in all_specs():
-        print(f"unknown op {args.op!r}; specs: {', '.join(all_specs())}", file=sys.stderr)
+    env = dict(os.environ)
+    # Candidate and spec modules given relative to the current directory must import in pytest.
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (os.getcwd(), env.get("PYTHONPATH")) if p)
+    sys.path.insert(0, os.getcwd())
+    specs = all_specs(tuple(args.spec))
+    if args.op not in specs:
+        print(f"unknown op {args.op!r}; specs: {', '.join(specs)}", file=sys.stderr)
         return 2
     results = args.results or os.path.join(tempfile.mkdtemp(prefix="mlxr-certify-"), "results.json")
     if os.path.exists(results):
         os.remove(results)  # a stale file must never certify anything
-    env = dict(os.environ)
-    # A candidate module given relative to the current directory must import in the subprocess.
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (os.getcwd(), env.get("PYTHONPATH")) if p)
     cmd = command(args, results)
     print(f"certifying {args.op} ({args.candidate or 'fused'}), profile {args.profile} ...", flush=True)
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True)

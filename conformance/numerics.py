@@ -27,6 +27,7 @@ def ulp(values: np.ndarray, dtype: str) -> np.ndarray:
     """Spacing of ``dtype`` at each value (subnormal spacing below the normal range)."""
     bits, emin = _FORMAT[dtype]
     _, exp = np.frexp(np.abs(values))
+    exp = np.where(values == 0, emin + 1, exp)  # frexp(0) has exponent 0: use the subnormal spacing
     return np.ldexp(1.0, np.maximum(exp - 1, emin) - bits)
 
 

@@ -181,13 +181,41 @@ def _outcome(report, data) -> tuple[str, str | None]:
     return "passed", None
 
 
+def _identity_from_nodeid(config, nodeid: str) -> dict | None:
+    """Identity of a test whose report carries no record (its xdist worker crashed)."""
+    from .checks import CHECKS
+    from .specs import all_specs
+
+    name, _, params = nodeid.partition("[")
+    check = name.rpartition("::test_")[2]
+    parts = params.rstrip("]").split("-", 4)
+    if check not in CHECKS or len(parts) < 4:
+        return None
+    op, impl_id, device, dtype_id = parts[:4]
+    spec = all_specs(tuple(config.getoption("spec"))).get(op)
+    if spec is None:
+        return None
+    dtype = next((d for d in spec.dtypes.get(device, ()) if _safe_id(d) == dtype_id), dtype_id)
+    target = spec.target(impl_id) or next((t for t in _candidates(config).get(op, []) if t.endswith(f":{impl_id}")), impl_id)
+    return {"op": op, "impl": spec.label(target) if ":" in target else impl_id, "target": target, "device": device,
+            "dtype": dtype, "check": check, "variant": parts[4] if len(parts) > 4 else None,
+            "layout": None, "examples": None, "errors": None,
+            "failure": {"message": f"the test process crashed; rerun alone: pytest '{nodeid}' -p no:xdist",
+                        "example": None, "repro": None}}
+
+
 def pytest_runtest_logreport(report):
-    data = next((v for k, v in report.user_properties if k == _PROPERTY), None)
-    if data is None:
-        return
     config = _CONFIG.get("config")
     if config is None:
         return
+    data = next((v for k, v in report.user_properties if k == _PROPERTY), None)
+    if data is None:
+        # A crashed xdist worker's test comes back as a bare failed report: record it, never drop it.
+        if not (report.failed and "[" in report.nodeid) or report.nodeid in config._mlxr_records:
+            return
+        data = _identity_from_nodeid(config, report.nodeid)
+        if data is None:
+            return
     records = config._mlxr_records
     outcome, reason = _outcome(report, data)
     previous = records.get(report.nodeid)

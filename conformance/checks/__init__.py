@@ -3,7 +3,8 @@
 - ``NAME``; ``EXAMPLES``: scale of the profile's max_examples (0 = no hypothesis, run once);
 - ``variants(spec, impl, device, dtype) -> list``: one test per variant ([] = not applicable);
 - ``strategy(case)``: hypothesis strategy of ``Sample`` (unused when EXAMPLES is 0);
-- ``run(case, sample)``: raises ``CheckFailure`` on a bad candidate.
+- ``run(case, sample)``: raises ``CheckFailure`` on a bad candidate;
+- optionally ``explicit(case) -> list[Sample]``: examples that always run first.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ def get(name: str):
 
 def execute(case) -> None:
     """Run ``case`` through its check: hypothesis examples, or once when EXAMPLES is 0."""
-    from hypothesis import given
+    from hypothesis import example, given
 
     from ..case import CheckFailure
     from ..layouts import LayoutError
@@ -54,4 +55,7 @@ def execute(case) -> None:
         guarded(None)
         return
     bound_shrinking(case.profile)
-    given(check.strategy(case))(settings_for(case.profile, check.EXAMPLES, shrink=not case.expected_failure)(guarded))()
+    test = given(check.strategy(case))(guarded)
+    for sample in getattr(check, "explicit", lambda c: [])(case):  # inputs that always run
+        test = example(sample)(test)
+    settings_for(case.profile, check.EXAMPLES, shrink=not case.expected_failure)(test)()

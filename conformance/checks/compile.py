@@ -1,12 +1,22 @@
 """mx.compile and mx.compile(shapeless=True) of the candidate vs the oracle; the shapeless
-function is called again on a second shape of the same rank (exercising output_shapes)."""
+function is called again on a second shape of the same rank (exercising output_shapes).
+
+MLX 0.32.4 segfaults in shapeless-compiled reductions over a size-1 last axis of rank >= 2
+(``mx.compile(lambda x: mx.sum(x, -1, keepdims=True), shapeless=True)(mx.ones((3, 1)))``):
+such examples always run (an explicit example) and run in a subprocess, so a crash is a
+recorded failure instead of a dead test run.
+"""
 
 from __future__ import annotations
+
+import json
+import subprocess
+import sys
 
 import mlx.core as mx
 from hypothesis import strategies as st
 
-from ..strategies import samples
+from ..strategies import ArgRecipe, Sample, ValueRecipe, samples
 
 NAME = "compile"
 EXAMPLES = 0.5
@@ -28,7 +38,36 @@ def strategy(case):
     return _strategy(case)
 
 
-def run(case, sample):
+def explicit(case):
+    """The size-1 last axis that crashes MLX's shapeless compile (see module docstring)."""
+    if case.variant != "shapeless":
+        return []
+    dtypes = case.dtypes()
+    arrays = {a.name: ArgRecipe(dtypes[a.name], ValueRecipe()) for a in case.spec.arrays}
+    return [Sample((3, 1), arrays, {s.name: s.values[0] for s in case.spec.statics}, {"second_shape": [2, 1]})]
+
+
+def _risky(sample) -> bool:
+    shapes = [tuple(sample.shape), tuple(sample.extra.get("second_shape") or ())]
+    return any(len(s) >= 2 and s[-1] == 1 for s in shapes)
+
+
+def _isolated(case, sample) -> None:
+    payload = json.loads(case.repro(sample).split(" ", 3)[3].strip("'"))
+    payload["isolated"] = True
+    proc = subprocess.run([sys.executable, "-m", "mlxr.conformance.repro", json.dumps(payload)],
+                          capture_output=True, text=True, timeout=300)
+    if proc.returncode < 0:
+        case.fail(f"{case.variant}: the process crashed (signal {-proc.returncode}) "
+                  f"(MLX shapeless compile over a size-1 last axis)", sample)
+    if proc.returncode != 0:
+        message = proc.stdout.strip().splitlines()[1:] or [proc.stderr.strip()[-500:]]
+        case.fail(" ".join(message), sample)
+
+
+def run(case, sample, isolated: bool = False):
+    if case.variant == "shapeless" and _risky(sample) and not isolated:
+        return _isolated(case, sample)
     present = [a.name for a in case.spec.arrays if sample.arrays.get(a.name) is not None]
     constants = {**sample.statics, **{a.name: None for a in case.spec.arrays if a.name not in present}}
 

@@ -27,6 +27,8 @@ GRAD_TOLERANCES = {
 
 _MX_FAST_NO_EPS_CHECK = "mx.fast.rms_norm does not validate eps (accepts any float)"
 _MX_FAST_F64 = "mx.fast.rms_norm computes float64 inputs in float32 precision on the CPU (errors ~1e-7)"
+_MLX_SHAPELESS_CRASH = ("MLX 0.32.4 segfaults in mx.compile(shapeless=True) of a reduction over a size-1 last axis "
+                        "(rank >= 2), e.g. mx.sum(x, -1, keepdims=True) on shape (3, 1); plain-MLX ops inherit it")
 _NUMERIC_CHECKS = ("forward", "special_values", "thresholds", "layouts", "autodiff", "vmap", "compile")
 
 SPEC = OpSpec(
@@ -67,5 +69,7 @@ SPEC = OpSpec(
         XFail(_MX_FAST_NO_EPS_CHECK, check="errors", impl="native", variant="negative_eps"),
         XFail(_MX_FAST_NO_EPS_CHECK, check="errors", impl="native", variant="nan_eps"),
         XFail(_MX_FAST_F64, check=_NUMERIC_CHECKS, impl="native", dtype="float64"),
+        XFail(_MLX_SHAPELESS_CRASH, check="compile", impl="native", variant="shapeless"),
+        XFail(_MLX_SHAPELESS_CRASH, check="compile", impl="reference", variant="shapeless"),
     ),
 )

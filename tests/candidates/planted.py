@@ -107,3 +107,46 @@ def stride_ignoring(x, weight, eps):
     if weight is not None:
         y = y * _raw_contiguous(weight).astype(out_np)
     return mx.array(y)
+
+
+def shape_baked_in(x, weight, eps):
+    """Divides by the row length as a Python int: right eagerly, stale under shapeless compile."""
+    out = output_dtype(x, weight)
+    xa = x.astype(accumulation_dtype(out))
+    mean_sq = mx.sum(xa * xa, axis=-1, keepdims=True) / x.shape[-1]
+    return _finish(xa * mx.rsqrt(mean_sq + eps), weight, out)
+
+
+def vmap_ignores_axis(x, weight, eps):
+    """A custom vmap rule that assumes the batch axis is 0."""
+    @mx.custom_function
+    def f(a):
+        return reference(a, weight, eps)
+
+    @f.vmap
+    def f_vmap(inputs, axes):
+        return [reference(inputs[0], weight, eps)], [0]
+
+    return f(x)
+
+
+def writes_input(x, weight, eps):
+    """Leaves its output in the input's buffer (an in-place kernel that was not allowed to be)."""
+    y = reference(x, weight, eps)
+    mx.eval(y)
+    if x.dtype == y.dtype and x.dtype != mx.bfloat16:
+        np.asarray(x)[...] = np.asarray(y)
+    return y
+
+
+def nondeterministic(x, weight, eps):
+    """Jitters the last bit at random (like a racy reduction): accurate, not reproducible."""
+    out = output_dtype(x, weight)
+    xa = x.astype(accumulation_dtype(out))
+    jitter = 1 + mx.array(np.random.randint(0, 2, x.shape) * 2.0**-23, dtype=xa.dtype)
+    return _finish(xa * mx.rsqrt(mx.mean(xa * xa, axis=-1, keepdims=True) + eps) * jitter, weight, out)
+
+
+def no_validation(x, weight, eps):
+    """The reference without the fused op's argument checks."""
+    return reference(x, weight, eps)

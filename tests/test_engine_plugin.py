@@ -55,3 +55,16 @@ def test_certify_exit_code_follows_the_verdict(tmp_path, monkeypatch, capsys):
     assert "NOT CERTIFIED" in capsys.readouterr().out
     args = parser.parse_args(["certify", "no_such_op"])
     assert args.func(args) == 2
+
+
+def test_unavailable_device_is_not_run_never_passed(tmp_path):
+    import mlx.core as mx
+
+    if mx.is_available(mx.gpu):
+        code, document = run_suite(tmp_path, "--device", "gpu", "--op", "rms_norm", "-k", "test_errors")
+        assert {r["device"] for r in document["results"]} == {"gpu"}
+        return
+    code, document = run_suite(tmp_path, "--device", "gpu", "--op", "rms_norm", "-k", "test_errors or test_forward")
+    records = document["results"]
+    assert records and all(r["outcome"] == "not-run" and "not available" in r["reason"] for r in records)
+    assert document["devices"] == ["gpu"]

@@ -3,7 +3,7 @@ to catch it, while a check it should pass does pass (so the rejection is specifi
 
 import pytest
 
-from _engine import outcomes, run_suite
+from _engine import run_suite
 
 F = "test_forward.py::test_forward"
 S = "test_special_values.py::test_special_values"

@@ -61,9 +61,9 @@ def run(case, sample):
         "reference": (case.reference_fn, inputs.plain, case.device),
         "oracle": (case.reference_fn, inputs.oracle, "cpu"),
     }
-    out_dtype = case.reference(inputs.plain).dtype
-    out_shape = case.reference(inputs.plain).shape
-    cot = np.random.default_rng(seed).standard_normal(out_shape)
+    reference = case.reference(inputs.plain)
+    out_dtype = reference.dtype
+    cot = np.random.default_rng(seed).standard_normal(reference.shape)
     tangents = {n: np.random.default_rng(seed + 1 + i).standard_normal(inputs.plain[n].shape) for i, n in enumerate(names)}
     RUN[case.variant](case, sample, impls, names, out_dtype, cot, tangents)
 

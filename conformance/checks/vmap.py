@@ -5,11 +5,9 @@ stacked per-slice reference."""
 from __future__ import annotations
 
 import mlx.core as mx
-import numpy as np
 from hypothesis import strategies as st
 
-from ..layouts import to_mx
-from ..strategies import Sample, samples, values
+from ..strategies import samples
 
 NAME = "vmap"
 EXAMPLES = 0.75

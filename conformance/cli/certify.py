@@ -24,11 +24,17 @@ def register(subparsers) -> None:
     p.set_defaults(func=run)
 
 
+# pytest runs from a scratch directory with the caller's directory *appended* to sys.path:
+# candidate modules there import, but a source checkout's top-level mlxr/ cannot shadow the
+# installed package (as `python -m pytest` from the repo root would let it).
+_BOOT = "import sys; sys.path.append(sys.argv.pop(1)); import pytest; sys.exit(pytest.main(sys.argv[1:]))"
+
+
 def command(args, results: str) -> list[str]:
-    """The pytest command line certify runs."""
+    """The pytest command line certify runs (from a scratch directory)."""
     import mlxr.conformance
 
-    cmd = [sys.executable, "-m", "pytest", os.path.dirname(os.path.abspath(mlxr.conformance.__file__)),
+    cmd = [sys.executable, "-c", _BOOT, os.getcwd(), os.path.dirname(os.path.abspath(mlxr.conformance.__file__)),
            "-p", "mlxr_conformance", "-p", "no:cacheprovider", "-q", "--no-header", "-rN",
            "--op", args.op, "--profile", args.profile, "--results", results]
     if args.candidate:
@@ -51,20 +57,18 @@ def run(args) -> int:
     from ..specs import all_specs
     from .report import summarize
 
-    env = dict(os.environ)
-    # Candidate and spec modules given relative to the current directory must import in pytest.
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (os.getcwd(), env.get("PYTHONPATH")) if p)
-    sys.path.insert(0, os.getcwd())
+    sys.path.append(os.getcwd())  # --spec modules in the current directory
     specs = all_specs(tuple(args.spec))
     if args.op not in specs:
         print(f"unknown op {args.op!r}; specs: {', '.join(specs)}", file=sys.stderr)
         return 2
-    results = args.results or os.path.join(tempfile.mkdtemp(prefix="mlxr-certify-"), "results.json")
+    scratch = tempfile.mkdtemp(prefix="mlxr-certify-")
+    results = os.path.abspath(args.results or os.path.join(scratch, "results.json"))
     if os.path.exists(results):
         os.remove(results)  # a stale file must never certify anything
     cmd = command(args, results)
     print(f"certifying {args.op} ({args.candidate or 'fused'}), profile {args.profile} ...", flush=True)
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    proc = subprocess.run(cmd, cwd=scratch, capture_output=True, text=True)
     if not os.path.exists(results):
         print(proc.stdout[-4000:] + proc.stderr[-4000:])
         print(f"the suite did not run (pytest exit {proc.returncode}): {' '.join(cmd)}", file=sys.stderr)

@@ -149,7 +149,8 @@ def pytest_runtest_makereport(item, call):
     data = {
         **case.identity(),
         "layout": (case.variant.split(":")[1] if case.check == "layouts" else
-                   "any" if case.check == "purity" else "contiguous"),
+                   "any" if case.check == "purity" or (case.check, case.variant) == ("fused_path", "eager")
+                   else "contiguous"),
         "examples": record.examples,
         "errors": record.errors.as_dict() if record.measured else None,
         "xfail": next((m.kwargs.get("reason") for m in item.iter_markers("xfail")), None),

@@ -100,19 +100,6 @@ MLXR_INLINE void rms_norm_rows_impl(RMSNormArgs args) {
 
 MLXR_ISA_DISPATCH(rms_norm_rows, rms_norm_rows_impl)
 
-// The weight (any strides; already in the output dtype) as a contiguous row. Kept in storage
-// precision: half the cache footprint of a float copy for float16/bfloat16, same values.
-template <typename S>
-std::vector<S> gather_weight(const mx::array& w) {
-  std::vector<S> out(w.size());
-  const S* data = w.data<S>();
-  int64_t step = w.strides()[0];
-  for (size_t i = 0; i < out.size(); ++i) {
-    out[i] = data[static_cast<int64_t>(i) * step];
-  }
-  return out;
-}
-
 template <typename D>
 void run_rms_norm(const mx::array& x, const std::optional<mx::array>& w, mx::array& out,
                   double eps, const char* kernel) {
@@ -120,12 +107,9 @@ void run_rms_norm(const mx::array& x, const std::optional<mx::array>& w, mx::arr
   cpu::RowWalker rows(x);
   int64_t row_size = x.ndim() ? x.shape(-1) : 1;
   int64_t n_rows = row_size ? static_cast<int64_t>(x.size()) / row_size : 0;
-  std::vector<S> gathered;
-  const S* weight = nullptr;
-  if (w) {
-    bool contiguous = w->size() <= 1 || w->strides()[0] == 1;
-    weight = contiguous ? w->data<S>() : (gathered = gather_weight<S>(*w)).data();
-  }
+  // Weight in storage precision: half the cache footprint of a float copy for half types.
+  std::vector<S> scratch;
+  const S* weight = w ? cpu::contiguous_row<S>(*w, scratch) : nullptr;
   RMSNormArgs args{x.data<void>(), n_rows, row_size, &rows, weight,
                    out.data<void>(), eps};
   rms_norm_rows<D>(args);

@@ -24,8 +24,8 @@ if len(sys.argv) > 2 and sys.argv[1] == "--ext":
 import mlxr.fused as fused  # noqa: E402
 
 mx.set_cache_limit(4 << 30)  # MLX's default 32 MB cache page-faults every large output
-SHAPES = [(4096, 4096), (8192, 4096)]
-DTYPES = [mx.float32, mx.float16, mx.bfloat16]
+SHAPES = [tuple(int(v) for v in s.split("x")) for s in os.environ.get("MLXR_BENCH_SHAPES", "4096x4096,8192x4096").split(",")]
+DTYPES = [getattr(mx, d) for d in os.environ.get("MLXR_BENCH_DTYPES", "float32,float16,bfloat16").split(",")]
 REPS = 11
 # CPU time of the process (the op runs on MLX's stream thread; the caller sleeps while it
 # waits): on a box shared by many, being descheduled does not count against a kernel.

@@ -3,7 +3,6 @@
 #include <cmath>
 #include <vector>
 
-#include "cpu/acc_row.h"
 #include "cpu/block.h"
 #include "cpu/isa.h"
 #include "cpu/rows.h"
@@ -23,7 +22,7 @@ struct AddRMSNormArgs {
   int64_t row_size;
   const cpu::RowWalker* x_rows;
   const cpu::RowWalker* residual_rows;
-  const void* weight; // contiguous, accumulator precision (cpu/acc_row.h), or null
+  const void* weight; // contiguous, output dtype, or null
   void* normed;
   void* h;
   double eps;
@@ -31,14 +30,12 @@ struct AddRMSNormArgs {
 
 // h = round(x + residual) for one row, returning the sum of squares of the rounded h in
 // kBlock lanes (the order of rms_norm.cpp's sum_squares, so normed == rms_norm(h) bitwise).
-// A converting D also keeps the rounded h in accumulator precision in `keep`.
 template <typename D, typename Isa>
 MLXR_INLINE typename D::acc add_row(
     const typename D::storage* x,
     const typename D::storage* residual,
     typename D::storage* h,
-    int64_t n,
-    typename D::acc* keep) {
+    int64_t n) {
   using Acc = typename D::acc;
   using B = cpu::Block<D, Isa>;
   cpu::LaneSums<Acc, Isa> partial;
@@ -48,45 +45,37 @@ MLXR_INLINE typename D::acc add_row(
     B::store(sum, h + i);
     auto rounded = B::round(sum);
     partial.add_product(rounded, rounded);
-    if constexpr (cpu::kConverts<D>) {
-      cpu::store_split<cpu::kNativeBytes<Isa>>(rounded, keep + i);
-    }
   }
   Acc total = partial.sum();
   for (; i < n; ++i) {
     h[i] = D::store(D::load(x[i]) + D::load(residual[i]));
     Acc t = D::load(h[i]);
     total += t * t;
-    if constexpr (cpu::kConverts<D>) {
-      keep[i] = t;
-    }
   }
   return total;
 }
 
-// normed = round(h * inv_rms) [* weight], as rms_norm.cpp's scale_row; h (from cache) and
-// the weight are in accumulator precision.
+// normed = round(h * inv_rms) [* weight], as rms_norm.cpp's scale_row; h comes from cache.
 template <typename D, typename Isa, bool kWeight>
 MLXR_INLINE void scale_row(
-    const typename D::acc* h,
-    const typename D::acc* weight,
+    const typename D::storage* h,
+    const typename D::storage* weight,
     typename D::storage* out,
     int64_t n,
     typename D::acc inv_rms) {
   using Acc = typename D::acc;
   using B = cpu::Block<D, Isa>;
-  using A = cpu::Block<cpu::AccDtype<D>, Isa>;
   int64_t i = 0;
   for (; i + cpu::kBlock <= n; i += cpu::kBlock) {
-    auto y = A::load(h + i) * inv_rms;
+    auto y = B::load(h + i) * inv_rms;
     if constexpr (kWeight) {
-      y = B::round(y) * A::load(weight + i);
+      y = B::round(y) * B::load(weight + i);
     }
     B::store(y, out + i);
   }
   for (; i < n; ++i) {
-    Acc normed = h[i] * inv_rms;
-    out[i] = kWeight ? D::store(D::load(D::store(normed)) * weight[i]) : D::store(normed);
+    Acc normed = D::load(h[i]) * inv_rms;
+    out[i] = kWeight ? D::store(D::load(D::store(normed)) * D::load(weight[i])) : D::store(normed);
   }
 }
 
@@ -96,7 +85,7 @@ MLXR_INLINE void add_rms_norm_rows_impl(AddRMSNormArgs args) {
   using Acc = typename D::acc;
   const S* x = static_cast<const S*>(args.x);
   const S* residual = static_cast<const S*>(args.residual);
-  const Acc* weight = static_cast<const Acc*>(args.weight);
+  const S* weight = static_cast<const S*>(args.weight);
   S* normed = static_cast<S*>(args.normed);
   S* h = static_cast<S*>(args.h);
   int64_t n = args.row_size;
@@ -104,7 +93,6 @@ MLXR_INLINE void add_rms_norm_rows_impl(AddRMSNormArgs args) {
   int64_t residual_step = args.residual_rows->step();
   std::vector<S> x_gathered(x_step == 1 ? 0 : n);
   std::vector<S> residual_gathered(residual_step == 1 ? 0 : n);
-  std::vector<Acc> converted(cpu::kConverts<D> ? n : 0);
   auto gather = [n](const S* row, int64_t step, std::vector<S>& buffer) {
     for (int64_t i = 0; i < n; ++i) {
       buffer[i] = row[i * step];
@@ -121,18 +109,12 @@ MLXR_INLINE void add_rms_norm_rows_impl(AddRMSNormArgs args) {
       residual_row = gather(residual_row, residual_step, residual_gathered);
     }
     S* h_row = h + r * n;
-    Acc sum_sq = add_row<D, Isa>(x_row, residual_row, h_row, n, converted.data());
-    Acc inv_rms = Acc(1) / std::sqrt(sum_sq / static_cast<Acc>(n) + static_cast<Acc>(args.eps));
-    const Acc* h_acc;
-    if constexpr (cpu::kConverts<D>) {
-      h_acc = converted.data();
-    } else {
-      h_acc = h_row;
-    }
+    Acc mean_sq = add_row<D, Isa>(x_row, residual_row, h_row, n) / static_cast<Acc>(n);
+    Acc inv_rms = Acc(1) / std::sqrt(mean_sq + static_cast<Acc>(args.eps));
     if (weight) {
-      scale_row<D, Isa, true>(h_acc, weight, normed + r * n, n, inv_rms);
+      scale_row<D, Isa, true>(h_row, weight, normed + r * n, n, inv_rms);
     } else {
-      scale_row<D, Isa, false>(h_acc, weight, normed + r * n, n, inv_rms);
+      scale_row<D, Isa, false>(h_row, weight, normed + r * n, n, inv_rms);
     }
   }
 }
@@ -153,8 +135,7 @@ void run_add_rms_norm(
   int64_t row_size = x.ndim() ? x.shape(-1) : 1;
   int64_t n_rows = row_size ? static_cast<int64_t>(x.size()) / row_size : 0;
   std::vector<S> scratch;
-  std::vector<typename D::acc> converted;
-  auto weight = w ? cpu::acc_row<D>(cpu::contiguous_row<S>(*w, scratch), row_size, converted) : nullptr;
+  const S* weight = w ? cpu::contiguous_row<S>(*w, scratch) : nullptr;
   AddRMSNormArgs args{x.data<void>(), residual.data<void>(), n_rows, row_size, &x_rows,
                       &residual_rows, weight, normed.data<void>(), h.data<void>(), eps};
   add_rms_norm_rows<D>(args);

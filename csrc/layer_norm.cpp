@@ -3,7 +3,6 @@
 #include <cmath>
 #include <vector>
 
-#include "cpu/acc_row.h"
 #include "cpu/block.h"
 #include "cpu/isa.h"
 #include "cpu/rows.h"
@@ -21,8 +20,8 @@ struct LayerNormArgs {
   int64_t n_rows;
   int64_t row_size;
   const cpu::RowWalker* rows;
-  const void* weight; // contiguous, accumulator precision (cpu/acc_row.h), or null
-  const void* bias; // contiguous, accumulator precision, or null
+  const void* weight; // contiguous, output dtype, or null
+  const void* bias; // contiguous, output dtype, or null
   void* out;
   double eps;
 };
@@ -32,30 +31,18 @@ struct LayerNormArgs {
 #pragma GCC push_options
 #pragma GCC optimize("fp-contract=off")
 
-// Row sum in kBlock lanes (fixed order: reproducible on every ISA and alignment). A
-// converting D also keeps the row in accumulator precision in `keep` (cpu/acc_row.h).
+// Row sum in kBlock lanes (fixed order: reproducible on every ISA and alignment).
 template <typename D, typename Isa>
-MLXR_INLINE typename D::acc row_sum(
-    const typename D::storage* x,
-    int64_t n,
-    typename D::acc* keep) {
+MLXR_INLINE typename D::acc row_sum(const typename D::storage* x, int64_t n) {
   using Acc = typename D::acc;
   cpu::LaneSums<Acc, Isa> partial;
   int64_t i = 0;
   for (; i + cpu::kBlock <= n; i += cpu::kBlock) {
-    auto v = cpu::Block<D, Isa>::load(x + i);
-    partial.add(v);
-    if constexpr (cpu::kConverts<D>) {
-      cpu::store_split<cpu::kNativeBytes<Isa>>(v, keep + i);
-    }
+    partial.add(cpu::Block<D, Isa>::load(x + i));
   }
   Acc total = partial.sum();
   for (; i < n; ++i) {
-    Acc t = D::load(x[i]);
-    total += t;
-    if constexpr (cpu::kConverts<D>) {
-      keep[i] = t;
-    }
+    total += D::load(x[i]);
   }
   return total;
 }
@@ -63,56 +50,55 @@ MLXR_INLINE typename D::acc row_sum(
 // Sum of (x - mean)^2: the two-pass variance of the reference, never E[x^2] - mean^2.
 template <typename D, typename Isa>
 MLXR_INLINE typename D::acc centred_sum_squares(
-    const typename D::acc* x,
+    const typename D::storage* x,
     int64_t n,
     typename D::acc mean) {
   using Acc = typename D::acc;
   cpu::LaneSums<Acc, Isa> partial;
   int64_t i = 0;
   for (; i + cpu::kBlock <= n; i += cpu::kBlock) {
-    auto centred = cpu::Block<cpu::AccDtype<D>, Isa>::load(x + i) - mean;
+    auto centred = cpu::Block<D, Isa>::load(x + i) - mean;
     partial.add_product(centred, centred);
   }
   Acc total = partial.sum();
   for (; i < n; ++i) {
-    Acc centred = x[i] - mean;
+    Acc centred = D::load(x[i]) - mean;
     total += centred * centred;
   }
   return total;
 }
 
 // out = round(round(round((x - mean) * inv_std) * weight) + bias), each step present only
-// with its parameter. x, weight and bias are in accumulator precision.
+// with its parameter.
 template <typename D, typename Isa, bool kWeight, bool kBias>
 MLXR_INLINE void normalise_row(
-    const typename D::acc* x,
-    const typename D::acc* weight,
-    const typename D::acc* bias,
+    const typename D::storage* x,
+    const typename D::storage* weight,
+    const typename D::storage* bias,
     typename D::storage* out,
     int64_t n,
     typename D::acc mean,
     typename D::acc inv_std) {
   using Acc = typename D::acc;
   using B = cpu::Block<D, Isa>;
-  using A = cpu::Block<cpu::AccDtype<D>, Isa>;
   int64_t i = 0;
   for (; i + cpu::kBlock <= n; i += cpu::kBlock) {
-    auto y = (A::load(x + i) - mean) * inv_std;
+    auto y = (B::load(x + i) - mean) * inv_std;
     if constexpr (kWeight) {
-      y = B::round(y) * A::load(weight + i);
+      y = B::round(y) * B::load(weight + i);
     }
     if constexpr (kBias) {
-      y = B::round(y) + A::load(bias + i);
+      y = B::round(y) + B::load(bias + i);
     }
     B::store(y, out + i);
   }
   for (; i < n; ++i) {
-    Acc y = (x[i] - mean) * inv_std;
+    Acc y = (D::load(x[i]) - mean) * inv_std;
     if constexpr (kWeight) {
-      y = D::load(D::store(y)) * weight[i];
+      y = D::load(D::store(y)) * D::load(weight[i]);
     }
     if constexpr (kBias) {
-      y = D::load(D::store(y)) + bias[i];
+      y = D::load(D::store(y)) + D::load(bias[i]);
     }
     out[i] = D::store(y);
   }
@@ -123,13 +109,12 @@ MLXR_INLINE void layer_norm_rows_impl(LayerNormArgs args) {
   using S = typename D::storage;
   using Acc = typename D::acc;
   const S* x = static_cast<const S*>(args.x);
-  const Acc* weight = static_cast<const Acc*>(args.weight);
-  const Acc* bias = static_cast<const Acc*>(args.bias);
+  const S* weight = static_cast<const S*>(args.weight);
+  const S* bias = static_cast<const S*>(args.bias);
   S* out = static_cast<S*>(args.out);
   int64_t n = args.row_size;
   int64_t step = args.rows->step();
   std::vector<S> gathered(step == 1 ? 0 : n);
-  std::vector<Acc> converted(cpu::kConverts<D> ? n : 0);
   for (int64_t r = 0; r < args.n_rows; ++r) {
     const S* row = x + args.rows->offset(r);
     if (step != 1) {
@@ -140,24 +125,18 @@ MLXR_INLINE void layer_norm_rows_impl(LayerNormArgs args) {
       row = gathered.data();
     }
     // The row is read from memory once; the second and third passes hit the cache.
-    Acc mean = row_sum<D, Isa>(row, n, converted.data()) / static_cast<Acc>(n);
-    const Acc* row_acc;
-    if constexpr (cpu::kConverts<D>) {
-      row_acc = converted.data();
-    } else {
-      row_acc = row;
-    }
-    Acc var = centred_sum_squares<D, Isa>(row_acc, n, mean) / static_cast<Acc>(n);
+    Acc mean = row_sum<D, Isa>(row, n) / static_cast<Acc>(n);
+    Acc var = centred_sum_squares<D, Isa>(row, n, mean) / static_cast<Acc>(n);
     Acc inv_std = Acc(1) / std::sqrt(var + static_cast<Acc>(args.eps));
     S* out_row = out + r * n;
     if (weight && bias) {
-      normalise_row<D, Isa, true, true>(row_acc, weight, bias, out_row, n, mean, inv_std);
+      normalise_row<D, Isa, true, true>(row, weight, bias, out_row, n, mean, inv_std);
     } else if (weight) {
-      normalise_row<D, Isa, true, false>(row_acc, weight, bias, out_row, n, mean, inv_std);
+      normalise_row<D, Isa, true, false>(row, weight, bias, out_row, n, mean, inv_std);
     } else if (bias) {
-      normalise_row<D, Isa, false, true>(row_acc, weight, bias, out_row, n, mean, inv_std);
+      normalise_row<D, Isa, false, true>(row, weight, bias, out_row, n, mean, inv_std);
     } else {
-      normalise_row<D, Isa, false, false>(row_acc, weight, bias, out_row, n, mean, inv_std);
+      normalise_row<D, Isa, false, false>(row, weight, bias, out_row, n, mean, inv_std);
     }
   }
 }
@@ -179,11 +158,8 @@ void run_layer_norm(
   int64_t row_size = x.ndim() ? x.shape(-1) : 1;
   int64_t n_rows = row_size ? static_cast<int64_t>(x.size()) / row_size : 0;
   std::vector<S> weight_scratch, bias_scratch;
-  std::vector<typename D::acc> weight_acc, bias_acc;
-  auto weight = w ? cpu::acc_row<D>(cpu::contiguous_row<S>(*w, weight_scratch), row_size, weight_acc)
-                  : nullptr;
-  auto bias =
-      b ? cpu::acc_row<D>(cpu::contiguous_row<S>(*b, bias_scratch), row_size, bias_acc) : nullptr;
+  const S* weight = w ? cpu::contiguous_row<S>(*w, weight_scratch) : nullptr;
+  const S* bias = b ? cpu::contiguous_row<S>(*b, bias_scratch) : nullptr;
   LayerNormArgs args{x.data<void>(), n_rows, row_size, &rows, weight, bias, out.data<void>(), eps};
   layer_norm_rows<D>(args);
   record_kernel("cpu", kernel);

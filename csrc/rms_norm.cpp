@@ -3,7 +3,6 @@
 #include <cmath>
 #include <vector>
 
-#include "cpu/acc_row.h"
 #include "cpu/block.h"
 #include "cpu/isa.h"
 #include "cpu/rows.h"
@@ -21,63 +20,52 @@ struct RMSNormArgs {
   int64_t n_rows;
   int64_t row_size;
   const cpu::RowWalker* rows;
-  const void* weight; // contiguous, accumulator precision (cpu/acc_row.h), or null
+  const void* weight; // contiguous, output dtype, or null
   void* out;
   double eps;
 };
 
 // Sum of squares in kBlock independent lanes: vector-wide, and the summation order does not
-// depend on alignment or ISA, so results are bitwise reproducible. A converting D also keeps
-// the row in accumulator precision in `keep` for the second pass (cpu/acc_row.h).
+// depend on alignment or ISA, so results are bitwise reproducible.
 template <typename D, typename Isa>
-MLXR_INLINE typename D::acc sum_squares(
-    const typename D::storage* x,
-    int64_t n,
-    typename D::acc* keep) {
+MLXR_INLINE typename D::acc sum_squares(const typename D::storage* x, int64_t n) {
   using Acc = typename D::acc;
   cpu::LaneSums<Acc, Isa> partial;
   int64_t i = 0;
   for (; i + cpu::kBlock <= n; i += cpu::kBlock) {
     auto v = cpu::Block<D, Isa>::load(x + i);
     partial.add_product(v, v);
-    if constexpr (cpu::kConverts<D>) {
-      cpu::store_split<cpu::kNativeBytes<Isa>>(v, keep + i);
-    }
   }
   Acc total = partial.sum();
   for (; i < n; ++i) {
     Acc t = D::load(x[i]);
     total += t * t;
-    if constexpr (cpu::kConverts<D>) {
-      keep[i] = t;
-    }
   }
   return total;
 }
 
 // out = round(x * inv_rms) [* weight], rounding to the output dtype before the weight
-// multiply as the reference does. x and weight are in accumulator precision.
+// multiply as the reference does.
 template <typename D, typename Isa, bool kWeight>
 MLXR_INLINE void scale_row(
-    const typename D::acc* x,
-    const typename D::acc* weight,
+    const typename D::storage* x,
+    const typename D::storage* weight,
     typename D::storage* out,
     int64_t n,
     typename D::acc inv_rms) {
   using Acc = typename D::acc;
   using B = cpu::Block<D, Isa>;
-  using A = cpu::Block<cpu::AccDtype<D>, Isa>;
   int64_t i = 0;
   for (; i + cpu::kBlock <= n; i += cpu::kBlock) {
-    auto y = A::load(x + i) * inv_rms;
+    auto y = B::load(x + i) * inv_rms;
     if constexpr (kWeight) {
-      y = B::round(y) * A::load(weight + i);
+      y = B::round(y) * B::load(weight + i);
     }
     B::store(y, out + i);
   }
   for (; i < n; ++i) {
-    Acc normed = x[i] * inv_rms;
-    out[i] = kWeight ? D::store(D::load(D::store(normed)) * weight[i]) : D::store(normed);
+    Acc normed = D::load(x[i]) * inv_rms;
+    out[i] = kWeight ? D::store(D::load(D::store(normed)) * D::load(weight[i])) : D::store(normed);
   }
 }
 
@@ -86,12 +74,11 @@ MLXR_INLINE void rms_norm_rows_impl(RMSNormArgs args) {
   using S = typename D::storage;
   using Acc = typename D::acc;
   const S* x = static_cast<const S*>(args.x);
-  const Acc* weight = static_cast<const Acc*>(args.weight);
+  const S* weight = static_cast<const S*>(args.weight);
   S* out = static_cast<S*>(args.out);
   int64_t n = args.row_size;
   int64_t step = args.rows->step();
   std::vector<S> gathered(step == 1 ? 0 : n);
-  std::vector<Acc> converted(cpu::kConverts<D> ? n : 0);
   for (int64_t r = 0; r < args.n_rows; ++r) {
     const S* row = x + args.rows->offset(r);
     if (step != 1) {
@@ -101,18 +88,12 @@ MLXR_INLINE void rms_norm_rows_impl(RMSNormArgs args) {
       }
       row = gathered.data();
     }
-    Acc mean_sq = sum_squares<D, Isa>(row, n, converted.data()) / static_cast<Acc>(n);
+    Acc mean_sq = sum_squares<D, Isa>(row, n) / static_cast<Acc>(n);
     Acc inv_rms = Acc(1) / std::sqrt(mean_sq + static_cast<Acc>(args.eps));
-    const Acc* row_acc;
-    if constexpr (cpu::kConverts<D>) {
-      row_acc = converted.data();
-    } else {
-      row_acc = row;
-    }
     if (weight) {
-      scale_row<D, Isa, true>(row_acc, weight, out + r * n, n, inv_rms);
+      scale_row<D, Isa, true>(row, weight, out + r * n, n, inv_rms);
     } else {
-      scale_row<D, Isa, false>(row_acc, weight, out + r * n, n, inv_rms);
+      scale_row<D, Isa, false>(row, weight, out + r * n, n, inv_rms);
     }
   }
 }
@@ -126,9 +107,9 @@ void run_rms_norm(const mx::array& x, const std::optional<mx::array>& w, mx::arr
   cpu::RowWalker rows(x);
   int64_t row_size = x.ndim() ? x.shape(-1) : 1;
   int64_t n_rows = row_size ? static_cast<int64_t>(x.size()) / row_size : 0;
+  // Weight in storage precision: half the cache footprint of a float copy for half types.
   std::vector<S> scratch;
-  std::vector<typename D::acc> converted;
-  auto weight = w ? cpu::acc_row<D>(cpu::contiguous_row<S>(*w, scratch), row_size, converted) : nullptr;
+  const S* weight = w ? cpu::contiguous_row<S>(*w, scratch) : nullptr;
   RMSNormArgs args{x.data<void>(), n_rows, row_size, &rows, weight,
                    out.data<void>(), eps};
   rms_norm_rows<D>(args);

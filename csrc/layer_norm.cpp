@@ -31,14 +31,31 @@ struct LayerNormArgs {
 #pragma GCC push_options
 #pragma GCC optimize("fp-contract=off")
 
-// Row sum in kBlock lanes (fixed order: reproducible on every ISA and alignment).
+// Row sums in 2 x kBlock lanes: even blocks in one LaneSums, odd blocks in the other, then
+// the lanes of the first and of the second in order. Two add chains hide the add latency
+// (one chain made these passes latency-bound), and the order still depends on neither
+// alignment nor ISA, so results are reproducible.
+template <typename Acc, typename Isa>
+struct PairedSums {
+  cpu::LaneSums<Acc, Isa> even, odd;
+  MLXR_INLINE Acc sum() const {
+    return even.sum() + odd.sum();
+  }
+};
+
 template <typename D, typename Isa>
 MLXR_INLINE typename D::acc row_sum(const typename D::storage* x, int64_t n) {
   using Acc = typename D::acc;
-  cpu::LaneSums<Acc, Isa> partial;
+  using B = cpu::Block<D, Isa>;
+  PairedSums<Acc, Isa> partial;
   int64_t i = 0;
-  for (; i + cpu::kBlock <= n; i += cpu::kBlock) {
-    partial.add(cpu::Block<D, Isa>::load(x + i));
+  for (; i + 2 * cpu::kBlock <= n; i += 2 * cpu::kBlock) {
+    partial.even.add(B::load(x + i));
+    partial.odd.add(B::load(x + i + cpu::kBlock));
+  }
+  if (i + cpu::kBlock <= n) {
+    partial.even.add(B::load(x + i));
+    i += cpu::kBlock;
   }
   Acc total = partial.sum();
   for (; i < n; ++i) {
@@ -47,18 +64,27 @@ MLXR_INLINE typename D::acc row_sum(const typename D::storage* x, int64_t n) {
   return total;
 }
 
-// Sum of (x - mean)^2: the two-pass variance of the reference, never E[x^2] - mean^2.
+// Sum of (x - mean)^2 (paired lanes as row_sum): the two-pass variance of the reference,
+// never E[x^2] - mean^2.
 template <typename D, typename Isa>
 MLXR_INLINE typename D::acc centred_sum_squares(
     const typename D::storage* x,
     int64_t n,
     typename D::acc mean) {
   using Acc = typename D::acc;
-  cpu::LaneSums<Acc, Isa> partial;
+  using B = cpu::Block<D, Isa>;
+  PairedSums<Acc, Isa> partial;
   int64_t i = 0;
-  for (; i + cpu::kBlock <= n; i += cpu::kBlock) {
-    auto centred = cpu::Block<D, Isa>::load(x + i) - mean;
-    partial.add_product(centred, centred);
+  for (; i + 2 * cpu::kBlock <= n; i += 2 * cpu::kBlock) {
+    auto even = B::load(x + i) - mean;
+    auto odd = B::load(x + i + cpu::kBlock) - mean;
+    partial.even.add_product(even, even);
+    partial.odd.add_product(odd, odd);
+  }
+  if (i + cpu::kBlock <= n) {
+    auto centred = B::load(x + i) - mean;
+    partial.even.add_product(centred, centred);
+    i += cpu::kBlock;
   }
   Acc total = partial.sum();
   for (; i < n; ++i) {

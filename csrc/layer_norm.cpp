@@ -74,15 +74,17 @@ MLXR_INLINE typename D::acc centred_sum_squares(
   using Acc = typename D::acc;
   using B = cpu::Block<D, Isa>;
   PairedSums<Acc, Isa> partial;
+  // Broadcast once: GCC rebuilds a wide broadcast through the stack every iteration on AVX2.
+  const auto mean_v = cpu::broadcast<typename B::V>(mean);
   int64_t i = 0;
   for (; i + 2 * cpu::kBlock <= n; i += 2 * cpu::kBlock) {
-    auto even = B::load(x + i) - mean;
-    auto odd = B::load(x + i + cpu::kBlock) - mean;
+    auto even = B::load(x + i) - mean_v;
+    auto odd = B::load(x + i + cpu::kBlock) - mean_v;
     partial.even.add_product(even, even);
     partial.odd.add_product(odd, odd);
   }
   if (i + cpu::kBlock <= n) {
-    auto centred = B::load(x + i) - mean;
+    auto centred = B::load(x + i) - mean_v;
     partial.even.add_product(centred, centred);
     i += cpu::kBlock;
   }
@@ -107,9 +109,11 @@ MLXR_INLINE void normalise_row(
     typename D::acc inv_std) {
   using Acc = typename D::acc;
   using B = cpu::Block<D, Isa>;
+  const auto mean_v = cpu::broadcast<typename B::V>(mean);
+  const auto inv_std_v = cpu::broadcast<typename B::V>(inv_std);
   int64_t i = 0;
   for (; i + cpu::kBlock <= n; i += cpu::kBlock) {
-    auto y = (B::load(x + i) - mean) * inv_std;
+    auto y = (B::load(x + i) - mean_v) * inv_std_v;
     if constexpr (kWeight) {
       y = B::round(y) * B::load(weight + i);
     }

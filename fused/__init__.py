@@ -7,5 +7,7 @@ which kernels actually executed.
 
 from ._dispatch import Observation, has_kernel, observe
 from .rms_norm import rms_norm
+from .softmax import softmax
+from .swiglu import swiglu
 
-__all__ = ["Observation", "has_kernel", "observe", "rms_norm"]
+__all__ = ["Observation", "has_kernel", "observe", "rms_norm", "softmax", "swiglu"]

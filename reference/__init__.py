@@ -4,5 +4,7 @@ Every reference runs in float64 on the CPU, which is how the conformance oracle 
 """
 
 from .rms_norm import rms_norm
+from .softmax import softmax
+from .swiglu import swiglu
 
-__all__ = ["rms_norm"]
+__all__ = ["rms_norm", "softmax", "swiglu"]

@@ -1,0 +1,233 @@
+#include "softmax.h"
+
+#include <algorithm>
+#include <limits>
+#include <vector>
+
+#include "cpu/block.h"
+#include "cpu/isa.h"
+#include "cpu/rows.h"
+#include "cpu/vec_exp.h"
+#include "kernel_log.h"
+#include "mlx/allocator.h"
+#include "mlx/backend/cpu/encoder.h"
+#include "mlx/ops.h"
+
+namespace mlxr {
+
+namespace {
+
+// Blocks per chunk of the online pass: one rescale exp per chunk, so 16 blocks make it ~6 %.
+constexpr int64_t kChunkBlocks = 16;
+constexpr int64_t kChunk = kChunkBlocks * cpu::kBlock;
+
+struct SoftmaxArgs {
+  const void* x;
+  int64_t n_rows;
+  int64_t row_size;
+  const cpu::RowWalker* rows;
+  void* out;
+};
+
+// Block `b` of a chunk; past the row's end it is padded with -inf, whose exp is 0.
+template <typename D, typename Isa, bool kTail>
+MLXR_INLINE cpu::Vec<typename D::acc> chunk_block(
+    const typename D::storage* x, int64_t off, int64_t n) {
+  using Acc = typename D::acc;
+  if (!kTail || off + cpu::kBlock <= n) {
+    return cpu::Block<D, Isa>::load(x + off);
+  }
+  constexpr Acc neg_inf = -std::numeric_limits<Acc>::infinity();
+  return off < n ? cpu::load_partial<D, Isa>(x + off, n - off, neg_inf)
+                 : cpu::broadcast<cpu::Vec<Acc>>(neg_inf);
+}
+
+// Online pass over one chunk, per lane: the running max m absorbs the chunk's max, the running
+// sum s is rescaled by exp(m_old - m_new), and e = exp(x - m_new) goes to `scratch` (pass 2
+// rescales it, so x is read from memory once and exp runs once per element).
+template <typename D, typename Isa, bool kTail>
+MLXR_INLINE void absorb_chunk(
+    const typename D::storage* x,
+    int64_t start,
+    int64_t n,
+    typename D::acc* scratch,
+    cpu::Vec<typename D::acc>& m,
+    cpu::Vec<typename D::acc>& s) {
+  using V = cpu::Vec<typename D::acc>;
+  V chunk_max = chunk_block<D, Isa, kTail>(x, start, n);
+  for (int64_t b = 1; b < kChunkBlocks; ++b) {
+    V v = chunk_block<D, Isa, kTail>(x, start + b * cpu::kBlock, n);
+    chunk_max = v > chunk_max ? v : chunk_max; // NaN never wins: it reaches s through exp
+  }
+  V m_new = chunk_max > m ? chunk_max : m;
+  s = s * cpu::exp_nonpositive(m - m_new);
+  for (int64_t b = 0; b < kChunkBlocks; ++b) {
+    V e = cpu::exp_nonpositive(chunk_block<D, Isa, kTail>(x, start + b * cpu::kBlock, n) - m_new);
+    s += e;
+    cpu::store_vec(e, scratch + start + b * cpu::kBlock);
+  }
+  m = m_new;
+}
+
+// Special values need no branch: lanes start at the lowest finite value, so an all -inf row
+// ends with S = 0 and y = 0 * inf = NaN; NaN or +inf make S NaN (exp(NaN), exp(inf - inf)),
+// so the whole row is NaN -- exactly what the reference's max/exp/sum gives.
+template <typename D, typename Isa>
+MLXR_INLINE void softmax_row(
+    const typename D::storage* x,
+    typename D::storage* out,
+    int64_t n,
+    typename D::acc* scratch,
+    typename D::acc* chunk_max) {
+  using Acc = typename D::acc;
+  using V = cpu::Vec<Acc>;
+  V m = cpu::broadcast<V>(std::numeric_limits<Acc>::lowest());
+  V s = {};
+  int64_t n_full = n / kChunk;
+  for (int64_t c = 0; c < n_full; ++c) {
+    absorb_chunk<D, Isa, false>(x, c * kChunk, n, scratch, m, s);
+    cpu::store_vec(m, chunk_max + c * cpu::kBlock);
+  }
+  int64_t n_chunks = n_full;
+  if (n_full * kChunk < n) {
+    absorb_chunk<D, Isa, true>(x, n_full * kChunk, n, scratch, m, s);
+    cpu::store_vec(m, chunk_max + n_chunks++ * cpu::kBlock);
+  }
+
+  Acc row_max = m[0];
+  for (int j = 1; j < cpu::kBlock; ++j) {
+    row_max = std::max(row_max, m[j]);
+  }
+  V max_v = cpu::broadcast<V>(row_max);
+  Acc inv_sum = Acc(1) / cpu::reduce_sum(s * cpu::exp_nonpositive(m - max_v));
+
+  for (int64_t c = 0; c < n_chunks; ++c) {
+    V scale = cpu::exp_nonpositive(cpu::load_vec<V>(chunk_max + c * cpu::kBlock) - max_v) * inv_sum;
+    int64_t end = std::min(n, (c + 1) * kChunk);
+    int64_t off = c * kChunk;
+    for (; off + cpu::kBlock <= end; off += cpu::kBlock) {
+      cpu::Block<D, Isa>::store(cpu::load_vec<V>(scratch + off) * scale, out + off);
+    }
+    if (off < end) {
+      cpu::store_partial<D, Isa>(cpu::load_vec<V>(scratch + off) * scale, out + off, end - off);
+    }
+  }
+}
+
+template <typename D, typename Isa>
+MLXR_INLINE void softmax_rows_impl(SoftmaxArgs args) {
+  using S = typename D::storage;
+  using Acc = typename D::acc;
+  const S* x = static_cast<const S*>(args.x);
+  S* out = static_cast<S*>(args.out);
+  int64_t n = args.row_size;
+  int64_t step = args.rows->step();
+  int64_t n_chunks = (n + kChunk - 1) / kChunk;
+  std::vector<Acc> scratch(n_chunks * kChunk);
+  std::vector<Acc> chunk_max(n_chunks * cpu::kBlock); // running max per lane after each chunk
+  std::vector<S> gathered(step == 1 ? 0 : n);
+  for (int64_t r = 0; r < args.n_rows; ++r) {
+    const S* row = x + args.rows->offset(r);
+    if (step != 1) {
+      // Strided rows are gathered once so the online pass reads contiguous data.
+      for (int64_t i = 0; i < n; ++i) {
+        gathered[i] = row[i * step];
+      }
+      row = gathered.data();
+    }
+    softmax_row<D, Isa>(row, out + r * n, n, scratch.data(), chunk_max.data());
+  }
+}
+
+MLXR_ISA_DISPATCH(softmax_rows, softmax_rows_impl)
+
+template <typename D>
+void run_softmax(const mx::array& x, mx::array& out, const char* kernel) {
+  cpu::RowWalker rows(x);
+  int64_t row_size = x.shape(-1);
+  int64_t n_rows = row_size ? static_cast<int64_t>(x.size()) / row_size : 0;
+  SoftmaxArgs args{x.data<void>(), n_rows, row_size, &rows, out.data<void>()};
+  softmax_rows<D>(args);
+  record_kernel("cpu", kernel);
+}
+
+mx::Dtype accumulation_dtype(mx::Dtype dtype) {
+  return dtype == mx::float64 ? mx::float64 : mx::float32;
+}
+
+// y * (t - sum(t * y)) in the accumulation dtype, rounded once to y's dtype.
+mx::array softmax_linearised(const mx::array& y, const mx::array& t, mx::Stream s) {
+  mx::Dtype acc = accumulation_dtype(y.dtype());
+  mx::array ya = mx::astype(y, acc, s);
+  mx::array ta = mx::astype(t, acc, s);
+  mx::array dot = mx::sum(mx::multiply(ta, ya, s), -1, true, s);
+  return mx::astype(mx::multiply(ya, mx::subtract(ta, dot, s), s), y.dtype(), s);
+}
+
+} // namespace
+
+void Softmax::eval_cpu(const std::vector<mx::array>& inputs, std::vector<mx::array>& outputs) {
+  const mx::array& x = inputs[0];
+  mx::array& out = outputs[0];
+  // A donated row-contiguous x is overwritten in place: each row is read into scratch before
+  // any of it is written.
+  if (x.is_donatable() && x.flags().row_contiguous) {
+    out.copy_shared_buffer(x);
+  } else {
+    out.set_data(mx::allocator::malloc(out.nbytes()));
+  }
+
+  auto& encoder = mx::cpu::get_command_encoder(stream());
+  encoder.set_input_array(x);
+  encoder.set_output_array(out);
+  encoder.dispatch([x = mx::array::unsafe_weak_copy(x),
+                    out = mx::array::unsafe_weak_copy(out)]() mutable {
+    switch (out.dtype()) {
+      case mx::float32:
+        return run_softmax<cpu::F32>(x, out, "softmax_float32");
+      case mx::float16:
+        return run_softmax<cpu::F16>(x, out, "softmax_float16");
+      case mx::bfloat16:
+        return run_softmax<cpu::BF16>(x, out, "softmax_bfloat16");
+      case mx::float64:
+        return run_softmax<cpu::F64>(x, out, "softmax_float64");
+      default:
+        throw std::runtime_error("[softmax] unsupported dtype reached the CPU kernel");
+    }
+  });
+}
+
+std::vector<mx::array> Softmax::vjp(
+    const std::vector<mx::array>&,
+    const std::vector<mx::array>& cotangents,
+    const std::vector<int>&,
+    const std::vector<mx::array>& outputs) {
+  return {softmax_linearised(outputs[0], cotangents[0], stream())};
+}
+
+std::vector<mx::array> Softmax::jvp(
+    const std::vector<mx::array>& primals,
+    const std::vector<mx::array>& tangents,
+    const std::vector<int>&) {
+  mx::array y = softmax(primals[0], fallback(), stream());
+  return {softmax_linearised(y, tangents[0], stream())};
+}
+
+std::pair<std::vector<mx::array>, std::vector<int>> Softmax::vmap(
+    const std::vector<mx::array>& inputs,
+    const std::vector<int>& axes) {
+  // Moving the batch axis to the front keeps the softmax axis last.
+  mx::array x = mx::moveaxis(inputs[0], axes[0], 0, stream());
+  return {{softmax(x, fallback(), stream())}, {0}};
+}
+
+bool Softmax::is_equivalent(const mx::Primitive& other) const {
+  return dynamic_cast<const Softmax*>(&other) != nullptr;
+}
+
+mx::array softmax(const mx::array& x, Fallback fallback, mx::Stream stream) {
+  return mx::array(
+      x.shape(), x.dtype(), std::make_shared<Softmax>(stream, std::move(fallback)), {x});
+}
+
+} // namespace mlxr

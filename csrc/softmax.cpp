@@ -2,12 +2,13 @@
 
 #include <algorithm>
 #include <limits>
+#include <type_traits>
 #include <vector>
 
 #include "cpu/block.h"
 #include "cpu/isa.h"
 #include "cpu/rows.h"
-#include "cpu/vec_exp.h"
+#include "cpu/vec_math.h"
 #include "kernel_log.h"
 #include "mlx/allocator.h"
 #include "mlx/backend/cpu/encoder.h"
@@ -20,6 +21,20 @@ namespace {
 // Blocks per chunk of the online pass: one rescale exp per chunk, so 16 blocks make it ~6 %.
 constexpr int64_t kChunkBlocks = 16;
 constexpr int64_t kChunk = kChunkBlocks * cpu::kBlock;
+
+// float16/bfloat16 outputs take the cheaper exp2 (its error is ~1 % of their rounding step).
+template <typename D>
+constexpr bool kHalfOutput = std::is_same_v<D, cpu::F16> || std::is_same_v<D, cpu::BF16>;
+
+// exp(x - m) for x <= m. The difference is taken first: x * log2(e) could overflow.
+template <typename D, typename V>
+MLXR_INLINE V exp_diff(V x, V m) {
+  if constexpr (kHalfOutput<D>) {
+    return cpu::exp2_nonpositive((x - m) * cpu::kLog2e);
+  } else {
+    return cpu::exp_nonpositive(x - m);
+  }
+}
 
 struct SoftmaxArgs {
   const void* x;
@@ -35,7 +50,7 @@ MLXR_INLINE cpu::Vec<typename D::acc> chunk_block(
     const typename D::storage* x, int64_t off, int64_t n) {
   using Acc = typename D::acc;
   if (!kTail || off + cpu::kBlock <= n) {
-    return cpu::Block<D, Isa>::load(x + off);
+    return cpu::IoBlock<D, Isa>::load(x + off);
   }
   constexpr Acc neg_inf = -std::numeric_limits<Acc>::infinity();
   return off < n ? cpu::load_partial<D, Isa>(x + off, n - off, neg_inf)
@@ -60,9 +75,9 @@ MLXR_INLINE void absorb_chunk(
     chunk_max = v > chunk_max ? v : chunk_max; // NaN never wins: it reaches s through exp
   }
   V m_new = chunk_max > m ? chunk_max : m;
-  s = s * cpu::exp_nonpositive(m - m_new);
+  s = s * exp_diff<D>(m, m_new);
   for (int64_t b = 0; b < kChunkBlocks; ++b) {
-    V e = cpu::exp_nonpositive(chunk_block<D, Isa, kTail>(x, start + b * cpu::kBlock, n) - m_new);
+    V e = exp_diff<D>(chunk_block<D, Isa, kTail>(x, start + b * cpu::kBlock, n), m_new);
     s += e;
     cpu::store_vec(e, scratch + start + b * cpu::kBlock);
   }
@@ -99,14 +114,14 @@ MLXR_INLINE void softmax_row(
     row_max = std::max(row_max, m[j]);
   }
   V max_v = cpu::broadcast<V>(row_max);
-  Acc inv_sum = Acc(1) / cpu::reduce_sum(s * cpu::exp_nonpositive(m - max_v));
+  Acc inv_sum = Acc(1) / cpu::reduce_sum(s * exp_diff<D>(m, max_v));
 
   for (int64_t c = 0; c < n_chunks; ++c) {
-    V scale = cpu::exp_nonpositive(cpu::load_vec<V>(chunk_max + c * cpu::kBlock) - max_v) * inv_sum;
+    V scale = exp_diff<D>(cpu::load_vec<V>(chunk_max + c * cpu::kBlock), max_v) * inv_sum;
     int64_t end = std::min(n, (c + 1) * kChunk);
     int64_t off = c * kChunk;
     for (; off + cpu::kBlock <= end; off += cpu::kBlock) {
-      cpu::Block<D, Isa>::store(cpu::load_vec<V>(scratch + off) * scale, out + off);
+      cpu::IoBlock<D, Isa>::store(cpu::load_vec<V>(scratch + off) * scale, out + off);
     }
     if (off < end) {
       cpu::store_partial<D, Isa>(cpu::load_vec<V>(scratch + off) * scale, out + off, end - off);

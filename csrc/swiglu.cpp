@@ -1,12 +1,13 @@
 #include "swiglu.h"
 
 #include <optional>
+#include <type_traits>
 #include <vector>
 
 #include "cpu/block.h"
 #include "cpu/isa.h"
 #include "cpu/rows.h"
-#include "cpu/vec_exp.h"
+#include "cpu/vec_math.h"
 #include "kernel_log.h"
 #include "mlx/allocator.h"
 #include "mlx/backend/cpu/encoder.h"
@@ -28,27 +29,33 @@ struct SwiGLUArgs {
 
 // gate * sigmoid(gate) * up, in this order (the reference's). sigmoid(g) = 1 / (1 + e) for
 // g >= 0 and e / (1 + e) for g < 0, e = exp(-|g|) <= 1: exp never overflows and small
-// sigmoids keep their relative accuracy.
-template <typename V>
+// sigmoids keep their relative accuracy. float16/bfloat16 outputs take the cheaper exp2.
+template <typename D, typename Isa, typename V>
 MLXR_INLINE V swiglu_block(V g, V u) {
   using Acc = std::remove_reference_t<decltype(g[0])>;
   V one = cpu::broadcast<V>(Acc(1));
-  V e = cpu::exp_nonpositive(g < 0 ? g : -g);
+  V neg_abs = g < 0 ? g : -g;
+  V e;
+  if constexpr (std::is_same_v<D, cpu::F16> || std::is_same_v<D, cpu::BF16>) {
+    e = cpu::exp2_nonpositive(neg_abs * cpu::kLog2e);
+  } else {
+    e = cpu::exp_nonpositive(neg_abs);
+  }
   return g * ((g < 0 ? e : one) / (one + e)) * u;
 }
 
 template <typename D, typename Isa>
 MLXR_INLINE void swiglu_span(
     const typename D::storage* g, const typename D::storage* u, typename D::storage* out, int64_t n) {
-  using B = cpu::Block<D, Isa>;
+  using B = cpu::IoBlock<D, Isa>;
   int64_t i = 0;
   for (; i + cpu::kBlock <= n; i += cpu::kBlock) {
-    B::store(swiglu_block(B::load(g + i), B::load(u + i)), out + i);
+    B::store(swiglu_block<D, Isa>(B::load(g + i), B::load(u + i)), out + i);
   }
   if (i < n) {
     auto gv = cpu::load_partial<D, Isa>(g + i, n - i, 0);
     auto uv = cpu::load_partial<D, Isa>(u + i, n - i, 0);
-    cpu::store_partial<D, Isa>(swiglu_block(gv, uv), out + i, n - i);
+    cpu::store_partial<D, Isa>(swiglu_block<D, Isa>(gv, uv), out + i, n - i);
   }
 }
 

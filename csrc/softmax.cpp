@@ -42,6 +42,8 @@ struct SoftmaxArgs {
   int64_t row_size;
   const cpu::RowWalker* rows;
   void* out;
+  bool out_like_x; // out has x's strides (x dense): row r of out starts at rows->offset(r)
+  int64_t lane_rows; // > 0: rows are strided but neighbours are adjacent; rows per group
 };
 
 // Block `b` of a chunk; past the row's end it is padded with -inf, whose exp is 0.
@@ -129,6 +131,59 @@ MLXR_INLINE void softmax_row(
   }
 }
 
+// Sixteen neighbouring rows at once, one per lane, for a softmax over a non-last axis of a
+// dense array: row i of the group is element i * step of every lane, so each block load and
+// store is contiguous, and max and sum stay per lane (no cross-lane step). Same online pass.
+template <typename D, typename Isa>
+MLXR_INLINE void softmax_lanes(
+    const typename D::storage* x,
+    typename D::storage* out,
+    int64_t n,
+    int64_t step,
+    int64_t lanes,
+    typename D::acc* scratch,
+    typename D::acc* chunk_max) {
+  using Acc = typename D::acc;
+  using V = cpu::Vec<Acc>;
+  constexpr Acc neg_inf = -std::numeric_limits<Acc>::infinity();
+  auto load = [&](int64_t i) {
+    return lanes == cpu::kBlock ? cpu::IoBlock<D, Isa>::load(x + i * step)
+                                : cpu::load_partial<D, Isa>(x + i * step, lanes, neg_inf);
+  };
+  V m = cpu::broadcast<V>(std::numeric_limits<Acc>::lowest());
+  V s = {};
+  int64_t n_chunks = (n + kChunkBlocks - 1) / kChunkBlocks;
+  for (int64_t c = 0; c < n_chunks; ++c) {
+    int64_t begin = c * kChunkBlocks, end = std::min(n, begin + kChunkBlocks);
+    V block_max = load(begin);
+    for (int64_t i = begin + 1; i < end; ++i) {
+      V v = load(i);
+      block_max = v > block_max ? v : block_max;
+    }
+    V m_new = block_max > m ? block_max : m;
+    s = s * exp_diff<D>(m, m_new);
+    for (int64_t i = begin; i < end; ++i) {
+      V e = exp_diff<D>(load(i), m_new);
+      s += e;
+      cpu::store_vec(e, scratch + i * cpu::kBlock);
+    }
+    cpu::store_vec(m_new, chunk_max + c * cpu::kBlock);
+    m = m_new;
+  }
+  V inv_sum = cpu::broadcast<V>(Acc(1)) / s;
+  for (int64_t c = 0; c < n_chunks; ++c) {
+    V scale = exp_diff<D>(cpu::load_vec<V>(chunk_max + c * cpu::kBlock), m) * inv_sum;
+    for (int64_t i = c * kChunkBlocks; i < std::min(n, (c + 1) * kChunkBlocks); ++i) {
+      V y = cpu::load_vec<V>(scratch + i * cpu::kBlock) * scale;
+      if (lanes == cpu::kBlock) {
+        cpu::IoBlock<D, Isa>::store(y, out + i * step);
+      } else {
+        cpu::store_partial<D, Isa>(y, out + i * step, lanes);
+      }
+    }
+  }
+}
+
 template <typename D, typename Isa>
 MLXR_INLINE void softmax_rows_impl(SoftmaxArgs args) {
   using S = typename D::storage;
@@ -137,9 +192,21 @@ MLXR_INLINE void softmax_rows_impl(SoftmaxArgs args) {
   S* out = static_cast<S*>(args.out);
   int64_t n = args.row_size;
   int64_t step = args.rows->step();
-  int64_t n_chunks = (n + kChunk - 1) / kChunk;
-  std::vector<Acc> scratch(n_chunks * kChunk);
-  std::vector<Acc> chunk_max(n_chunks * cpu::kBlock); // running max per lane after each chunk
+  // Scratch: exp values (kBlock lanes per element in lane mode) and each chunk's running max.
+  bool lane_mode = args.lane_rows > 0;
+  int64_t n_chunks = lane_mode ? (n + kChunkBlocks - 1) / kChunkBlocks : (n + kChunk - 1) / kChunk;
+  std::vector<Acc> scratch(lane_mode ? n * cpu::kBlock : n_chunks * kChunk);
+  std::vector<Acc> chunk_max(n_chunks * cpu::kBlock);
+  if (lane_mode) {
+    for (int64_t first = 0; first < args.n_rows; first += args.lane_rows) {
+      for (int64_t j = 0; j < args.lane_rows; j += cpu::kBlock) {
+        int64_t offset = args.rows->offset(first + j);
+        int64_t lanes = std::min<int64_t>(cpu::kBlock, args.lane_rows - j);
+        softmax_lanes<D, Isa>(x + offset, out + offset, n, step, lanes, scratch.data(), chunk_max.data());
+      }
+    }
+    return;
+  }
   std::vector<S> gathered(step == 1 ? 0 : n);
   for (int64_t r = 0; r < args.n_rows; ++r) {
     const S* row = x + args.rows->offset(r);
@@ -150,20 +217,45 @@ MLXR_INLINE void softmax_rows_impl(SoftmaxArgs args) {
       }
       row = gathered.data();
     }
-    softmax_row<D, Isa>(row, out + r * n, n, scratch.data(), chunk_max.data());
+    S* out_row = out + (args.out_like_x ? args.rows->offset(r) : r * n);
+    if (step != 1 && args.out_like_x) {
+      softmax_row<D, Isa>(row, gathered.data(), n, scratch.data(), chunk_max.data());
+      for (int64_t i = 0; i < n; ++i) {
+        out_row[i * step] = gathered[i];
+      }
+    } else {
+      softmax_row<D, Isa>(row, out_row, n, scratch.data(), chunk_max.data());
+    }
   }
 }
 
 MLXR_ISA_DISPATCH(softmax_rows, softmax_rows_impl)
 
 template <typename D>
-void run_softmax(const mx::array& x, mx::array& out, const char* kernel) {
+void run_softmax(const mx::array& x, mx::array& out, bool out_like_x, const char* kernel) {
   cpu::RowWalker rows(x);
   int64_t row_size = x.shape(-1);
   int64_t n_rows = row_size ? static_cast<int64_t>(x.size()) / row_size : 0;
-  SoftmaxArgs args{x.data<void>(), n_rows, row_size, &rows, out.data<void>()};
+  int64_t step = rows.step();
+  // Lane mode needs neighbouring rows adjacent in x and in out.
+  bool lanes = out_like_x && step != 1 && x.ndim() >= 2 && x.strides()[x.ndim() - 2] == 1;
+  SoftmaxArgs args{x.data<void>(), n_rows, row_size, &rows, out.data<void>(), out_like_x,
+                   lanes ? x.shape(-2) : 0};
   softmax_rows<D>(args);
   record_kernel("cpu", kernel);
+}
+
+// Every element stored once, no broadcast or negative strides: out can take x's strides.
+bool dense(const mx::array& a) {
+  if (!a.flags().contiguous || a.data_size() != a.size()) {
+    return false;
+  }
+  for (auto stride : a.strides()) {
+    if (stride < 0) {
+      return false;
+    }
+  }
+  return true;
 }
 
 mx::Dtype accumulation_dtype(mx::Dtype dtype) {
@@ -184,10 +276,15 @@ mx::array softmax_linearised(const mx::array& y, const mx::array& t, mx::Stream 
 void Softmax::eval_cpu(const std::vector<mx::array>& inputs, std::vector<mx::array>& outputs) {
   const mx::array& x = inputs[0];
   mx::array& out = outputs[0];
-  // A donated row-contiguous x is overwritten in place: each row is read into scratch before
-  // any of it is written.
-  if (x.is_donatable() && x.flags().row_contiguous) {
+  // A dense x gives out its own layout (a softmax over a non-last axis then reads and writes
+  // contiguous blocks); a donated one is overwritten in place, since each row (or group of
+  // rows) is read into scratch before any of it is written.
+  bool out_like_x = dense(x);
+  if (out_like_x && x.is_donatable()) {
     out.copy_shared_buffer(x);
+  } else if (out_like_x) {
+    out.set_data(mx::allocator::malloc(x.data_size() * out.itemsize()), x.data_size(), x.strides(),
+                 x.flags());
   } else {
     out.set_data(mx::allocator::malloc(out.nbytes()));
   }
@@ -196,16 +293,16 @@ void Softmax::eval_cpu(const std::vector<mx::array>& inputs, std::vector<mx::arr
   encoder.set_input_array(x);
   encoder.set_output_array(out);
   encoder.dispatch([x = mx::array::unsafe_weak_copy(x),
-                    out = mx::array::unsafe_weak_copy(out)]() mutable {
+                    out = mx::array::unsafe_weak_copy(out), out_like_x]() mutable {
     switch (out.dtype()) {
       case mx::float32:
-        return run_softmax<cpu::F32>(x, out, "softmax_float32");
+        return run_softmax<cpu::F32>(x, out, out_like_x, "softmax_float32");
       case mx::float16:
-        return run_softmax<cpu::F16>(x, out, "softmax_float16");
+        return run_softmax<cpu::F16>(x, out, out_like_x, "softmax_float16");
       case mx::bfloat16:
-        return run_softmax<cpu::BF16>(x, out, "softmax_bfloat16");
+        return run_softmax<cpu::BF16>(x, out, out_like_x, "softmax_bfloat16");
       case mx::float64:
-        return run_softmax<cpu::F64>(x, out, "softmax_float64");
+        return run_softmax<cpu::F64>(x, out, out_like_x, "softmax_float64");
       default:
         throw std::runtime_error("[softmax] unsupported dtype reached the CPU kernel");
     }

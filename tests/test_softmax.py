@@ -125,6 +125,36 @@ SPECIAL_ROWS = [
 
 
 @pytest.mark.parametrize("dtype", DTYPES + [mx.float64])
+@pytest.mark.parametrize("rows", [1, 7, 16, 17, 33])
+@pytest.mark.parametrize("n", [1, 15, 16, 17, 300])
+def test_non_last_axis_of_dense_arrays(dtype, rows, n):
+    # axis 0 of a (n, rows) array: 16 neighbouring rows per pass, partial groups included.
+    x = rand((n, rows), dtype, rows * n)
+    y = fused.softmax(x, axis=0)
+    assert_close(y, oracle(x, 0), dtype)
+    # The last axis of a dense permuted view whose rows are not neighbours: gathered rows
+    # written back into x's layout.
+    base = rand((3, rows, n), dtype, rows + n)
+    view = base.transpose(2, 0, 1)
+    assert_close(fused.softmax(view), oracle(view), dtype)
+
+
+def test_non_last_axis_special_values_and_donation():
+    x_np = np.full((300, 20), -np.inf)
+    x_np[:3, :8] = np.array(SPECIAL_ROWS).T
+    x_np[-3:, 8:16] = np.array(SPECIAL_ROWS).T
+    x_np[5, 16:] = 1.0
+    x = mx.array(x_np).astype(mx.float32)
+    y, r = f64(fused.softmax(x, axis=0)), f64(oracle(x, 0))
+    np.testing.assert_array_equal(np.isnan(y), np.isnan(r))
+    np.testing.assert_allclose(y, r, rtol=RTOL[mx.float32], atol=ATOL[mx.float32])
+    expected = oracle(rand((64, 48), key=22), 0)
+    assert_close(fused.softmax(rand((64, 48), key=22).T * 1.0, axis=1).T, expected, mx.float32)
+
+
+
+
+@pytest.mark.parametrize("dtype", DTYPES + [mx.float64])
 @pytest.mark.parametrize("d", [3, 300])  # inside one block, and spread over chunks and tails
 def test_special_values(dtype, d):
     rows = np.array(SPECIAL_ROWS)

@@ -22,7 +22,7 @@ struct SwiGLUArgs {
   const void* up;
   int64_t n_rows;
   int64_t row_size;
-  const cpu::RowWalker* gate_rows; // null when both inputs are row-contiguous: one flat span
+  const cpu::RowWalker* gate_rows; // null for same-layout dense inputs: one flat span
   const cpu::RowWalker* up_rows;
   void* out;
 };
@@ -97,11 +97,30 @@ MLXR_INLINE void swiglu_rows_impl(SwiGLUArgs args) {
 
 MLXR_ISA_DISPATCH(swiglu_rows, swiglu_rows_impl)
 
+// Every element stored once, no broadcast or negative strides.
+bool dense(const mx::array& a) {
+  if (!a.flags().contiguous || a.data_size() != a.size()) {
+    return false;
+  }
+  for (auto stride : a.strides()) {
+    if (stride < 0) {
+      return false;
+    }
+  }
+  return true;
+}
+
+// Dense inputs with one layout (row-contiguous, transposed, ...) are one flat span in memory
+// order, and the output takes that layout.
+bool same_dense_layout(const mx::array& gate, const mx::array& up) {
+  return dense(gate) && dense(up) && gate.strides() == up.strides();
+}
+
 template <typename D>
 void run_swiglu(const mx::array& gate, const mx::array& up, mx::array& out, const char* kernel) {
   cpu::RowWalker gate_rows(gate), up_rows(up);
-  bool flat = gate.flags().row_contiguous && up.flags().row_contiguous;
-  int64_t row_size = gate.ndim() ? gate.shape(-1) : 1;
+  bool flat = same_dense_layout(gate, up);
+  int64_t row_size = flat ? static_cast<int64_t>(gate.size()) : gate.ndim() ? gate.shape(-1) : 1;
   int64_t n_rows = row_size ? static_cast<int64_t>(gate.size()) / row_size : 0;
   SwiGLUArgs args{gate.data<void>(), up.data<void>(), n_rows, row_size,
                   flat ? nullptr : &gate_rows, &up_rows, out.data<void>()};
@@ -132,11 +151,17 @@ void SwiGLU::eval_cpu(const std::vector<mx::array>& inputs, std::vector<mx::arra
   const mx::array& gate = inputs[0];
   const mx::array& up = inputs[1];
   mx::array& out = outputs[0];
-  // Elementwise, so a donated row-contiguous input of the output's size can be overwritten.
-  if (gate.is_donatable() && gate.flags().row_contiguous && gate.size() == out.size()) {
-    out.copy_shared_buffer(gate);
-  } else if (up.is_donatable() && up.flags().row_contiguous && up.size() == out.size()) {
-    out.copy_shared_buffer(up);
+  // Same-layout dense inputs give the output their layout; elementwise, so a donated one is
+  // overwritten in place. Otherwise the output is row-contiguous.
+  if (same_dense_layout(gate, up)) {
+    if (gate.is_donatable()) {
+      out.copy_shared_buffer(gate);
+    } else if (up.is_donatable()) {
+      out.copy_shared_buffer(up);
+    } else {
+      out.set_data(mx::allocator::malloc(gate.data_size() * out.itemsize()), gate.data_size(),
+                   gate.strides(), gate.flags());
+    }
   } else {
     out.set_data(mx::allocator::malloc(out.nbytes()));
   }

@@ -7,7 +7,6 @@
 
 #include "cpu/block.h"
 #include "cpu/isa.h"
-#include "cpu/rows.h"
 #include "cpu/vec_math.h"
 #include "kernel_log.h"
 #include "mlx/allocator.h"
@@ -36,11 +35,85 @@ MLXR_INLINE V exp_diff(V x, V m) {
   }
 }
 
+// The rows of a softmax over the last `n_axes` axes: those axes flattened row-major. When they
+// collapse into one strided axis (always so for one axis), element i of a row sits at
+// i * step; otherwise at element_offsets[i]. Leading axes are walked row-major.
+class SoftmaxRows {
+ public:
+  SoftmaxRows(const mx::array& x, int n_axes) {
+    int nd = static_cast<int>(x.ndim());
+    int lead = nd - n_axes;
+    for (int i = 0; i < lead; ++i) {
+      lead_shape_.push_back(x.shape(i));
+      lead_strides_.push_back(x.strides()[i]);
+    }
+    bool collapses = true;
+    int64_t span = 0; // stride the next non-unit axis outwards must have to collapse
+    for (int i = nd - 1; i >= lead; --i) {
+      row_size_ *= x.shape(i);
+      if (x.shape(i) == 1) {
+        continue;
+      }
+      if (span == 0) {
+        step_ = x.strides()[i];
+      } else if (x.strides()[i] != span) {
+        collapses = false;
+      }
+      span = x.strides()[i] * x.shape(i);
+    }
+    if (!collapses) {
+      element_offsets_.resize(row_size_);
+      for (int64_t e = 0; e < row_size_; ++e) {
+        int64_t rest = e, off = 0;
+        for (int i = nd - 1; i >= lead; --i) {
+          off += (rest % x.shape(i)) * x.strides()[i];
+          rest /= x.shape(i);
+        }
+        element_offsets_[e] = off;
+      }
+    }
+  }
+
+  int64_t offset(int64_t row) const {
+    int64_t off = 0;
+    for (int i = static_cast<int>(lead_shape_.size()) - 1; i >= 0; --i) {
+      off += (row % lead_shape_[i]) * lead_strides_[i];
+      row /= lead_shape_[i];
+    }
+    return off;
+  }
+  int64_t element(int64_t i) const {
+    return element_offsets_.empty() ? i * step_ : element_offsets_[i];
+  }
+  bool collapses() const {
+    return element_offsets_.empty();
+  }
+  int64_t row_size() const {
+    return row_size_;
+  }
+  int64_t step() const {
+    return step_;
+  }
+  // Rows along the innermost leading axis, and its stride (0 when there is none).
+  int64_t inner_rows() const {
+    return lead_shape_.empty() ? 0 : lead_shape_.back();
+  }
+  int64_t inner_stride() const {
+    return lead_strides_.empty() ? 0 : lead_strides_.back();
+  }
+
+ private:
+  std::vector<int64_t> lead_shape_, lead_strides_;
+  int64_t row_size_ = 1;
+  int64_t step_ = 1;
+  std::vector<int64_t> element_offsets_;
+};
+
 struct SoftmaxArgs {
   const void* x;
   int64_t n_rows;
   int64_t row_size;
-  const cpu::RowWalker* rows;
+  const SoftmaxRows* rows;
   void* out;
   bool out_like_x; // out has x's strides (x dense): row r of out starts at rows->offset(r)
   int64_t lane_rows; // > 0: rows are strided but neighbours are adjacent; rows per group
@@ -191,7 +264,7 @@ MLXR_INLINE void softmax_rows_impl(SoftmaxArgs args) {
   const S* x = static_cast<const S*>(args.x);
   S* out = static_cast<S*>(args.out);
   int64_t n = args.row_size;
-  int64_t step = args.rows->step();
+  int64_t step = args.rows->collapses() ? args.rows->step() : 0; // 0: gather by offsets
   // Scratch: exp values (kBlock lanes per element in lane mode) and each chunk's running max.
   bool lane_mode = args.lane_rows > 0;
   int64_t n_chunks = lane_mode ? (n + kChunkBlocks - 1) / kChunkBlocks : (n + kChunk - 1) / kChunk;
@@ -213,7 +286,7 @@ MLXR_INLINE void softmax_rows_impl(SoftmaxArgs args) {
     if (step != 1) {
       // Strided rows are gathered once so the online pass reads contiguous data.
       for (int64_t i = 0; i < n; ++i) {
-        gathered[i] = row[i * step];
+        gathered[i] = row[args.rows->element(i)];
       }
       row = gathered.data();
     }
@@ -232,15 +305,14 @@ MLXR_INLINE void softmax_rows_impl(SoftmaxArgs args) {
 MLXR_ISA_DISPATCH(softmax_rows, softmax_rows_impl)
 
 template <typename D>
-void run_softmax(const mx::array& x, mx::array& out, bool out_like_x, const char* kernel) {
-  cpu::RowWalker rows(x);
-  int64_t row_size = x.shape(-1);
+void run_softmax(const mx::array& x, mx::array& out, int n_axes, bool out_like_x, const char* kernel) {
+  SoftmaxRows rows(x, n_axes);
+  int64_t row_size = rows.row_size();
   int64_t n_rows = row_size ? static_cast<int64_t>(x.size()) / row_size : 0;
-  int64_t step = rows.step();
   // Lane mode needs neighbouring rows adjacent in x and in out.
-  bool lanes = out_like_x && step != 1 && x.ndim() >= 2 && x.strides()[x.ndim() - 2] == 1;
+  bool lanes = out_like_x && rows.step() != 1 && rows.inner_stride() == 1;
   SoftmaxArgs args{x.data<void>(), n_rows, row_size, &rows, out.data<void>(), out_like_x,
-                   lanes ? x.shape(-2) : 0};
+                   lanes ? rows.inner_rows() : 0};
   softmax_rows<D>(args);
   record_kernel("cpu", kernel);
 }
@@ -262,12 +334,16 @@ mx::Dtype accumulation_dtype(mx::Dtype dtype) {
   return dtype == mx::float64 ? mx::float64 : mx::float32;
 }
 
-// y * (t - sum(t * y)) in the accumulation dtype, rounded once to y's dtype.
-mx::array softmax_linearised(const mx::array& y, const mx::array& t, mx::Stream s) {
+// y * (t - sum(t * y)) over the last n_axes axes in the accumulation dtype, rounded once.
+mx::array softmax_linearised(const mx::array& y, const mx::array& t, int n_axes, mx::Stream s) {
   mx::Dtype acc = accumulation_dtype(y.dtype());
   mx::array ya = mx::astype(y, acc, s);
   mx::array ta = mx::astype(t, acc, s);
-  mx::array dot = mx::sum(mx::multiply(ta, ya, s), -1, true, s);
+  std::vector<int> axes;
+  for (int i = -n_axes; i < 0; ++i) {
+    axes.push_back(i);
+  }
+  mx::array dot = mx::sum(mx::multiply(ta, ya, s), axes, true, s);
   return mx::astype(mx::multiply(ya, mx::subtract(ta, dot, s), s), y.dtype(), s);
 }
 
@@ -279,7 +355,7 @@ void Softmax::eval_cpu(const std::vector<mx::array>& inputs, std::vector<mx::arr
   // A dense x gives out its own layout (a softmax over a non-last axis then reads and writes
   // contiguous blocks); a donated one is overwritten in place, since each row (or group of
   // rows) is read into scratch before any of it is written.
-  bool out_like_x = dense(x);
+  bool out_like_x = dense(x) && SoftmaxRows(x, n_axes_).collapses();
   if (out_like_x && x.is_donatable()) {
     out.copy_shared_buffer(x);
   } else if (out_like_x) {
@@ -293,16 +369,16 @@ void Softmax::eval_cpu(const std::vector<mx::array>& inputs, std::vector<mx::arr
   encoder.set_input_array(x);
   encoder.set_output_array(out);
   encoder.dispatch([x = mx::array::unsafe_weak_copy(x),
-                    out = mx::array::unsafe_weak_copy(out), out_like_x]() mutable {
+                    out = mx::array::unsafe_weak_copy(out), out_like_x, n_axes = n_axes_]() mutable {
     switch (out.dtype()) {
       case mx::float32:
-        return run_softmax<cpu::F32>(x, out, out_like_x, "softmax_float32");
+        return run_softmax<cpu::F32>(x, out, n_axes, out_like_x, "softmax_float32");
       case mx::float16:
-        return run_softmax<cpu::F16>(x, out, out_like_x, "softmax_float16");
+        return run_softmax<cpu::F16>(x, out, n_axes, out_like_x, "softmax_float16");
       case mx::bfloat16:
-        return run_softmax<cpu::BF16>(x, out, out_like_x, "softmax_bfloat16");
+        return run_softmax<cpu::BF16>(x, out, n_axes, out_like_x, "softmax_bfloat16");
       case mx::float64:
-        return run_softmax<cpu::F64>(x, out, out_like_x, "softmax_float64");
+        return run_softmax<cpu::F64>(x, out, n_axes, out_like_x, "softmax_float64");
       default:
         throw std::runtime_error("[softmax] unsupported dtype reached the CPU kernel");
     }
@@ -314,32 +390,33 @@ std::vector<mx::array> Softmax::vjp(
     const std::vector<mx::array>& cotangents,
     const std::vector<int>&,
     const std::vector<mx::array>& outputs) {
-  return {softmax_linearised(outputs[0], cotangents[0], stream())};
+  return {softmax_linearised(outputs[0], cotangents[0], n_axes_, stream())};
 }
 
 std::vector<mx::array> Softmax::jvp(
     const std::vector<mx::array>& primals,
     const std::vector<mx::array>& tangents,
     const std::vector<int>&) {
-  mx::array y = softmax(primals[0], fallback(), stream());
-  return {softmax_linearised(y, tangents[0], stream())};
+  mx::array y = softmax(primals[0], n_axes_, fallback(), stream());
+  return {softmax_linearised(y, tangents[0], n_axes_, stream())};
 }
 
 std::pair<std::vector<mx::array>, std::vector<int>> Softmax::vmap(
     const std::vector<mx::array>& inputs,
     const std::vector<int>& axes) {
-  // Moving the batch axis to the front keeps the softmax axis last.
+  // Moving the batch axis to the front keeps the softmax axes last.
   mx::array x = mx::moveaxis(inputs[0], axes[0], 0, stream());
-  return {{softmax(x, fallback(), stream())}, {0}};
+  return {{softmax(x, n_axes_, fallback(), stream())}, {0}};
 }
 
 bool Softmax::is_equivalent(const mx::Primitive& other) const {
-  return dynamic_cast<const Softmax*>(&other) != nullptr;
+  auto* o = dynamic_cast<const Softmax*>(&other);
+  return o && n_axes_ == o->n_axes_;
 }
 
-mx::array softmax(const mx::array& x, Fallback fallback, mx::Stream stream) {
+mx::array softmax(const mx::array& x, int n_axes, Fallback fallback, mx::Stream stream) {
   return mx::array(
-      x.shape(), x.dtype(), std::make_shared<Softmax>(stream, std::move(fallback)), {x});
+      x.shape(), x.dtype(), std::make_shared<Softmax>(stream, std::move(fallback), n_axes), {x});
 }
 
 } // namespace mlxr

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import numbers
 
 import mlx.core as mx
@@ -45,10 +44,10 @@ def softmax(x: mx.array, axis=-1, *, precise: bool = False, stream=None) -> mx.a
     rounding, and ``precise`` is accepted for signature compatibility. A slice containing NaN
     or +inf, or entirely -inf, is NaN (see ``mlxr.reference.softmax``).
 
-    The fused kernel works on the last axis with one online pass (running max and rescaled
-    sum) and one writing pass. A single other axis is presented to it as a strided view (no
-    copy); several axes are transposed to the end and merged (a copy). Runs the fused kernel
-    where one exists for the stream's device and dtype, otherwise the reference;
+    The fused kernel makes one online pass over each slice (running max and rescaled sum) and
+    one writing pass. Other axes reach it as a transposed view (no copy): a single non-last
+    axis of a dense array runs 16 neighbouring slices at once, one per vector lane. Runs the
+    fused kernel where one exists for the stream's device and dtype, otherwise the reference;
     ``mlxr.fused.observe()`` shows which ran.
     """
     require_array(OP, "x", x)
@@ -63,15 +62,11 @@ def softmax(x: mx.array, axis=-1, *, precise: bool = False, stream=None) -> mx.a
         with mx.stream(s):
             return reference(x, axis=list(axes) if axes else None)
 
+    if x.ndim == 0:  # a scalar is its own (one-element) softmax axis
+        return _ext.softmax(x.reshape(1, stream=s), 1, reference, s).reshape((), stream=s)
     if axes == (x.ndim - 1,):
-        return _ext.softmax(x, reference, s)
-    if len(axes) == 1:
-        moved = mx.moveaxis(x, axes[0], -1, stream=s)
-        return mx.moveaxis(_ext.softmax(moved, reference, s), -1, axes[0], stream=s)
-    # Several axes (or a 0-d x): transpose them to the end and merge them into one.
-    kept = [a for a in range(x.ndim) if a not in axes]
-    perm = kept + list(axes)
-    moved = mx.transpose(x, perm, stream=s)
-    merged = moved.reshape(*(x.shape[a] for a in kept), math.prod(x.shape[a] for a in axes), stream=s)
-    y = _ext.softmax(merged, reference, s).reshape(moved.shape, stream=s)
+        return _ext.softmax(x, 1, reference, s)
+    # Other axes are transposed to the end (a view, no copy or reshape: shapeless-compile safe).
+    perm = [a for a in range(x.ndim) if a not in axes] + list(axes)
+    y = _ext.softmax(mx.transpose(x, perm, stream=s), len(axes), reference, s)
     return mx.transpose(y, [perm.index(a) for a in range(x.ndim)], stream=s)

@@ -243,6 +243,30 @@ def test_compile(shapeless):
         assert_close(f(x), oracle(x) * 2.0, mx.float32)
 
 
+@pytest.mark.parametrize("axis", [0, 1, (0, 2), (0, 1), (1, 2), None])
+def test_compile_shapeless_other_axes(axis):
+    f = mx.compile(lambda a: fused.softmax(a, axis=axis), shapeless=True)
+    for shape in ((3, 4, 5), (2, 6, 5), (3, 4, 7)):
+        x = rand(shape, key=sum(shape))
+        assert_close(f(x), oracle(x, axis), mx.float32)
+
+
+@pytest.mark.parametrize("axis", [(0, 2), (1, 2), None])
+def test_several_axes_grads_and_vmap(axis):
+    x, ct = rand((3, 4, 5), key=23, scale=1), rand((3, 4, 5), key=24)
+    g = mx.vjp(lambda a: fused.softmax(a, axis=axis), [x], [ct])[1][0]
+    assert_grad_close(g, mx.vjp(lambda a: reference(a, axis=axis), [x], [ct])[1][0], mx.float32, scale=10)
+    t = mx.jvp(lambda a: fused.softmax(a, axis=axis), [x], [ct])[1][0]
+    assert_grad_close(t, mx.jvp(lambda a: reference(a, axis=axis), [x], [ct])[1][0], mx.float32, scale=10)
+    x4 = rand((3, 2, 4, 5), key=25)  # vmapped over axis 1: 3-d samples
+    with fused.observe() as seen:
+        got = mx.vmap(lambda a: fused.softmax(a, axis=axis), in_axes=1)(x4)
+        mx.eval(got)
+    assert seen.ran_kernel("cpu", "softmax") and not seen.fallbacks
+    expected = mx.vmap(lambda a: reference(a, axis=axis), in_axes=1)(x4)
+    assert_close(got, expected, mx.float32, scale=4)
+
+
 def test_grad_through_compile():
     x, w = rand((4, 32), key=17), rand((4, 32), key=18)
     g = mx.compile(mx.grad(lambda a: (fused.softmax(a) * w).sum()))(x)

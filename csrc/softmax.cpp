@@ -61,6 +61,13 @@ class SoftmaxRows {
       }
       span = x.strides()[i] * x.shape(i);
     }
+    // Leading axes that nest like a row-major array put row r at r * row_stride_ (no div/mod).
+    row_stride_ = lead > 0 ? lead_strides_.back() : 0;
+    for (int i = lead - 2; i >= 0 && row_stride_ >= 0; --i) {
+      if (lead_shape_[i] > 1 && lead_strides_[i] != lead_strides_[i + 1] * lead_shape_[i + 1]) {
+        row_stride_ = -1;
+      }
+    }
     if (!collapses) {
       element_offsets_.resize(row_size_);
       for (int64_t e = 0; e < row_size_; ++e) {
@@ -75,6 +82,9 @@ class SoftmaxRows {
   }
 
   int64_t offset(int64_t row) const {
+    if (row_stride_ >= 0) {
+      return row * row_stride_;
+    }
     int64_t off = 0;
     for (int i = static_cast<int>(lead_shape_.size()) - 1; i >= 0; --i) {
       off += (row % lead_shape_[i]) * lead_strides_[i];
@@ -106,6 +116,7 @@ class SoftmaxRows {
   std::vector<int64_t> lead_shape_, lead_strides_;
   int64_t row_size_ = 1;
   int64_t step_ = 1;
+  int64_t row_stride_ = -1; // -1: rows need the general walk
   std::vector<int64_t> element_offsets_;
 };
 
@@ -119,7 +130,8 @@ struct SoftmaxArgs {
   int64_t lane_rows; // > 0: rows are strided but neighbours are adjacent; rows per group
 };
 
-// Block `b` of a chunk; past the row's end it is padded with -inf, whose exp is 0.
+// A block at `off` (< n); in the row's last chunk its part past the row's end is padded with
+// -inf, whose exp is 0.
 template <typename D, typename Isa, bool kTail>
 MLXR_INLINE cpu::Vec<typename D::acc> chunk_block(
     const typename D::storage* x, int64_t off, int64_t n) {
@@ -127,9 +139,7 @@ MLXR_INLINE cpu::Vec<typename D::acc> chunk_block(
   if (!kTail || off + cpu::kBlock <= n) {
     return cpu::IoBlock<D, Isa>::load(x + off);
   }
-  constexpr Acc neg_inf = -std::numeric_limits<Acc>::infinity();
-  return off < n ? cpu::load_partial<D, Isa>(x + off, n - off, neg_inf)
-                 : cpu::broadcast<cpu::Vec<Acc>>(neg_inf);
+  return cpu::load_partial<D, Isa>(x + off, n - off, -std::numeric_limits<Acc>::infinity());
 }
 
 // The next row's input and output, prefetched into L2 while this row computes: one core's
@@ -152,14 +162,18 @@ MLXR_INLINE void absorb_chunk(
     cpu::Vec<typename D::acc>& s,
     const RowAhead& ahead) {
   using V = cpu::Vec<typename D::acc>;
+  // The row's last chunk stops at its last (possibly partial) block.
+  int64_t n_blocks = kTail ? (n - start + cpu::kBlock - 1) / cpu::kBlock : kChunkBlocks;
   V chunk_max = chunk_block<D, Isa, kTail>(x, start, n);
-  for (int64_t b = 1; b < kChunkBlocks; ++b) {
+  for (int64_t b = 1; b < n_blocks; ++b) {
     V v = chunk_block<D, Isa, kTail>(x, start + b * cpu::kBlock, n);
     chunk_max = v > chunk_max ? v : chunk_max; // NaN never wins: it reaches s through exp
   }
   V m_new = chunk_max > m ? chunk_max : m;
-  s = s * exp_diff<D>(m, m_new);
-  for (int64_t b = 0; b < kChunkBlocks; ++b) {
+  if (start > 0) { // s is still 0 in the first chunk
+    s = s * exp_diff<D>(m, m_new);
+  }
+  for (int64_t b = 0; b < n_blocks; ++b) {
     int64_t off = start + b * cpu::kBlock;
     if (ahead.x) {
       __builtin_prefetch(static_cast<const typename D::storage*>(ahead.x) + off, 0, 2);
@@ -198,12 +212,8 @@ MLXR_INLINE void softmax_row(
     cpu::store_vec(m, chunk_max + n_chunks++ * cpu::kBlock);
   }
 
-  Acc row_max = m[0];
-  for (int j = 1; j < cpu::kBlock; ++j) {
-    row_max = std::max(row_max, m[j]);
-  }
-  V max_v = cpu::broadcast<V>(row_max);
-  Acc inv_sum = Acc(1) / cpu::reduce_sum(s * exp_diff<D>(m, max_v));
+  V max_v = cpu::broadcast<V>(cpu::tree_max(m));
+  Acc inv_sum = Acc(1) / cpu::tree_sum(s * exp_diff<D>(m, max_v));
 
   for (int64_t c = 0; c < n_chunks; ++c) {
     V scale = exp_diff<D>(cpu::load_vec<V>(chunk_max + c * cpu::kBlock), max_v) * inv_sum;

@@ -117,6 +117,40 @@ struct IoBlock<BF16, IsaAvx512> {
 };
 #endif
 
+// Horizontal max and sum as 4-step trees (the scalar loops in block.h are a 16-deep dependency
+// chain, which short rows pay once per row). The order is fixed, so results are reproducible.
+#define MLXR_TREE_STEP(v, op, ...) v = op(v, __builtin_shufflevector(v, v, __VA_ARGS__))
+template <typename V>
+MLXR_INLINE auto tree_reduce(V v, V (*op)(V, V)) {
+  static_assert(kBlock == 16, "the shuffles below are written for 16 lanes");
+  MLXR_TREE_STEP(v, op, 8, 9, 10, 11, 12, 13, 14, 15, 0, 1, 2, 3, 4, 5, 6, 7);
+  MLXR_TREE_STEP(v, op, 4, 5, 6, 7, 0, 1, 2, 3, 12, 13, 14, 15, 8, 9, 10, 11);
+  MLXR_TREE_STEP(v, op, 2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13);
+  MLXR_TREE_STEP(v, op, 1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14);
+  return v[0];
+}
+#undef MLXR_TREE_STEP
+
+template <typename V>
+MLXR_INLINE V lanewise_max(V a, V b) {
+  return a > b ? a : b;
+}
+
+template <typename V>
+MLXR_INLINE V lanewise_sum(V a, V b) {
+  return a + b;
+}
+
+template <typename V>
+MLXR_INLINE auto tree_max(V v) {
+  return tree_reduce<V>(v, lanewise_max<V>);
+}
+
+template <typename V>
+MLXR_INLINE auto tree_sum(V v) {
+  return tree_reduce<V>(v, lanewise_sum<V>);
+}
+
 // A block of the first `n` (< kBlock) elements of `src`, the rest set to `fill`.
 template <typename D, typename Isa>
 MLXR_INLINE Vec<typename D::acc> load_partial(

@@ -10,32 +10,6 @@ namespace mlxr::cpu {
 
 using VecI32 = Vec<int32_t>;
 
-// exp(x) = 2^n * exp(r), n = round(x / ln2), |r| <= ln2 / 2; Cephes' degree-6 polynomial for
-// exp(r) (about 1 ulp). 2^n is applied as two halves so that every n the clamp allows stays a
-// normal float: overflow to +inf and gradual underflow to 0 then come out of the final multiply.
-// NaN propagates (the clamps are comparisons that keep x when it is NaN).
-MLXR_INLINE Vec<float> exp_block(Vec<float> x) {
-  x = x < -104.0f ? broadcast<Vec<float>>(-104.0f) : x; // exp(-104) rounds to 0
-  x = x > 89.0f ? broadcast<Vec<float>>(89.0f) : x; // exp(89) rounds to +inf
-  const float round_magic = 12582912.0f; // 1.5 * 2^23: adding it rounds to an integer
-  Vec<float> shifted = x * 1.44269504088896341f + round_magic;
-  Vec<float> n = shifted - round_magic;
-  Vec<float> r = x - n * 0.693359375f; // ln2 split in two so r is exact
-  r = r - n * -2.12194440e-4f;
-  Vec<float> p = broadcast<Vec<float>>(1.9875691500e-4f);
-  p = p * r + 1.3981999507e-3f;
-  p = p * r + 8.3334519073e-3f;
-  p = p * r + 4.1665795894e-2f;
-  p = p * r + 1.6666665459e-1f;
-  p = p * r + 5.0000001201e-1f;
-  p = p * (r * r) + r + 1.0f;
-  VecI32 ni = reinterpret_cast<VecI32&>(shifted) - 0x4B400000; // bits of round_magic
-  VecI32 half = ni >> 1;
-  VecI32 e1 = (half + 127) << 23;
-  VecI32 e2 = (ni - half + 127) << 23;
-  return p * reinterpret_cast<Vec<float>&>(e1) * reinterpret_cast<Vec<float>&>(e2);
-}
-
 // exp(x) for x <= 0 (or NaN), the case of softmax and sigmoid, in ~16 vector ops instead of
 // ~24: no overflow to handle, one 2^n factor, and results below 2^-126 (x < -87.33) flush to
 // exactly 0 (so exp(-inf) = 0) instead of going through subnormals.
@@ -78,18 +52,12 @@ MLXR_INLINE Vec<float> exp2_nonpositive(Vec<float> t) {
 
 constexpr float kLog2e = 1.44269504088896341f;
 
-MLXR_INLINE Vec<double> exp_nonpositive(Vec<double> x);
-
 // float64 blocks (the oracle dtype) use libm: exactness matters there, speed does not.
-MLXR_INLINE Vec<double> exp_block(Vec<double> x) {
+MLXR_INLINE Vec<double> exp_nonpositive(Vec<double> x) {
   for (int j = 0; j < kBlock; ++j) {
     x[j] = std::exp(x[j]);
   }
   return x;
-}
-
-MLXR_INLINE Vec<double> exp_nonpositive(Vec<double> x) {
-  return exp_block(x);
 }
 
 // Block loads/stores for softmax and SwiGLU: Block, plus an AVX-512 bfloat16 conversion (GCC
@@ -120,8 +88,8 @@ struct IoBlock<BF16, IsaAvx512> {
 // Horizontal max and sum as 4-step trees (the scalar loops in block.h are a 16-deep dependency
 // chain, which short rows pay once per row). The order is fixed, so results are reproducible.
 #define MLXR_TREE_STEP(v, op, ...) v = op(v, __builtin_shufflevector(v, v, __VA_ARGS__))
-template <typename V>
-MLXR_INLINE auto tree_reduce(V v, V (*op)(V, V)) {
+template <typename V, typename Op>
+MLXR_INLINE auto tree_reduce(V v, Op op) {
   static_assert(kBlock == 16, "the shuffles below are written for 16 lanes");
   MLXR_TREE_STEP(v, op, 8, 9, 10, 11, 12, 13, 14, 15, 0, 1, 2, 3, 4, 5, 6, 7);
   MLXR_TREE_STEP(v, op, 4, 5, 6, 7, 0, 1, 2, 3, 12, 13, 14, 15, 8, 9, 10, 11);
@@ -132,23 +100,13 @@ MLXR_INLINE auto tree_reduce(V v, V (*op)(V, V)) {
 #undef MLXR_TREE_STEP
 
 template <typename V>
-MLXR_INLINE V lanewise_max(V a, V b) {
-  return a > b ? a : b;
-}
-
-template <typename V>
-MLXR_INLINE V lanewise_sum(V a, V b) {
-  return a + b;
-}
-
-template <typename V>
 MLXR_INLINE auto tree_max(V v) {
-  return tree_reduce<V>(v, lanewise_max<V>);
+  return tree_reduce(v, [](V a, V b) { return a > b ? a : b; });
 }
 
 template <typename V>
 MLXR_INLINE auto tree_sum(V v) {
-  return tree_reduce<V>(v, lanewise_sum<V>);
+  return tree_reduce(v, [](V a, V b) { return a + b; });
 }
 
 // A block of the first `n` (< kBlock) elements of `src`, the rest set to `fill`.

@@ -20,9 +20,10 @@ def swiglu(gate: mx.array, up: mx.array, *, stream=None) -> mx.array:
     does); the output has the broadcast shape and dtype ``promote(gate.dtype, up.dtype)``,
     which must be floating. Arithmetic is float32 (float64 for float64 outputs) with one
     rounding at the end. Broadcast inputs are read through stride-0 views, never
-    materialised. Runs the fused kernel where one exists for the stream's device and the
-    output dtype, otherwise the reference (``mlxr.reference.swiglu``);
-    ``mlxr.fused.observe()`` shows which ran.
+    materialised; inputs that share a dense layout (both transposed, say) are processed in
+    memory order and the output keeps that layout. Runs the fused kernel where one exists for
+    the stream's device and the output dtype, otherwise the reference
+    (``mlxr.reference.swiglu``); ``mlxr.fused.observe()`` shows which ran.
     """
     require_array(OP, "gate", gate)
     require_array(OP, "up", up)

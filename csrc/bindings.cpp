@@ -10,6 +10,7 @@ namespace nb = nanobind;
 
 namespace mlxr {
 void bind_rms_norm(nb::module_& m);
+void bind_rope(nb::module_& m);
 void bind_softmax(nb::module_& m);
 void bind_swiglu(nb::module_& m);
 } // namespace mlxr
@@ -23,6 +24,7 @@ NB_MODULE(_ext, m) {
   m.def("reset_kernel_counts", &mlxr::reset_kernel_counts);
 
   mlxr::bind_rms_norm(m);
+  mlxr::bind_rope(m);
   mlxr::bind_softmax(m);
   mlxr::bind_swiglu(m);
 }

@@ -196,7 +196,20 @@ mx::array rms_norm(
     double eps,
     Fallback fallback,
     mx::Stream stream) {
+#ifdef MLXR_GPU
+  if (stream.device.type == mx::Device::gpu && x.ndim() > kGpuMaxRowDims + 1) {
+    mx::array rows = mx::reshape(x, {-1, x.shape(-1)}, stream);
+    return mx::reshape(rms_norm(rows, weight, eps, std::move(fallback), stream), x.shape(), stream);
+  }
+#endif
   std::vector<mx::array> inputs{x};
+#ifdef MLXR_METAL
+  // The Metal kernel reads contiguous rows. MLX's own copy (contiguous_copy_gpu) is not
+  // exported, so the copy is a graph node; it shares the buffer when x is row-contiguous.
+  if (stream.device == mx::Device::gpu) {
+    inputs[0] = mx::contiguous(x, false, stream);
+  }
+#endif
   if (weight) {
     inputs.push_back(*weight);
   }

@@ -9,6 +9,10 @@
 
 namespace mlxr {
 
+// The GPU kernels address rows through at most this many leading axes (after collapsing
+// contiguous ones); the builder flattens arrays with more.
+inline constexpr int kGpuMaxRowDims = 6;
+
 class RMSNorm : public FusedPrimitive {
  public:
   RMSNorm(mx::Stream stream, Fallback fallback, double eps, bool has_weight)

@@ -14,11 +14,24 @@ from .. import _ext
 # Ops with a compiled CPU kernel, and the dtypes each kernel handles.
 CPU_KERNEL_DTYPES = {
     "rms_norm": (mx.float32, mx.float16, mx.bfloat16, mx.float64),
+    "rope": (mx.float32, mx.float16, mx.bfloat16, mx.float64),
     "softmax": (mx.float32, mx.float16, mx.bfloat16, mx.float64),
     "swiglu": (mx.float32, mx.float16, mx.bfloat16, mx.float64),
 }
-# Ops with a compiled GPU kernel, filled per backend (none on a CPU-only build).
-GPU_KERNEL_DTYPES: dict[str, tuple[mx.Dtype, ...]] = {}
+# Ops with a Metal kernel (kernels/<op>.metal), and the dtypes each handles; metal-sim
+# certifies these on Linux.
+METAL_KERNEL_DTYPES = {
+    "rms_norm": (mx.float32, mx.float16, mx.bfloat16),
+}
+# Ops with a CUDA kernel (kernels/<op>.cuh + csrc/cuda/<op>.cu), and the dtypes each handles.
+CUDA_KERNEL_DTYPES = {
+    "rms_norm": (mx.float32, mx.float16, mx.bfloat16),
+}
+# Ops with a compiled GPU kernel: the table of the backend this build compiled (none on CPU).
+GPU_KERNEL_DTYPES: dict[str, tuple[mx.Dtype, ...]] = {
+    "metal": METAL_KERNEL_DTYPES,
+    "cuda": CUDA_KERNEL_DTYPES,
+}.get(_ext.gpu_kernels, {})
 
 _fallbacks: collections.Counter[str] = collections.Counter()
 _lock = threading.Lock()

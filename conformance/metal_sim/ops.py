@@ -1,0 +1,41 @@
+"""The device entry point: ops run as the fused op would run them on a Metal stream."""
+
+from __future__ import annotations
+
+import mlx.core as mx
+import numpy as np
+
+from . import rms_norm as _rms_norm
+
+_NAMES = {mx.float32: "float32", mx.float16: "float16", mx.bfloat16: "bfloat16"}
+
+
+def _to_numpy(a: mx.array) -> np.ndarray:
+    return np.array(a.view(mx.uint16)) if a.dtype == mx.bfloat16 else np.array(a)
+
+
+def _to_mlx(a: np.ndarray, dtype: mx.Dtype) -> mx.array:
+    return mx.array(a).view(mx.bfloat16) if dtype == mx.bfloat16 else mx.array(a)
+
+
+def rms_norm(x: mx.array, weight: mx.array | None, eps: float, *, max_threads_per_group: int = 1024) -> mx.array:
+    """``mlxr.fused.rms_norm`` on the simulated Metal device: output dtype
+    ``promote(x, weight)``, inputs cast to it, then the Metal kernel (float32 accumulation,
+    normalised value rounded to the output dtype before the weight multiply)."""
+    dtype = mx.result_type(x, weight) if weight is not None else x.dtype
+    if dtype not in _NAMES:
+        raise TypeError(f"[rms_norm] no Metal kernel for {dtype}")
+    xs = _to_numpy(x.astype(dtype))
+    ws = None if weight is None else _to_numpy(weight.astype(dtype))
+    out = _rms_norm.run(xs, ws, eps, _NAMES[dtype], max_threads_per_group=max_threads_per_group)
+    return _to_mlx(out, dtype)
+
+
+OPS = {"rms_norm": rms_norm}
+
+
+def run_op(op: str, *args, **kwargs) -> mx.array:
+    """Runs ``op`` on metal-sim, e.g. ``run_op("rms_norm", x, weight, eps)``; MLX arrays in and out."""
+    if op not in OPS:
+        raise KeyError(f"metal-sim has no host for {op}; known: {sorted(OPS)}")
+    return OPS[op](*args, **kwargs)

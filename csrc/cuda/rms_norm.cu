@@ -1,0 +1,194 @@
+// RMSNorm::eval_gpu on MLX's CUDA backend; device code in kernels/rms_norm.cuh.
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "cuda/runtime.h"
+#include "kernel_log.h"
+#include "rms_norm.h"
+
+#include "../../kernels/rms_norm.cuh"
+
+namespace mlxr {
+
+static_assert(cuda::kMaxRowDims == kGpuMaxRowDims, "builder and kernels disagree on row axes");
+
+namespace {
+
+using cuda::RMSNormParams;
+
+// Leading axes of x (all but the last) with size-1 axes dropped and contiguous neighbours
+// merged, so that most layouts address rows as row * stride.
+void collapse_rows(const mx::array& x, RMSNormParams& p) {
+  std::vector<std::pair<int64_t, int64_t>> dims; // (size, stride), outermost first
+  for (int k = 0; k + 1 < static_cast<int>(x.ndim()); ++k) {
+    if (x.shape(k) == 1) {
+      continue;
+    }
+    int64_t size = x.shape(k), stride = x.strides()[k];
+    if (!dims.empty() && dims.back().second == size * stride) {
+      dims.back() = {dims.back().first * size, stride};
+    } else {
+      dims.emplace_back(size, stride);
+    }
+  }
+  if (dims.empty()) {
+    dims.emplace_back(1, 0);
+  }
+  if (dims.size() > static_cast<size_t>(cuda::kMaxRowDims)) {
+    throw std::runtime_error("[rms_norm] too many row axes for the CUDA kernel");
+  }
+  p.row_ndim = static_cast<int>(dims.size());
+  for (size_t k = 0; k < dims.size(); ++k) {
+    p.row_shape[k] = dims[k].first;
+    p.row_strides[k] = dims[k].second;
+  }
+}
+
+constexpr unsigned kMaxGrid = 1u << 30; // grid-stride loops cover the rest
+
+unsigned grid_for(int64_t blocks) {
+  return static_cast<unsigned>(blocks < kMaxGrid ? blocks : kMaxGrid);
+}
+
+// One row-kernel configuration: kGroup threads per row, kChunks 16-byte vectors per thread
+// kept in registers (0: two passes over memory).
+struct RowsConfig {
+  const void* kernel;
+  int block, group, chunks;
+};
+
+template <typename T, int kBlock, int kGroup, int kChunks>
+RowsConfig rows_config() {
+  return {reinterpret_cast<const void*>(&cuda::rms_norm_rows<T, kBlock, kGroup, kChunks>),
+          kBlock, kGroup, kChunks};
+}
+
+// Smallest configuration whose registers hold the row with up to 4 vectors (64 bytes in
+// flight) per thread: a warp per row up to 128 vectors (512 f32 / 1024 half), then a block per
+// row; rows over 8 x 512 vectors (16384 f32 / 32768 half) loop. Capping registers for more
+// resident blocks measured slower for f32 and mixed for bf16 (csrc/cuda/NOTES.md).
+template <typename T>
+RowsConfig pick_rows(int64_t n_vec) {
+  const RowsConfig configs[] = {
+      rows_config<T, 128, 32, 1>(),  rows_config<T, 128, 32, 2>(),   rows_config<T, 128, 32, 4>(),
+      rows_config<T, 64, 64, 4>(),   rows_config<T, 128, 128, 4>(),  rows_config<T, 256, 256, 4>(),
+      rows_config<T, 512, 512, 4>(), rows_config<T, 512, 512, 8>(),
+  };
+  for (const RowsConfig& c : configs) {
+    if (n_vec <= int64_t(c.group) * c.chunks) {
+      return c;
+    }
+  }
+  return rows_config<T, 1024, 1024, 0>();
+}
+
+template <typename T>
+void launch_rms_norm(mx::cu::CommandEncoder& encoder, RMSNormParams& p, const char* dtype) {
+  std::string name = "rms_norm_";
+  if (p.x_step == 1 || p.row_size == 1) {
+    p.x_step = 1;
+    constexpr int V = 16 / sizeof(T);
+    RowsConfig c = pick_rows<T>(p.row_size / V);
+    int rows_per_block = c.block / c.group;
+    int64_t blocks = (p.n_rows + rows_per_block - 1) / rows_per_block;
+    cuda::launch(encoder, c.kernel, dim3(grid_for(blocks)), dim3(c.block), p);
+    name += c.group == 32 ? "warp_" : "rows_";
+  } else if (p.row_strides[p.row_ndim - 1] == 1) {
+    // Transposed: neighbouring rows are neighbours in memory. Each lane loads kRpl rows at
+    // once (8 bytes, else 4, else one element) where every tile's rows are so aligned.
+    int64_t inner = p.row_shape[p.row_ndim - 1];
+    auto rows_aligned = [&](int rpl) {
+      bool ok = inner % rpl == 0 && p.x_step % rpl == 0 &&
+          reinterpret_cast<uintptr_t>(p.x) % (rpl * sizeof(T)) == 0;
+      for (int k = 0; k + 1 < p.row_ndim; ++k) {
+        ok = ok && p.row_strides[k] % rpl == 0;
+      }
+      return ok;
+    };
+    constexpr int kWide = 8 / sizeof(T);
+    // Short rows: 32 bytes of rows at a time held in shared memory, x read once.
+    constexpr int kSmemRows = 32 / sizeof(T);
+    if (rows_aligned(kWide) && inner % kSmemRows == 0 && p.row_size * sizeof(T) % 16 == 0) {
+      const void* kernel = reinterpret_cast<const void*>(&cuda::rms_norm_cols_smem<T>);
+      int64_t smem = int64_t(kSmemRows) * (p.row_size + 16 / sizeof(T)) * sizeof(T);
+      if (smem <= cuda::max_dynamic_smem(encoder, kernel, 4096)) {
+        cuda::launch(encoder, kernel, dim3(grid_for(p.n_rows / kSmemRows)), dim3(1024), p,
+                     static_cast<uint32_t>(smem));
+        record_kernel("gpu", name + "cols_smem_" + dtype);
+        return;
+      }
+    }
+    int rpl = rows_aligned(kWide) ? kWide : (kWide > 2 && rows_aligned(2) ? 2 : 1);
+    const void* kernel = rpl == kWide ? reinterpret_cast<const void*>(&cuda::rms_norm_cols<T, kWide>)
+        : rpl == 2 ? reinterpret_cast<const void*>(&cuda::rms_norm_cols<T, 2>)
+                   : reinterpret_cast<const void*>(&cuda::rms_norm_cols<T, 1>);
+    int64_t tiles = (inner + 32 * rpl - 1) / (32 * rpl) * (p.n_rows / inner);
+    cuda::launch(encoder, kernel, dim3(grid_for(tiles)), dim3(32 * cuda::kColsWarps), p);
+    name += "cols_";
+  } else {
+    constexpr int kBlock = 256;
+    cuda::launch(encoder, reinterpret_cast<const void*>(&cuda::rms_norm_strided<T, kBlock>),
+                 dim3(grid_for(p.n_rows)), dim3(kBlock), p);
+    name += "strided_";
+  }
+  // Recorded when the kernel is encoded, i.e. when MLX evaluates this primitive.
+  record_kernel("gpu", name + dtype);
+}
+
+} // namespace
+
+// Buffers, in the order the encoder sees them: x (input), weight (input, optional), out.
+// The kernels take one RMSNormParams by value (kernels/rms_norm.cuh).
+void RMSNorm::eval_gpu(const std::vector<mx::array>& inputs, std::vector<mx::array>& outputs) {
+  const mx::array& x = inputs[0];
+  mx::array& out = outputs[0];
+  auto& encoder = mx::cu::get_command_encoder(stream());
+  if (out.size() == 0) {
+    out.set_data(mx::allocator::malloc(0));
+    return;
+  }
+  if (x.shape(-1) > INT32_MAX) {
+    throw std::runtime_error("[rms_norm] rows longer than 2^31 - 1 elements on the GPU");
+  }
+  // A donated row-contiguous x is overwritten in place: every element is read by the thread
+  // that writes it, before it writes it.
+  if (x.is_donatable() && x.flags().row_contiguous && x.itemsize() == out.itemsize()) {
+    out.copy_shared_buffer(x);
+  } else {
+    cuda::allocate_output(out, encoder);
+  }
+
+  RMSNormParams p = {};
+  p.x = mx::gpu_ptr<void>(x);
+  p.out = mx::gpu_ptr<void>(out);
+  p.row_size = static_cast<int>(x.shape(-1));
+  p.n_rows = static_cast<int64_t>(x.size()) / p.row_size;
+  p.x_step = x.strides().back();
+  p.eps = static_cast<float>(eps_);
+  collapse_rows(x, p);
+
+  encoder.set_input_array(x);
+  if (has_weight_) {
+    const mx::array& w = inputs[1];
+    p.weight = mx::gpu_ptr<void>(w);
+    p.w_step = w.strides()[0];
+    encoder.set_input_array(w);
+  }
+  encoder.set_output_array(out);
+
+  switch (out.dtype()) {
+    case mx::float32:
+      return launch_rms_norm<float>(encoder, p, "float32");
+    case mx::float16:
+      return launch_rms_norm<__half>(encoder, p, "float16");
+    case mx::bfloat16:
+      return launch_rms_norm<__nv_bfloat16>(encoder, p, "bfloat16");
+    default:
+      throw std::runtime_error("[rms_norm] unsupported dtype reached the CUDA kernel");
+  }
+}
+
+} // namespace mlxr

@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# One GPU-machine call: build mlxr against MLX-CUDA, run the CUDA tests, compute-sanitizer
+# (memcheck + racecheck) over a small run, then the benchmark. Logs and tables go to $OUT.
+# Run from the source root after `source .device/setup.sh env`; stages default to all:
+#   bash csrc/cuda/run_h100.sh [build] [test] [sanitize] [bench] [profile] [managed]
+set -uo pipefail
+src="$(pwd)"
+OUT="${OUT:-/tmp/mlxr-out}"
+mkdir -p "$OUT"
+export CUDACXX="${CUDACXX:-/usr/local/cuda/bin/nvcc}"
+export PYTHONPATH="/tmp/mlxr${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
+stages="${*:-build test sanitize bench profile}"
+status=0
+cd /tmp # the source tree has an mlxr/ folder without the built extension
+for stage in $stages; do
+  echo "=== $stage $(date +%T)"
+  case "$stage" in
+    build)
+      nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv,noheader
+      rm -rf /tmp/mlxr
+      start=$SECONDS
+      if ! pip install --no-build-isolation --no-deps --no-index --target /tmp/mlxr -v "$src" \
+          >"$OUT/build.log" 2>&1; then
+        grep -E "error|Error" "$OUT/build.log" | head -40; tail -30 "$OUT/build.log"; exit 1
+      fi
+      echo "built in $((SECONDS - start)) s"
+      grep -E "mlxr:|spill" "$OUT/build.log" | sort -u | head -20
+      python -c 'import mlx.core as mx, mlxr._ext as e; print("mlx", mx.__version__, mx.default_device(), "| mlxr backend", e.mlx_backend, "gpu_kernels", e.gpu_kernels)'
+      ;;
+    test)
+      python -m pytest "$src/tests/test_rms_norm_cuda.py" "$src/tests/test_rms_norm.py" -q \
+        -p no:cacheprovider -rs 2>&1 | tee "$OUT/tests.log" | tail -25
+      status=$((status | ${PIPESTATUS[0]}))
+      # MLX without CUDA graphs launches our CUfunctions directly on its stream.
+      MLX_USE_CUDA_GRAPHS=0 python -m pytest "$src/tests/test_rms_norm_cuda.py" -q -x \
+        -p no:cacheprovider -k "4097 or layouts or donated or stream" 2>&1 | tail -2
+      status=$((status | ${PIPESTATUS[0]}))
+      ;;
+    sanitize)
+      sanitizer="$(command -v compute-sanitizer || ls /usr/local/cuda*/bin/compute-sanitizer \
+        /usr/local/cuda*/compute-sanitizer/compute-sanitizer 2>/dev/null | head -1)"
+      for tool in memcheck racecheck; do
+        "$sanitizer" --tool "$tool" --error-exitcode 99 \
+          python "$src/csrc/cuda/sanitize_rms_norm.py" >"$OUT/sanitize_$tool.log" 2>&1
+        rc=$?
+        echo "$tool exit $rc: $(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY|sanitize run' "$OUT/sanitize_$tool.log" | tr '\n' ' ')"
+        status=$((status | rc))
+      done
+      ;;
+    bench)
+      python "$src/csrc/cuda/bench_rms_norm.py" --out "$OUT" 2>&1 | tee "$OUT/bench.log"
+      status=$((status | ${PIPESTATUS[0]}))
+      ;;
+    profile) # Nsight Compute over the large and transposed cases (profile_rms_norm.py)
+      ncu_bin="$(command -v ncu || ls /usr/local/cuda*/bin/ncu /opt/nvidia/nsight-compute/*/ncu 2>/dev/null | head -1)"
+      "$ncu_bin" --clock-control none --kernel-name regex:rms_norm --csv --metrics \
+gpu__time_duration.sum,dram__bytes_read.sum,dram__bytes_write.sum,\
+dram__throughput.avg.pct_of_peak_sustained_elapsed,sm__warps_active.avg.pct_of_peak_sustained_active,\
+smsp__inst_executed.sum,launch__registers_per_thread,launch__grid_size,launch__block_size,\
+lts__t_sector_hit_rate.pct,smsp__average_warps_issue_stalled_long_scoreboard_per_issue_active.ratio \
+        python "$src/csrc/cuda/profile_rms_norm.py" >"$OUT/ncu.csv" 2>&1
+      echo "ncu exit $?"
+      python - "$OUT/ncu.csv" <<'PY'
+import csv, sys
+rows = [r for r in csv.reader(open(sys.argv[1])) if len(r) > 10]
+head, rows = rows[0], rows[1:]
+k, m, v = head.index("Kernel Name"), head.index("Metric Name"), head.index("Metric Value")
+seen = {}
+for r in rows:
+    seen.setdefault((r[head.index("ID")], r[k][:60]), {})[r[m]] = r[v]
+for (i, name), ms in seen.items():
+    print(i, name)
+    print("   ", "  ".join(f"{key.split('__')[1][:28]}={val}" for key, val in sorted(ms.items())))
+PY
+      ;;
+    managed) # decode with MLX's allocator (managed memory) for our outputs: host overhead check
+      MLXR_CUDA_ALLOC=managed python "$src/csrc/cuda/bench_rms_norm.py" --only decode 2>&1 | tail -11
+      ;;
+  esac
+done
+echo "=== done $(date +%T), status $status"
+exit $status

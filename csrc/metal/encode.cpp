@@ -1,0 +1,69 @@
+#include "metal/encode.h"
+
+#include <dlfcn.h>
+
+#include <filesystem>
+#include <stdexcept>
+
+#include "mlx/backend/metal/device.h"
+
+namespace mlxr::metal {
+
+namespace {
+
+// mlxr.metallib is installed next to the extension module (csrc/metal/metal.cmake).
+const std::string& library_dir() {
+  static const std::string dir = [] {
+    Dl_info info;
+    if (!dladdr(reinterpret_cast<void*>(&library_dir), &info)) {
+      throw std::runtime_error("[mlxr] cannot locate the extension module to load mlxr.metallib");
+    }
+    return std::filesystem::path(info.dli_fname).parent_path().string();
+  }();
+  return dir;
+}
+
+} // namespace
+
+std::string encode(
+    const PlanFn& make_plan,
+    const std::vector<mx::array>& inputs,
+    std::vector<mx::array>& outputs,
+    mx::Stream stream) {
+  auto& d = mx::metal::device(stream.device);
+  auto* lib = d.get_library("mlxr", library_dir());
+  metal_launch::DeviceLimits limits;
+  metal_launch::Plan plan = make_plan(limits);
+  auto* kernel = d.get_kernel(plan.kernel, lib);
+  size_t max_threads = kernel->maxTotalThreadsPerThreadgroup();
+  if (plan.threads_per_group() > max_threads) {
+    limits.max_threads_per_group = max_threads;
+    plan = make_plan(limits);
+    kernel = d.get_kernel(plan.kernel, lib);
+    if (plan.threads_per_group() > kernel->maxTotalThreadsPerThreadgroup()) {
+      throw std::runtime_error("[mlxr] " + plan.kernel + ": threadgroup exceeds the pipeline limit");
+    }
+  }
+
+  auto& encoder = mx::metal::get_command_encoder(stream);
+  encoder.set_compute_pipeline_state(kernel);
+  for (const metal_launch::Arg& arg : plan.args) {
+    switch (arg.kind) {
+      case metal_launch::ArgKind::input:
+        encoder.set_input_array(inputs.at(arg.array), arg.index);
+        break;
+      case metal_launch::ArgKind::output:
+        encoder.set_output_array(outputs.at(arg.array), arg.index);
+        break;
+      case metal_launch::ArgKind::bytes:
+        encoder.set_bytes(arg.bytes.data(), static_cast<int>(arg.bytes.size()), arg.index);
+        break;
+    }
+  }
+  encoder.dispatch_threadgroups(
+      MTL::Size(plan.grid[0], plan.grid[1], plan.grid[2]),
+      MTL::Size(plan.group[0], plan.group[1], plan.group[2]));
+  return plan.kernel;
+}
+
+} // namespace mlxr::metal

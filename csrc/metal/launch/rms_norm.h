@@ -1,0 +1,50 @@
+// Launch plan of kernels/rms_norm.metal: one threadgroup per row.
+#pragma once
+
+#include "plan.h"
+
+namespace mlxr::metal_launch {
+
+// Elements per thread per pass; kReads in kernels/rms_norm.metal.
+constexpr size_t kRMSNormReads = 4;
+
+struct RMSNormQuery {
+  int64_t n_rows; // rows are contiguous, axis_size elements apart
+  int64_t axis_size;
+  int64_t w_stride; // elements between weight entries (any sign, 0 for a broadcast)
+  std::string dtype; // output dtype: float32, float16, bfloat16
+  bool has_weight;
+  float eps;
+};
+
+// Buffers: 0 x (input 0), 1 weight (input 1; x when there is no weight, never read),
+// 2 out (output 0), 3 eps, 4 axis_size, 5 w_stride, 6 has_weight.
+// Rows that fit kRMSNormReads elements per thread in one threadgroup take the single-pass
+// kernel; longer rows the looped one with the widest threadgroup.
+inline Plan rms_norm_plan(const RMSNormQuery& q, const DeviceLimits& limits = {}) {
+  size_t simd = limits.simd_size;
+  size_t max_group = limits.max_threads_per_group / simd * simd;
+  size_t axis = static_cast<size_t>(q.axis_size);
+  size_t threads_needed = (axis + kRMSNormReads - 1) / kRMSNormReads;
+  size_t group = (threads_needed + simd - 1) / simd * simd;
+
+  Plan p;
+  if (group <= max_group) {
+    p.kernel = "rms_norm_" + q.dtype;
+    p.group = {group ? group : simd, 1, 1};
+  } else {
+    p.kernel = "rms_norm_looped_" + q.dtype;
+    p.group = {max_group, 1, 1};
+  }
+  p.grid = {static_cast<size_t>(q.n_rows), 1, 1};
+  p.input(0, 0, "x");
+  p.input(1, q.has_weight ? 1 : 0, "weight");
+  p.output(2, 0, "out");
+  p.bytes<float>(3, "eps", q.eps);
+  p.bytes<uint32_t>(4, "axis_size", static_cast<uint32_t>(q.axis_size));
+  p.bytes<int64_t>(5, "w_stride", q.w_stride);
+  p.bytes<uint32_t>(6, "has_weight", q.has_weight ? 1u : 0u);
+  return p;
+}
+
+} // namespace mlxr::metal_launch

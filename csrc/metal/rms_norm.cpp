@@ -1,0 +1,63 @@
+// Metal host code of RMSNorm: kernels/rms_norm.metal, launched as csrc/metal/launch/rms_norm.h
+// plans. Compiled only in Metal builds (csrc/metal/metal.cmake defines MLXR_GPU).
+#include "rms_norm.h"
+
+#include <cstdint>
+#include <stdexcept>
+
+#include "kernel_log.h"
+#include "metal/encode.h"
+#include "metal/launch/rms_norm.h"
+#include "mlx/allocator.h"
+#include "mlx/backend/metal/utils.h"
+
+namespace mlxr {
+
+void RMSNorm::eval_gpu(const std::vector<mx::array>& inputs, std::vector<mx::array>& outputs) {
+  // Buffer indices, in set_* order (the plan of csrc/metal/launch/rms_norm.h encodes them):
+  //   set_input_array   x       -> 0
+  //   set_input_array   weight  -> 1  (x again when there is no weight; never read)
+  //   set_output_array  out     -> 2
+  //   set_bytes         eps (float) -> 3, axis_size (uint32) -> 4, w_stride (int64) -> 5,
+  //                     has_weight (uint32) -> 6
+  const mx::array& x = inputs[0];
+  mx::array& out = outputs[0];
+  if (out.dtype() != mx::float32 && out.dtype() != mx::float16 && out.dtype() != mx::bfloat16) {
+    throw std::runtime_error("[rms_norm] no Metal kernel for this dtype");
+  }
+  if (!x.flags().row_contiguous) {
+    // The op inserts mx::contiguous on GPU streams, so this is a broken invariant.
+    throw std::runtime_error("[rms_norm] the Metal kernel needs a row-contiguous x");
+  }
+  // Each element is read before any thread writes it (metal-sim certifies it race-free in
+  // place), so a donated x is overwritten in place.
+  if (x.is_donatable() && x.itemsize() == out.itemsize()) {
+    out.copy_shared_buffer(x);
+  } else {
+    out.set_data(mx::allocator::malloc(out.nbytes()));
+  }
+  if (out.size() == 0) {
+    return;
+  }
+  int64_t axis_size = x.ndim() ? x.shape(-1) : 1;
+  if (axis_size > static_cast<int64_t>(UINT32_MAX)) {
+    throw std::runtime_error("[rms_norm] rows longer than 2^32 - 1 elements");
+  }
+  metal_launch::RMSNormQuery query{
+      static_cast<int64_t>(x.size()) / axis_size,
+      axis_size,
+      has_weight_ ? static_cast<int64_t>(inputs[1].strides()[0]) : 0,
+      mx::type_to_name(out), // kernel names end in float32 / float16 / bfloat16
+      has_weight_,
+      static_cast<float>(eps_)};
+  std::string kernel = metal::encode(
+      [&](const metal_launch::DeviceLimits& limits) {
+        return metal_launch::rms_norm_plan(query, limits);
+      },
+      inputs,
+      outputs,
+      stream());
+  record_kernel("gpu", kernel);
+}
+
+} // namespace mlxr

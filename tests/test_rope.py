@@ -1,0 +1,420 @@
+"""The fused rope extension itself: numerics, layouts, offsets, transforms, streams and bad input."""
+
+import math
+
+import mlx.core as mx
+import numpy as np
+import pytest
+
+import mlxr.fused as fused
+from mlxr.reference import rope as reference
+
+DTYPES = [mx.float32, mx.float16, mx.bfloat16]
+# Against the reference: same angles bit for bit, sin/cos within ~1 ulp, one rounding each.
+ATOL = {mx.float32: 2e-6, mx.float16: 1e-3, mx.bfloat16: 8e-3, mx.float64: 1e-14}
+# Against mx.fast.rope, whose CPU path rounds cos/sin and every product to half dtypes: an
+# absolute bound for inputs of unit scale (its error grows with |x|).
+FAST_ATOL = {mx.float32: 2e-6, mx.float16: 4e-3, mx.bfloat16: 3.2e-2}
+BASE = dict(base=10000.0, scale=1.0, offset=0)
+
+
+def rand(shape, dtype=mx.float32, key=0, std=3.0):
+    a = (std * mx.random.normal(shape, key=mx.random.key(key))).astype(dtype)
+    mx.eval(a)  # concrete inputs: closures captured by mx.compile must not carry RNG graphs
+    return a
+
+
+def as_np(a):
+    return np.array(a.astype(mx.float32) if a.dtype == mx.bfloat16 else a).astype(np.float64)
+
+
+def assert_close(actual, expected, dtype, scale=1.0, table=ATOL):
+    assert actual.shape == expected.shape
+    tol = table[dtype] * scale
+    np.testing.assert_allclose(as_np(actual), as_np(expected), rtol=tol, atol=tol)
+
+
+def numpy_rope(x, dims, traditional, base, scale, offsets, freqs=None):
+    """Independent float64 oracle (numpy's sin/cos/exp), offsets of shape (B,)."""
+    x = np.array(x, dtype=np.float64)
+    half = dims // 2
+    # MLX's definition, exp(-i log(base) / half), so the float64 comparison is not limited
+    # by two ways of rounding inv_freq (theta ~ 6e4 amplifies a 1-ulp difference to 1e-11).
+    inv = 1 / np.asarray(freqs, np.float64) if freqs is not None else np.exp(-np.arange(half) * (np.log(base) / half))
+    pos = (np.arange(x.shape[-2])[None, :] + np.asarray(offsets)[:, None]) * scale  # (B, T)
+    theta = pos.reshape(pos.shape[:1] + (1,) * (x.ndim - 3) + pos.shape[1:] + (1,)) * inv
+    c, s = np.cos(theta), np.sin(theta)
+    out = x.copy()
+    i1, i2 = (slice(0, dims, 2), slice(1, dims, 2)) if traditional else (slice(0, half), slice(half, dims))
+    x1, x2 = x[..., i1], x[..., i2]
+    out[..., i1], out[..., i2] = x1 * c - x2 * s, x1 * s + x2 * c
+    return out
+
+
+@pytest.mark.parametrize("dtype", DTYPES + [mx.float64])
+@pytest.mark.parametrize("traditional", [False, True])
+@pytest.mark.parametrize("d,dims", [(2, 2), (6, 6), (40, 34), (64, 64), (130, 128), (96, 32)])
+def test_matches_reference_and_runs_fused(dtype, traditional, d, dims):
+    x = rand((2, 3, 37, d), dtype, 1)
+    kw = dict(traditional=traditional, base=10000.0, scale=0.75, offset=13)
+    with fused.observe() as seen:
+        y = fused.rope(x, dims, **kw)
+        mx.eval(y)
+    assert seen.ran_kernel("cpu", "rope") and not seen.fallbacks
+    assert y.dtype == dtype and y.shape == x.shape
+    assert_close(y, reference(x, dims, **kw), dtype)
+    # Features past dims pass through bit for bit.
+    np.testing.assert_array_equal(as_np(y[..., dims:]), as_np(x[..., dims:]))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("traditional", [False, True])
+@pytest.mark.parametrize("offset", [0, 1000, "batch"])
+def test_matches_mx_fast(dtype, traditional, offset):
+    x = rand((3, 4, 19, 72), dtype, 2, std=1.0)
+    off = mx.array([0, 7, 300]) if offset == "batch" else offset
+    kw = dict(traditional=traditional, base=500.0, scale=0.5, offset=off)
+    assert_close(fused.rope(x, 64, **kw), mx.fast.rope(x, 64, **kw), dtype, table=FAST_ATOL)
+
+
+@pytest.mark.parametrize("traditional", [False, True])
+def test_float64_matches_independent_oracle(traditional):
+    x = rand((2, 3, 50, 20), mx.float64, 3)
+    offsets = [5, 123456]
+    ref = numpy_rope(x, 16, traditional, 10000.0, 0.5, offsets)
+    off = mx.array(offsets)
+    for impl in (fused.rope, reference):
+        got = impl(x, 16, traditional=traditional, base=10000.0, scale=0.5, offset=off)
+        np.testing.assert_allclose(np.array(got), ref, rtol=1e-13, atol=1e-13)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_large_positions_against_float64_oracle(dtype):
+    # float32 angles of |theta| ~ 1e5 carry ~ulp(1e5) = 8e-3 rad of rounding: the bound
+    # scales with the position, as for any float32 RoPE.
+    x = rand((1, 2, 8, 64), dtype, 4)
+    y = fused.rope(x, 64, traditional=False, base=10000.0, scale=1.0, offset=100000)
+    ref = numpy_rope(as_np(x), 64, False, 10000.0, 1.0, [100000])
+    bound = {mx.float32: 0.05, mx.float16: 0.08, mx.bfloat16: 0.15}[dtype]
+    np.testing.assert_allclose(as_np(y), ref, atol=bound)
+
+
+@pytest.mark.parametrize(
+    "offset",
+    [5, -3, mx.array(5), mx.array([5]), mx.array(5, dtype=mx.int64), mx.array([5], dtype=mx.uint8)],
+    ids=["int", "negative", "scalar", "size1", "int64", "uint8"],
+)
+def test_scalar_offsets(offset):
+    x = rand((2, 2, 9, 16), key=5)
+    value = int(offset.reshape(-1)[0].item()) if isinstance(offset, mx.array) else offset
+    expected = numpy_rope(as_np(x), 16, False, 100.0, 1.0, [value, value])
+    got = fused.rope(x, 16, traditional=False, base=100.0, scale=1.0, offset=offset)
+    np.testing.assert_allclose(as_np(got), expected, atol=2e-5)
+
+
+@pytest.mark.parametrize("t", [1, 5])
+@pytest.mark.parametrize("traditional", [False, True])
+def test_per_batch_offsets_every_batch_row(t, traditional):
+    # T = 1 with B > 1 is the decode shape: every batch row must get its own offset.
+    offsets = [0, 17, 4, 1000]
+    x = rand((4, 3, t, 32), key=6)
+    got = fused.rope(x, 32, traditional=traditional, base=10000.0, scale=1.0, offset=mx.array(offsets))
+    for b, off in enumerate(offsets):
+        alone = fused.rope(x[b : b + 1], 32, traditional=traditional, base=10000.0, scale=1.0, offset=off)
+        np.testing.assert_array_equal(as_np(got[b : b + 1]), as_np(alone))
+    # float32 angles near 1000 round by up to ulp(1000) / 2 = 3e-5 rad, times |x| <= ~12.
+    expected = numpy_rope(as_np(x), 32, traditional, 10000.0, 1.0, offsets)
+    np.testing.assert_allclose(as_np(got), expected, atol=5e-4)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_custom_freqs(dtype):
+    x = rand((2, 3, 11, 24), dtype, 7, std=1.0)
+    freqs = mx.array(np.geomspace(1.0, 500.0, 8), dtype=mx.float32)
+    kw = dict(traditional=False, base=None, scale=1.0, offset=mx.array([2, 9]), freqs=freqs)
+    y = fused.rope(x, 16, **kw)
+    assert_close(y, reference(x, 16, **kw), dtype)
+    assert_close(y, mx.fast.rope(x, 16, **kw), dtype, table=FAST_ATOL)
+
+
+@pytest.mark.parametrize("shape", [(5, 9, 32), (2, 3, 2, 9, 32), (2, 1, 1, 1, 6, 32)])
+def test_other_ranks(shape):
+    x = rand(shape, key=8)
+    kw = dict(traditional=True, base=10000.0, scale=1.0, offset=mx.arange(shape[0]))
+    assert_close(fused.rope(x, 32, **kw), reference(x, 32, **kw), mx.float32)
+    assert_close(fused.rope(x, 32, **kw), mx.fast.rope(x, 32, **kw), mx.float32, table=FAST_ATOL)
+
+
+LAYOUTS = {
+    "bthd_to_bhtd": lambda a: a.transpose(0, 2, 1, 3),
+    "strided_features": lambda a: a[..., ::2],
+    "reversed": lambda a: a[::-1, :, ::-1, ::-1],
+    "sliced": lambda a: a[:, 1:, 2:, 4:],
+    "broadcast_heads": lambda a: mx.broadcast_to(a[:, :1], a.shape),
+}
+
+
+@pytest.mark.parametrize("layout", sorted(LAYOUTS))
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("traditional", [False, True])
+def test_layouts(layout, dtype, traditional):
+    x = LAYOUTS[layout](rand((2, 6, 10, 68), dtype, 9))
+    contiguous = mx.array(np.array(x.astype(mx.float32))).astype(dtype)
+    kw = dict(traditional=traditional, base=10000.0, scale=1.0, offset=mx.array([3, 40]))
+    with fused.observe() as seen:
+        y = fused.rope(x, 32, **kw)
+        mx.eval(y)
+    assert seen.ran_kernel("cpu", "rope")
+    np.testing.assert_array_equal(as_np(y), as_np(fused.rope(contiguous, 32, **kw)))
+    assert_close(y, reference(contiguous, 32, **kw), dtype)
+
+
+def test_zero_size_and_special_values():
+    for shape in [(0, 2, 3, 8), (2, 2, 0, 8)]:
+        assert fused.rope(mx.zeros(shape), 8, traditional=False, **BASE).shape == shape
+    x = mx.array([[[[1.0, float("nan"), 2.0, 3.0], [float("inf"), 1.0, 0.0, 0.0]]]])
+    y, r = fused.rope(x, 4, traditional=False, **BASE), reference(x, 4, traditional=False, **BASE)
+    np.testing.assert_array_equal(np.isnan(np.array(y)), np.isnan(np.array(r)))
+    # A zero frequency means an infinite inverse frequency: NaN angles, as in the reference.
+    freqs = mx.array([0.0, 1.0])
+    kw = dict(traditional=False, base=None, scale=1.0, offset=1, freqs=freqs)
+    y, r = fused.rope(mx.ones((1, 1, 2, 4)), 4, **kw), reference(mx.ones((1, 1, 2, 4)), 4, **kw)
+    np.testing.assert_array_equal(np.isnan(np.array(y)), np.isnan(np.array(r)))
+
+
+def test_in_place_on_donated_input_is_correct():
+    kw = dict(traditional=True, base=10000.0, scale=1.0, offset=3)
+    expected = reference(rand((2, 4, 64, 130), key=10), 128, **kw)
+    y = fused.rope(rand((2, 4, 64, 130), key=10) * 1.0, 128, **kw)  # temporary: donatable
+    assert_close(y, expected, mx.float32)
+
+
+@pytest.mark.parametrize("traditional", [False, True])
+def test_vjp_is_fused_inverse_rotation(traditional):
+    x, ct = rand((2, 3, 7, 40), key=11), rand((2, 3, 7, 40), key=12)
+    kw = dict(traditional=traditional, base=10000.0, scale=1.0, offset=mx.array([1, 50]))
+    with fused.observe() as seen:
+        _, (g_fused,) = mx.vjp(lambda a: fused.rope(a, 32, **kw), [x], [ct])
+        mx.eval(g_fused)
+    # Only the gradient is evaluated: one kernel run means the inverse ran fused (the
+    # fallback would run none).
+    assert seen.kernels.get("cpu:rope_float32") == 1 and not seen.fallbacks
+    _, (g_ref,) = mx.vjp(lambda a: reference(a, 32, **kw), [x], [ct])
+    assert_close(g_fused, g_ref, mx.float32, scale=5)
+    # The inverse undoes the forward map.
+    back = mx.vjp(lambda a: fused.rope(a, 32, **kw), [x], [fused.rope(x, 32, **kw)])[1][0]
+    assert_close(back, x, mx.float32, scale=5)
+
+
+def test_jvp_in_x_is_fused():
+    x, t = rand((2, 3, 7, 40), key=20), rand((2, 3, 7, 40), key=21)
+    kw = dict(traditional=False, base=10000.0, scale=1.0, offset=4)
+    with fused.observe() as seen:
+        out, (tangent,) = mx.jvp(lambda a: fused.rope(a, 32, **kw), [x], [t])
+        mx.eval(out, tangent)
+    assert seen.kernels.get("cpu:rope_float32") == 2 and not seen.fallbacks  # output + tangent
+    assert_close(tangent, reference(t, 32, **kw), mx.float32)
+
+
+def test_grad_through_freqs_and_jvp_match_reference():
+    x, ct = rand((2, 2, 5, 16), key=13), rand((2, 2, 5, 16), key=14)
+    freqs = mx.array(np.geomspace(1.0, 50.0, 8), dtype=mx.float32)
+
+    def make(impl):
+        return lambda a, f: impl(a, 16, traditional=False, base=None, scale=1.0, offset=2, freqs=f)
+
+    _, g_fused = mx.vjp(make(fused.rope), [x, freqs], [ct])
+    _, g_ref = mx.vjp(make(reference), [x, freqs], [ct])
+    for a, b in zip(g_fused, g_ref):
+        assert_close(a, b, mx.float32, scale=20)
+    _, t_fused = mx.jvp(make(fused.rope), [x, freqs], [ct, freqs * 0.01])
+    _, t_ref = mx.jvp(make(reference), [x, freqs], [ct, freqs * 0.01])
+    assert_close(t_fused[0], t_ref[0], mx.float32, scale=20)
+
+
+def test_second_order_grad():
+    x = rand((2, 2, 6, 16), key=15)
+
+    def loss(f):
+        inner = lambda b: (f(b, 16, traditional=True, **BASE) ** 3).sum()  # noqa: E731
+        return lambda a: mx.grad(inner)(a).sum()
+
+    assert_close(mx.grad(loss(fused.rope))(x), mx.grad(loss(reference))(x), mx.float32, scale=50)
+
+
+@pytest.mark.parametrize("in_axes", [(0, None), (1, None), (3, None), (0, 0), (None, 0), (2, 0)])
+def test_vmap(in_axes):
+    x = rand((3, 2, 4, 5, 8), key=16)
+    x = x[0] if in_axes[0] is None else mx.moveaxis(x, 0, in_axes[0])
+    offsets = mx.array([1, 20, 300])
+
+    def f(a, off):
+        return fused.rope(a, 8, traditional=False, base=10000.0, scale=1.0, offset=off)
+
+    with fused.observe() as seen:
+        got = mx.vmap(f, in_axes=in_axes)(x, offsets if in_axes[1] is not None else mx.array(4))
+        mx.eval(got)
+    assert seen.ran_kernel("cpu", "rope")  # these cases stay fused
+    slices = []
+    for i in range(3):
+        xi = x if in_axes[0] is None else mx.take(x, i, axis=in_axes[0])
+        off = offsets[i] if in_axes[1] is not None else mx.array(4)
+        slices.append(reference(xi, 8, traditional=False, base=10000.0, scale=1.0, offset=off))
+    assert_close(got, mx.stack(slices), mx.float32)
+
+
+def test_vmap_with_shared_per_batch_offsets_stays_fused():
+    x = rand((2, 3, 4, 5, 8), key=19)  # vmapped over axis 2; per-example batch axis has size 2
+    offsets = mx.array([7, 70])
+
+    def f(impl):
+        return lambda a: impl(a, 8, traditional=False, base=10000.0, scale=1.0, offset=offsets)
+
+    with fused.observe() as seen:
+        got = mx.vmap(f(fused.rope), in_axes=2, out_axes=0)(x)
+        mx.eval(got)
+    assert seen.ran_kernel("cpu", "rope") and not seen.fallbacks
+    assert_close(got, mx.stack([f(reference)(x[:, :, i]) for i in range(4)]), mx.float32)
+
+
+def test_vmap_batched_per_batch_offsets_and_freqs():
+    x = rand((3, 2, 2, 5, 8), key=17)
+    offsets = mx.array([[1, 2], [3, 4], [5, 6]])
+    freqs = mx.array(np.geomspace(1.0, 9.0, 12).reshape(3, 4), dtype=mx.float32)
+
+    def f(impl):
+        return lambda a, off, fr: impl(a, 8, traditional=True, base=None, scale=1.0, offset=off, freqs=fr)
+
+    got = mx.vmap(f(fused.rope))(x, offsets, freqs)
+    expected = mx.stack([f(reference)(x[i], offsets[i], freqs[i]) for i in range(3)])
+    assert_close(got, expected, mx.float32)
+
+
+@pytest.mark.parametrize("shapeless", [False, True])
+def test_compile(shapeless):
+    f = mx.compile(
+        lambda a, off: fused.rope(a, 32, traditional=False, base=10000.0, scale=1.0, offset=off),
+        shapeless=shapeless,
+    )
+    for t, off in ((3, 0), (9, 100)):
+        x = rand((2, 2, t, 40), key=t)
+        expected = reference(x, 32, traditional=False, base=10000.0, scale=1.0, offset=off)
+        assert_close(f(x, mx.array(off)), expected, mx.float32)
+
+
+def test_grad_through_compile():
+    x = rand((2, 2, 6, 32), key=18)
+
+    def loss(impl):
+        return lambda a: (impl(a, 32, traditional=True, **BASE) * mx.arange(32)).sum()
+
+    assert_close(mx.compile(mx.grad(loss(fused.rope)))(x), mx.grad(loss(reference))(x), mx.float32, scale=10)
+
+
+def test_streams_and_devices():
+    x = rand((2, 2, 5, 16))
+    expected = reference(x, 16, traditional=False, **BASE)
+    for stream in (mx.new_stream(mx.cpu), mx.cpu, mx.Device(mx.cpu)):
+        assert_close(fused.rope(x, 16, traditional=False, **BASE, stream=stream), expected, mx.float32)
+
+
+def test_inputs_not_mutated_and_deterministic():
+    x = rand((2, 3, 8, 40))
+    x_before = np.array(x)
+    a = fused.rope(x, 40, traditional=True, **BASE)
+    b = fused.rope(x, 40, traditional=True, **BASE)
+    np.testing.assert_array_equal(np.array(x), x_before)
+    np.testing.assert_array_equal(np.array(a), np.array(b))
+
+
+def test_isa_paths_agree():
+    # Every ISA level computes the same function (subprocesses: the level is fixed at first use).
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import mlx.core as mx, numpy as np, mlxr.fused as f, mlxr._ext as e;"
+        "x=mx.random.normal((2,3,9,70),key=mx.random.key(3));"
+        "print(e.cpu_isa(), *[np.array(f.rope(x.astype(t),64,traditional=tr,base=1e4,scale=1.0,"
+        "offset=mx.array([3,999])).astype(mx.float32)).sum() "
+        "for t in (mx.float32,mx.float16,mx.bfloat16) for tr in (False,True)])"
+    )
+    outs = {}
+    for isa in ("baseline", "avx2", "avx512"):
+        env = {**os.environ, "MLXR_CPU_ISA": isa}
+        out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+        name, *sums = out.stdout.split()
+        outs[name] = [float(v) for v in sums]
+    values = list(outs.values())
+    for v in values[1:]:
+        np.testing.assert_allclose(v, values[0], rtol=1e-4)
+
+
+def call(a=None, dims=8, **kw):
+    args = dict(traditional=False, base=10000.0, scale=1.0, offset=0)
+    args.update(kw)
+    return lambda: fused.rope(mx.ones((2, 3, 4, 8)) if a is None else a, dims, **args)
+
+
+BAD = [
+    (call(a=mx.ones((4, 8))), r"\[rope\] a must have at least 3 dimension"),
+    (call(a=np.ones((2, 3, 4, 8))), r"\[rope\] a must be an mlx.core.array"),
+    (call(a=mx.ones((2, 3, 4, 8), dtype=mx.int32)), r"\[rope\] a must have a floating dtype"),
+    (call(dims=7), r"\[rope\] dims must be even, got 7"),
+    (call(dims=10), r"\[rope\] dims must not exceed the last axis of a \(8\), got 10"),
+    (call(dims=0), r"\[rope\] dims must be positive"),
+    (call(dims=-2), r"\[rope\] dims must be positive"),
+    (call(dims=8.0), r"\[rope\] dims must be an int"),
+    (call(traditional=1), r"\[rope\] traditional must be a bool"),
+    (call(freqs=mx.ones(4)), r"\[rope\] exactly one of base and freqs"),
+    (call(base=None), r"\[rope\] exactly one of base and freqs"),
+    (call(base=None, freqs=mx.ones(3)), r"\[rope\] freqs must have shape \(4,\)"),
+    (call(base=None, freqs=mx.ones((1, 4))), r"\[rope\] freqs must have shape \(4,\)"),
+    (call(base=None, freqs=[1.0] * 4), r"\[rope\] freqs must be an mlx.core.array"),
+    (call(base=-1.0), r"\[rope\] base must be finite and > 0"),
+    (call(base=math.inf), r"\[rope\] base must be finite"),
+    (call(scale="1"), r"\[rope\] scale must be a real number"),
+    (call(scale=math.nan), r"\[rope\] scale must be finite"),
+    (call(offset=1.5), r"\[rope\] offset must be an int or an integer"),
+    (call(offset=True), r"\[rope\] offset must be an int or an integer"),
+    (call(offset=2**40), r"\[rope\] offset must fit in int32"),
+    (call(offset=mx.array(1.0)), r"\[rope\] offset must have an integer dtype"),
+    (call(offset=mx.array(True)), r"\[rope\] offset must have an integer dtype"),
+    (call(offset=mx.array([[1, 2]])), r"\[rope\] offset must be a scalar or have one dimension"),
+    (call(offset=mx.array([1, 2, 3])), r"\[rope\] offset must be a scalar or have 2 elements"),
+    (call(stream="cpu"), r"\[rope\] stream must be"),
+]
+
+
+@pytest.mark.parametrize("bad,pattern", BAD, ids=[p for _, p in BAD])
+def test_bad_input_raises_value_error(bad, pattern):
+    with pytest.raises(ValueError, match=pattern):
+        bad()
+
+
+MLX_REJECTS = [
+    dict(a=mx.ones((4, 8))),
+    dict(a=mx.ones((2, 3, 4, 8), dtype=mx.int32)),
+    dict(dims=7),
+    dict(dims=10),
+    dict(dims=0),
+    dict(freqs=mx.ones(4)),
+    dict(base=None),
+    dict(base=None, freqs=mx.ones(3)),
+    dict(offset=1.5),
+    dict(offset=mx.array(1.0)),
+    dict(offset=mx.array([[1, 2]])),
+    dict(offset=mx.array([1, 2, 3])),
+]
+
+
+@pytest.mark.parametrize("kw", MLX_REJECTS, ids=[str(sorted(k)) + str(i) for i, k in enumerate(MLX_REJECTS)])
+def test_rejects_what_mlx_rejects(kw):
+    args = dict(a=mx.ones((2, 3, 4, 8)), dims=8, traditional=False, base=10000.0, scale=1.0, offset=0)
+    args.update(kw)
+    a, dims = args.pop("a"), args.pop("dims")
+    with pytest.raises((ValueError, TypeError)):
+        mx.eval(mx.fast.rope(a, dims, **args))
+    with pytest.raises(ValueError, match=r"^\[rope\] "):
+        fused.rope(a, dims, **args)

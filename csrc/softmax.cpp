@@ -215,12 +215,19 @@ MLXR_INLINE void softmax_row(
   V max_v = cpu::broadcast<V>(cpu::tree_max(m));
   Acc inv_sum = Acc(1) / cpu::tree_sum(s * exp_diff<D>(m, max_v));
 
+  // A row with a finite 1/sum (sum >= 1 unless it is NaN or 0) has every output in [0, 1].
+  bool finite_row = inv_sum <= Acc(1);
   for (int64_t c = 0; c < n_chunks; ++c) {
     V scale = exp_diff<D>(cpu::load_vec<V>(chunk_max + c * cpu::kBlock), max_v) * inv_sum;
     int64_t end = std::min(n, (c + 1) * kChunk);
     int64_t off = c * kChunk;
     for (; off + cpu::kBlock <= end; off += cpu::kBlock) {
-      cpu::IoBlock<D, Isa>::store(cpu::load_vec<V>(scratch + off) * scale, out + off);
+      V y = cpu::load_vec<V>(scratch + off) * scale;
+      if (finite_row) {
+        cpu::IoBlock<D, Isa>::store_not_nan(y, out + off);
+      } else {
+        cpu::IoBlock<D, Isa>::store(y, out + off);
+      }
     }
     if (off < end) {
       cpu::store_partial<D, Isa>(cpu::load_vec<V>(scratch + off) * scale, out + off, end - off);

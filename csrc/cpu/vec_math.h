@@ -63,7 +63,12 @@ MLXR_INLINE Vec<double> exp_nonpositive(Vec<double> x) {
 // Block loads/stores for softmax and SwiGLU: Block, plus an AVX-512 bfloat16 conversion (GCC
 // splits the generic one into 256-bit halves and a permute). Same rounding as Block<BF16>.
 template <typename D, typename Isa>
-struct IoBlock : Block<D, Isa> {};
+struct IoBlock : Block<D, Isa> {
+  // For values known not to be NaN (bfloat16 then skips its NaN fix-up).
+  static MLXR_INLINE void store_not_nan(Vec<typename D::acc> v, typename D::storage* dst) {
+    Block<D, Isa>::store(v, dst);
+  }
+};
 
 #ifdef MLXR_X86_DISPATCH
 template <>
@@ -73,14 +78,18 @@ struct IoBlock<BF16, IsaAvx512> {
     __m512i wide = _mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(src)));
     return V(_mm512_castsi512_ps(_mm512_slli_epi32(wide, 16)));
   }
-  MLXR_TARGET_AVX512 static inline void store(V v, uint16_t* dst) {
+  MLXR_TARGET_AVX512 static inline __m512i round(V v) {
     __m512i u = _mm512_castps_si512(__m512(v));
     __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1));
-    __m512i rounded = _mm512_srli_epi32(
-        _mm512_add_epi32(_mm512_add_epi32(u, _mm512_set1_epi32(0x7FFF)), lsb), 16);
+    return _mm512_srli_epi32(_mm512_add_epi32(_mm512_add_epi32(u, _mm512_set1_epi32(0x7FFF)), lsb), 16);
+  }
+  MLXR_TARGET_AVX512 static inline void store(V v, uint16_t* dst) {
     __mmask16 is_nan = _mm512_cmp_ps_mask(__m512(v), __m512(v), _CMP_UNORD_Q);
-    rounded = _mm512_mask_mov_epi32(rounded, is_nan, _mm512_set1_epi32(0x7FC0));
+    __m512i rounded = _mm512_mask_mov_epi32(round(v), is_nan, _mm512_set1_epi32(0x7FC0));
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst), _mm512_cvtepi32_epi16(rounded));
+  }
+  MLXR_TARGET_AVX512 static inline void store_not_nan(V v, uint16_t* dst) {
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst), _mm512_cvtepi32_epi16(round(v)));
   }
 };
 #endif

@@ -34,7 +34,7 @@ template <typename D, typename Isa, typename V>
 MLXR_INLINE V swiglu_block(V g, V u) {
   using Acc = std::remove_reference_t<decltype(g[0])>;
   V one = cpu::broadcast<V>(Acc(1));
-  V neg_abs = g < 0 ? g : -g;
+  V neg_abs = cpu::negative_abs(g);
   V e;
   if constexpr (std::is_same_v<D, cpu::F16> || std::is_same_v<D, cpu::BF16>) {
     e = cpu::exp2_nonpositive(neg_abs * cpu::kLog2e);

@@ -2,7 +2,7 @@
 
 import mlx.core as mx
 
-from ..spec import Array, ErrorCase, OpSpec, Static, Tolerance, XFail
+from ..spec import Array, ErrorCase, OpSpec, Static, Tolerance
 
 # Forward: arbitrated against the reference's own error (MLX's float32 exp is ~1e-6 relative,
 # so that term dominates), plus a few ulp of the output dtype and one subnormal spacing.
@@ -22,15 +22,18 @@ GRAD_TOLERANCES = {
     "float64": Tolerance(atol=1e-15, rtol=1e-12, factor=4.0),
 }
 
-_MX_EXP_F64 = "mx.softmax computes float64 through MLX's float32 exp on the CPU (errors ~1e-7)"
-_MX_HALF_ACC = "mx.softmax's default (precise=False) accumulates float16/bfloat16 in half precision"
-_NUMERIC_CHECKS = ("forward", "special_values", "thresholds", "layouts", "autodiff", "vmap", "compile")
+# Known mx.softmax deviations (for when native is enabled): float64 goes through MLX's float32
+# exp on the CPU (errors ~1e-7); the default precise=False accumulates float16/bfloat16 in half
+# precision; integer input returns int32 instead of raising.
 
 SPEC = OpSpec(
     name="softmax",
     reference="mlxr.reference:softmax",
     fused="mlxr.fused:softmax",
-    native="mlx.core:softmax",
+    # native (mx.softmax) is left out until its xfails are calibrated: its float64 (float32 exp)
+    # and half-precision (precise=False) errors fail only on some drawn samples, so blanket
+    # xfails XPASS (deviations noted above).
+    native=None,
     args=(
         Array("x"),
         Static("axis", values=(-1, 0, None)),
@@ -49,11 +52,5 @@ SPEC = OpSpec(
         ErrorCase("repeated_axis", lambda: dict(x=mx.ones((2, 4)), axis=(0, -2)),
                   ValueError, r"^\[softmax\] axis contains a repeated"),
     ),
-    xfails=(
-        XFail(_MX_EXP_F64, check=_NUMERIC_CHECKS, impl="native", dtype="float64"),
-        XFail(_MX_HALF_ACC, check=_NUMERIC_CHECKS, impl="native", dtype="float16"),
-        XFail(_MX_HALF_ACC, check=_NUMERIC_CHECKS, impl="native", dtype="bfloat16"),
-        XFail("mx.softmax returns an int32 array for integer input instead of raising",
-              check="errors", impl="native", variant="integer_x"),
-    ),
+    xfails=(),
 )

@@ -13,6 +13,8 @@ void bind_rms_norm(nb::module_& m);
 void bind_rope(nb::module_& m);
 void bind_layer_norm(nb::module_& m);
 void bind_add_rms_norm(nb::module_& m);
+void bind_softmax(nb::module_& m);
+void bind_swiglu(nb::module_& m);
 } // namespace mlxr
 
 NB_MODULE(_ext, m) {
@@ -27,4 +29,6 @@ NB_MODULE(_ext, m) {
   mlxr::bind_rope(m);
   mlxr::bind_layer_norm(m);
   mlxr::bind_add_rms_norm(m);
+  mlxr::bind_softmax(m);
+  mlxr::bind_swiglu(m);
 }

@@ -17,6 +17,8 @@ CPU_KERNEL_DTYPES = {
     "rope": (mx.float32, mx.float16, mx.bfloat16, mx.float64),
     "layer_norm": (mx.float32, mx.float16, mx.bfloat16, mx.float64),
     "add_rms_norm": (mx.float32, mx.float16, mx.bfloat16, mx.float64),
+    "softmax": (mx.float32, mx.float16, mx.bfloat16, mx.float64),
+    "swiglu": (mx.float32, mx.float16, mx.bfloat16, mx.float64),
 }
 # Ops with a Metal kernel (kernels/<op>.metal), and the dtypes each handles; metal-sim
 # certifies these on Linux.

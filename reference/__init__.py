@@ -7,5 +7,7 @@ from .add_rms_norm import add_rms_norm
 from .layer_norm import layer_norm
 from .rms_norm import rms_norm
 from .rope import rope
+from .softmax import softmax
+from .swiglu import swiglu
 
-__all__ = ["add_rms_norm", "layer_norm", "rms_norm", "rope"]
+__all__ = ["add_rms_norm", "layer_norm", "rms_norm", "rope", "softmax", "swiglu"]

@@ -87,7 +87,7 @@ def to_device(name: str):
 
 def git_commit(root: Path | None = None) -> str | None:
     """The checkout's commit (with '+dirty' if modified), or None outside a git tree."""
-    root = root or Path(__file__).resolve().parents[2]
+    root = root or Path(__file__).resolve().parent  # git finds the checkout from any folder in it
     try:
         head = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"],
                               capture_output=True, text=True, timeout=10)
@@ -128,5 +128,8 @@ def environment(device: str) -> dict:
         "commit": git_commit(),
     }
     if device == "gpu":
-        facts["gpu"] = mx.device_info().get("device_name") if hasattr(mx, "device_info") else None
+        try:
+            facts["gpu"] = mx.device_info().get("device_name")
+        except (AttributeError, RuntimeError):
+            facts["gpu"] = None
     return facts

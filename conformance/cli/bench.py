@@ -205,6 +205,7 @@ def _have_matplotlib() -> bool:
 def plot(bench, rows, directory: Path) -> Path:
     """One PNG per op: throughput vs bytes moved, one panel per dtype, one line per column."""
     import matplotlib
+    import matplotlib.ticker
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -221,6 +222,7 @@ def plot(bench, rows, directory: Path) -> Path:
                         yerr=[[r["throughput"] - r["throughput_q1"] for _, r in pts],
                               [r["throughput_q3"] - r["throughput"] for _, r in pts]], capsize=3)
         ax.set_xscale("log")
+        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())  # minor labels overlap
         ax.set_xlabel("MB moved (read + written)")
         ax.set_ylabel(bench.unit)
         ax.set_title(f"{bench.op} {dtype} ({rows[0]['device']}, {rows[0]['isa']})")

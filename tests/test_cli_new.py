@@ -135,8 +135,9 @@ def test_scaffold_builds_with_pip(tree, tmp_path):
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(site),
                     *map(str, wheels.glob("*.whl"))], check=True, timeout=600)
     assert (site / "mlxr/conformance/cli/templates/csrc.cpp.tmpl").exists()  # templates ship
-    # -S: no .pth files, so the editable install of this checkout does not shadow the wheel.
+    # -S: no .pth files, so the editable install of this checkout does not shadow the wheel;
+    # mlx.core first: it loads the libmlx that the extension links to.
     env = {**os.environ, "PYTHONPATH": f"{site}{os.pathsep}{sysconfig.get_paths()['purelib']}"}
-    probe = subprocess.run([sys.executable, "-S", "-c", "import mlxr._ext as e; print(e.__file__, e.my_op)"],
+    probe = subprocess.run([sys.executable, "-S", "-c", "import mlx.core, mlxr._ext as e; print(e.__file__, e.my_op)"],
                            env=env, capture_output=True, text=True, cwd=tmp_path)
     assert probe.returncode == 0 and str(site) in probe.stdout, probe.stderr

@@ -31,7 +31,9 @@ def build_parser() -> argparse.ArgumentParser:
         try:
             module = importlib.import_module(f"{__name__}.{name}")
         except Exception as error:  # noqa: BLE001 - a broken subcommand must not break the others
-            sub = subparsers.add_parser(name, help=f"(unavailable: {type(error).__name__})")
+            missing = isinstance(error, ModuleNotFoundError) and error.name == f"{__name__}.{name}"
+            why = "not in this checkout" if missing else f"{type(error).__name__} on import"
+            sub = subparsers.add_parser(name, help=f"(unavailable: {why})")
             sub.set_defaults(func=_unavailable(name, error))
             sub.add_argument("rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
             continue

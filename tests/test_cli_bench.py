@@ -24,7 +24,7 @@ def test_quick_bench_subprocess_writes_results(tmp_path):
     assert "fused %copy" in proc.stdout and "cpu:rms_norm_float32" in proc.stdout
     data = json.loads(results.read_text())
     assert data["schema"] == bench_cli.SCHEMA
-    rows = data["bench"]
+    rows = data["rows"]
     quick = cases.load("rms_norm").quick_shapes
     assert len(rows) == len(quick) * 2 * 4  # shapes x dtypes x (fused, reference, mlx, copy)
     for row in rows:
@@ -42,12 +42,16 @@ def test_quick_bench_subprocess_writes_results(tmp_path):
     assert by[("64x256", "bfloat16", "mlx")]["impl_name"] == "mx.fast.rms_norm"
 
 
-def test_results_are_appended_and_other_keys_kept(tmp_path):
+def test_results_are_appended_and_foreign_files_refused(tmp_path):
     results = tmp_path / "r.json"
-    results.write_text(json.dumps({"schema": bench_cli.SCHEMA, "certify": [{"op": "x"}], "bench": [{"old": 1}]}))
+    bench_cli.append_results(results, [{"old": 1}])
     bench_cli.append_results(results, [{"new": 2}])
-    data = json.loads(results.read_text())
-    assert data["certify"] == [{"op": "x"}] and data["bench"] == [{"old": 1}, {"new": 2}]
+    assert json.loads(results.read_text()) == {"schema": bench_cli.SCHEMA, "rows": [{"old": 1}, {"new": 2}]}
+    conformance = tmp_path / "conformance.json"
+    conformance.write_text(json.dumps({"schema": "mlxr-conformance/1", "results": []}))
+    with pytest.raises(SystemExit, match="not a mlxr-bench/1 results file"):
+        bench_cli.append_results(conformance, [{"new": 2}])
+    assert json.loads(conformance.read_text())["results"] == []
 
 
 def test_sizes_and_plot(tmp_path, capsys):
@@ -55,7 +59,7 @@ def test_sizes_and_plot(tmp_path, capsys):
     rc = main(["bench", "rms_norm", "--sizes", "8x64,16x128", "--dtype", "float16", "--repeats", "2",
                "--plot", str(tmp_path / "plots"), "--results", str(tmp_path / "r.json")])
     assert rc == 0
-    rows = json.loads((tmp_path / "r.json").read_text())["bench"]
+    rows = json.loads((tmp_path / "r.json").read_text())["rows"]
     assert {r["case"] for r in rows} == {"8x64", "16x128"} and {r["dtype"] for r in rows} == {"float16"}
     png = tmp_path / "plots" / "rms_norm_cpu.png"
     assert png.read_bytes()[:4] == b"\x89PNG"

@@ -16,7 +16,6 @@ from pathlib import Path
 DTYPE_NAMES = ("float32", "float16", "bfloat16", "float64")
 DTYPE_ALIASES = {"f32": "float32", "fp32": "float32", "f16": "float16", "fp16": "float16",
                  "half": "float16", "bf16": "bfloat16", "f64": "float64", "fp64": "float64"}
-DEFAULT_RESULTS = "results/mlxr-results.json"
 
 
 def add_device_option(parser: argparse.ArgumentParser, default: str = "cpu") -> None:
@@ -30,9 +29,9 @@ def add_dtype_option(parser: argparse.ArgumentParser) -> None:
                              "bfloat16 (bf16), float64 (f64); default: each case's own list")
 
 
-def add_results_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--results", default=DEFAULT_RESULTS, metavar="FILE",
-                        help=f"JSON results file to append to (default: {DEFAULT_RESULTS})")
+def add_results_option(parser: argparse.ArgumentParser, default: str) -> None:
+    parser.add_argument("--results", default=default, metavar="FILE",
+                        help=f"JSON results file (default: {default})")
 
 
 def dtype_names(values: list[str] | None) -> list[str] | None:

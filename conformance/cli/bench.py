@@ -1,9 +1,10 @@
 """``mlxr-conform bench``: throughput of each fused op against its reference, MLX's own op and
 a plain copy of the same bytes (the physical limit), appended to the JSON results file.
 
-Results file: ``{"schema": "mlxr-conform/1", "bench": [row, ...]}`` (other top-level keys,
-e.g. certification results, are kept). One row per (op, shape, dtype, implementation); see
-``ROW_FIELDS``.
+Results file (default ``results/bench.json``; certification writes ``results/conformance.json``):
+``{"schema": "mlxr-bench/1", "rows": [row, ...]}``, each run appending its rows. One row per
+(op, shape, dtype, implementation) with the keys ``ROW_FIELDS`` plus the run's environment
+(device, MLX version and build, machine, CPU ISA, timestamp, git commit).
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ from pathlib import Path
 
 from . import _options
 
-SCHEMA = "mlxr-conform/1"
+SCHEMA = "mlxr-bench/1"
+DEFAULT_PATH = "results/bench.json"
 IMPLS = ("fused", "reference", "mlx", "copy")
 # Every bench row has these keys (None where not applicable), plus those of _options.environment().
 ROW_FIELDS = (
@@ -39,7 +41,7 @@ def register(subparsers) -> None:
     p.add_argument("--repeats", type=int, help="timed samples per column (default 15, quick 3)")
     p.add_argument("--warmup", type=int, default=2, help="untimed calls first (default 2)")
     p.add_argument("--plot", metavar="DIR", type=Path, help="write PNG plots of throughput vs size into DIR")
-    _options.add_results_option(p)
+    _options.add_results_option(p, DEFAULT_PATH)
     p.add_argument("--no-results", action="store_true", help="do not write the results file")
     p.set_defaults(func=run)
 
@@ -176,21 +178,24 @@ def print_table(bench, rows) -> None:
             print(f"  {r['case']} {r['dtype']} {r['impl']}: {r['error']}")
 
 
+def load_results(path: Path) -> dict:
+    """A bench results file; SystemExit with the reason if it is not one."""
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError as error:
+        raise SystemExit(f"mlxr-conform bench: {path} is not JSON ({error}); move it away") from None
+    if not isinstance(data, dict) or data.get("schema") != SCHEMA:
+        raise SystemExit(f"mlxr-conform bench: {path} is not a {SCHEMA} results file; pass another --results")
+    return data
+
+
 def append_results(path: Path, rows: list[dict]) -> None:
-    """Appends ``rows`` to the ``bench`` list of the results file, keeping everything else."""
-    data = {"schema": SCHEMA}
-    if path.exists():
-        try:
-            data = json.loads(path.read_text())
-        except json.JSONDecodeError as error:
-            raise SystemExit(f"mlxr-conform bench: {path} is not JSON ({error}); move it away") from None
-        if not isinstance(data, dict):
-            raise SystemExit(f"mlxr-conform bench: {path} is not an mlxr-conform results file")
-    data.setdefault("schema", SCHEMA)
-    data.setdefault("bench", []).extend(rows)
+    """Appends ``rows`` to the results file (created if absent), keeping earlier runs."""
+    data = load_results(path) if path.exists() else {"schema": SCHEMA, "rows": []}
+    data["rows"].extend(rows)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=1) + "\n")
+    tmp.write_text(json.dumps(data, indent=1, allow_nan=False) + "\n")
     os.replace(tmp, path)
 
 

@@ -1,5 +1,6 @@
 """mlxr-conform bench: the results file, the timing statistics and the per-op case discovery."""
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -99,3 +100,15 @@ def test_timing_batches_short_calls_and_orders_quartiles():
     t = _timing.measure(mx.negative, (x,), mx.Device(mx.cpu), repeats=5, warmup=1, out_bytes=64)
     assert t.batch > 1  # a 16-element op is far below MIN_SAMPLE_S: calls are batched
     assert 0 < t.q1 <= t.median <= t.q3 and t.iqr >= 0 and t.repeats == 5
+
+
+def test_a_failing_column_is_reported_and_the_others_still_run():
+    def not_ported(*args):
+        raise NotImplementedError("[rms_norm] reference not implemented")
+
+    case = dataclasses.replace(cases.load("rms_norm"), reference=not_ported)
+    rows = bench_cli.bench_case(case, (4, 64), "float32", mx.Device(mx.cpu), "cpu", repeats=2, warmup=1)
+    by = {r["impl"]: r for r in rows}
+    assert by["reference"]["error"] == "NotImplementedError: [rms_norm] reference not implemented"
+    assert by["reference"]["throughput"] is None and by["fused"]["speedup_vs_reference"] is None
+    assert by["fused"]["error"] is None and by["fused"]["pct_of_copy"] > 0

@@ -110,19 +110,19 @@ def bench_case(bench, shape, dtype_name, device, device_name, repeats, warmup) -
     nbytes = bench.bytes_moved(shape, dtype)
     flops = bench.flops(shape, dtype) if bench.flops else None
     columns = {**bench.columns(), "copy": ("mx.bitwise_invert(uint32)", mx.bitwise_invert)}
-    timings, errors, kernel = {}, {}, None
-    for impl, (_, fn) in columns.items():
-        call_args = (copy_src,) if impl == "copy" else args
-        try:
-            if impl == "fused":
-                with observe() as seen, mx.stream(device):
-                    mx.eval(fn(*call_args))
-                prefix = f"{device_name}:{bench.op}"
-                kernel = ",".join(sorted(k for k in seen.kernels if k.startswith(prefix))) or None
-            timings[impl] = _timing.measure(fn, call_args, device, repeats=repeats, warmup=warmup,
-                                            out_bytes=nbytes // 2)
-        except Exception as error:  # noqa: BLE001 - one broken column must not hide the others
-            errors[impl] = f"{type(error).__name__}: {error}"
+    kernel = None
+    try:
+        with observe() as seen, mx.stream(device):
+            mx.eval(columns["fused"][1](*args))
+        prefix = f"{device_name}:{bench.op}"
+        kernel = ",".join(sorted(k for k in seen.kernels if k.startswith(prefix))) or None
+    except Exception:  # noqa: BLE001 - measure_all reports the same error for the column
+        pass
+    measured = _timing.measure_all(
+        {impl: (fn, (copy_src,) if impl == "copy" else args) for impl, (_, fn) in columns.items()},
+        device, repeats=repeats, warmup=warmup, out_bytes=nbytes // 2)
+    timings = {impl: t for impl, t in measured.items() if isinstance(t, _timing.Timing)}
+    errors = {impl: f"{type(e).__name__}: {e}" for impl, e in measured.items() if isinstance(e, Exception)}
 
     def speedup(impl, base):
         return timings[base].median / timings[impl].median if impl in timings and base in timings else None

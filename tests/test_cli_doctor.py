@@ -40,3 +40,28 @@ def test_listed_kernel_that_does_not_run_is_a_problem(monkeypatch, capsys):
 
 def test_pinned_version_comes_from_package_metadata():
     assert doctor.pinned_mlx() == "0.32.4"
+
+
+def _probe_says(facts: dict) -> str:
+    return f"import json; print(json.dumps({facts!r}))"
+
+
+def test_extension_built_against_another_mlx(monkeypatch, capsys):
+    monkeypatch.setattr(doctor, "_ABI_PROBE", _probe_says(
+        {"mlx_keys": [], "import_error": "ImportError: _ext.so: undefined symbol: _ZN3mlx4core5arrayD1Ev"}))
+    assert main(["doctor"]) == 1
+    out = capsys.readouterr().out
+    assert "mlxr._ext does not load: ImportError" in out
+    assert "fix: the extension was built against another MLX: rebuild" in out
+
+
+def test_nanobind_abi_mismatch(monkeypatch, capsys):
+    import mlxr._ext as ext
+
+    mlx_key, ours = "__nb_internals_v22_gcc_mlx__", "__nb_internals_v17_gcc_mlx__"
+    monkeypatch.setattr(doctor, "_ABI_PROBE", _probe_says(
+        {"mlx_keys": [mlx_key], "ext_file": ext.__file__, "ext_keys": [mlx_key, ours]}))
+    assert main(["doctor", "--no-probe"]) == 1
+    out = capsys.readouterr().out
+    assert f"nanobind ABI mismatch: mlx.core uses ['{mlx_key}'], mlxr._ext created ['{ours}']" in out
+    assert "fix: install nanobind==3.1.0" in out

@@ -112,3 +112,9 @@ def test_a_failing_column_is_reported_and_the_others_still_run():
     assert by["reference"]["error"] == "NotImplementedError: [rms_norm] reference not implemented"
     assert by["reference"]["throughput"] is None and by["fused"]["speedup_vs_reference"] is None
     assert by["fused"]["error"] is None and by["fused"]["pct_of_copy"] > 0
+
+
+def test_plot_without_matplotlib_says_how_to_install(monkeypatch, capsys, tmp_path):
+    monkeypatch.setattr(bench_cli, "_have_matplotlib", lambda: False)
+    assert main(["bench", "rms_norm", "--quick", "--plot", str(tmp_path), "--no-results"]) == 2
+    assert "pip install 'mlxr-conform[plot]'" in capsys.readouterr().err

@@ -118,3 +118,12 @@ def test_plot_without_matplotlib_says_how_to_install(monkeypatch, capsys, tmp_pa
     monkeypatch.setattr(bench_cli, "_have_matplotlib", lambda: False)
     assert main(["bench", "rms_norm", "--quick", "--plot", str(tmp_path), "--no-results"]) == 2
     assert "pip install 'mlxr-conform[plot]'" in capsys.readouterr().err
+
+
+def test_an_unported_op_reports_not_implemented_columns():
+    case = dataclasses.replace(cases.load("rms_norm"), op="not_ported_yet")
+    rows = bench_cli.bench_case(case, (4, 64), "float32", mx.Device(mx.cpu), "cpu", repeats=2, warmup=1)
+    by = {r["impl"]: r for r in rows}
+    assert by["fused"]["error"].startswith("NotImplementedError: mlxr.fused.not_ported_yet.not_ported_yet is not")
+    assert by["reference"]["error"].startswith("NotImplementedError: mlxr.reference.not_ported_yet")
+    assert by["copy"]["error"] is None and by["mlx"]["error"] is None

@@ -51,12 +51,25 @@ class Bench:
     def columns(self) -> dict[str, tuple[str, Callable]]:
         """Implementation name -> (label, function), in table order (the copy column is added
         by the runner)."""
-        fused = self.fused or getattr(importlib.import_module(f"mlxr.fused.{self.op}"), self.op)
-        reference = self.reference or getattr(importlib.import_module(f"mlxr.reference.{self.op}"), self.op)
+        fused = self.fused or _resolve(f"mlxr.fused.{self.op}", self.op)
+        reference = self.reference or _resolve(f"mlxr.reference.{self.op}", self.op)
         cols = {"fused": (f"mlxr.fused.{self.op}", fused), "reference": (f"mlxr.reference.{self.op}", reference)}
         if self.mlx is not None:
             cols["mlx"] = (self.mlx_name or getattr(self.mlx, "__name__", "mlx"), self.mlx)
         return cols
+
+
+def _resolve(module: str, name: str) -> Callable:
+    """``module.name``, or a function raising why it is missing (that column then reports it)."""
+    try:
+        return getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError) as error:
+        reason = f"{module}.{name} is not implemented ({type(error).__name__}: {error})"
+
+        def missing(*args, **kwargs):
+            raise NotImplementedError(reason)
+
+        return missing
 
 
 def available() -> list[str]:

@@ -13,7 +13,7 @@ from mlxr.conformance.bench import _timing
 from mlxr.conformance.cli import _options, main
 from mlxr.conformance.cli import bench as bench_cli
 
-ENV_FIELDS = ("device", "mlx_version", "mlx_backend", "machine", "isa", "timestamp", "commit")
+ENV_FIELDS = ("device", "mlx_version", "mlx_backend", "machine", "isa", "timestamp", "commit", "load_avg_1m")
 
 
 def test_quick_bench_subprocess_writes_results(tmp_path):

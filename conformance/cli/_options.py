@@ -125,6 +125,8 @@ def environment(device: str) -> dict:
         "isa": _ext.cpu_isa(),
         "timestamp": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "commit": git_commit(),
+        # Other processes' load explains noisy numbers on shared machines.
+        "load_avg_1m": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
     }
     if device == "gpu":
         try:

@@ -4,7 +4,7 @@ a plain copy of the same bytes (the physical limit), appended to the JSON result
 Results file (default ``results/bench.json``; certification writes ``results/conformance.json``):
 ``{"schema": "mlxr-bench/1", "rows": [row, ...]}``, each run appending its rows. One row per
 (op, shape, dtype, implementation) with the keys ``ROW_FIELDS`` plus the run's environment
-(device, MLX version and build, machine, CPU ISA, timestamp, git commit).
+(device, MLX version and build, machine, CPU ISA, timestamp, git commit, load average).
 """
 
 from __future__ import annotations
@@ -69,7 +69,7 @@ def run(args) -> int:
     env = _options.environment(args.device)
     repeats = args.repeats or (3 if args.quick else 15)
     print(f"device {args.device} | MLX {env['mlx_version']} ({env['mlx_backend']}) | ISA {env['isa']} "
-          f"| {env['machine']}\n")
+          f"| {env['machine']} | load {_fmt(env['load_avg_1m'], '.1f')}\n")
 
     rows, failed = [], False
     for op in ops:

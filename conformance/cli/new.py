@@ -149,8 +149,9 @@ def register_binding(text: str, op: str) -> str:
 
 
 def register_export(text: str, op: str) -> str:
-    """A package ``__init__.py`` that also imports and exports ``op`` from ``.<op>``."""
-    imports = list(re.finditer(r"^from \.\w+ import .*\n", text, re.M))
+    """A package ``__init__.py`` that also imports and exports ``op`` from ``.<op>``, in
+    alphabetical place and in the layout (one line or one name a line) ``__all__`` had."""
+    imports = list(re.finditer(r"^from \.(\w+) import .*\n", text, re.M))
     listing = re.search(r"^__all__ = (\[.*?\])\n", text, re.M | re.S)
     if not imports or not listing:
         raise ValueError("an __init__.py has no `from .<op> import <op>` / `__all__` to extend")
@@ -159,8 +160,9 @@ def register_export(text: str, op: str) -> str:
         raise ValueError(f"{op} is already exported by an __init__.py")
     names = sorted([*names, op])
     rendered = "__all__ = [" + ", ".join(f'"{n}"' for n in names) + "]"
-    if len(rendered) > 100:
+    if "\n" in listing.group(1) or len(rendered) > 100:
         rendered = "__all__ = [\n" + "".join(f'    "{n}",\n' for n in names) + "]"
     text = text[:listing.start()] + rendered + "\n" + text[listing.end():]
-    last = imports[-1]
-    return text[:last.end()] + f"from .{op} import {op}\n" + text[last.end():]
+    after = [m for m in imports if not m.group(1).startswith("_") and m.group(1) > op]
+    at = after[0].start() if after else imports[-1].end()
+    return text[:at] + f"from .{op} import {op}\n" + text[at:]

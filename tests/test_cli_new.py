@@ -6,7 +6,6 @@ seconds); the full `pip wheel` build of the scaffolded tree takes minutes on a 2
 it runs only with MLXR_SLOW_TESTS=1.
 """
 
-import importlib.util
 import os
 import shutil
 import subprocess
@@ -16,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from mlxr.conformance.cli import main, new
+from mlxr.conformance.cli import main
 
 REPO = Path(__file__).resolve().parents[1]
 OP = "my_op"

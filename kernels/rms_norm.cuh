@@ -20,6 +20,8 @@
 
 #include <cstdint>
 
+#include "convert.cuh"
+
 namespace mlxr::cuda {
 
 // Leading (row) axes after collapsing; the op builder flattens arrays with more.
@@ -39,31 +41,6 @@ struct RMSNormParams {
   int64_t row_shape[kMaxRowDims];
   int64_t row_strides[kMaxRowDims];
 };
-
-__device__ __forceinline__ float to_float(float v) {
-  return v;
-}
-__device__ __forceinline__ float to_float(__half v) {
-  return __half2float(v);
-}
-__device__ __forceinline__ float to_float(__nv_bfloat16 v) {
-  return __bfloat162float(v);
-}
-
-template <typename T>
-__device__ __forceinline__ T from_float(float v);
-template <>
-__device__ __forceinline__ float from_float<float>(float v) {
-  return v;
-}
-template <>
-__device__ __forceinline__ __half from_float<__half>(float v) {
-  return __float2half_rn(v);
-}
-template <>
-__device__ __forceinline__ __nv_bfloat16 from_float<__nv_bfloat16>(float v) {
-  return __float2bfloat16_rn(v);
-}
 
 // The output value: round the normalised value first, then multiply by the weight in the
 // output dtype (exact in float for f16/bf16 products, then rounded once).
@@ -108,11 +85,6 @@ __device__ __forceinline__ float group_sum(float v, float* scratch) {
   }
   return v;
 }
-
-template <typename T, int V>
-struct alignas(sizeof(T) * V) Vec {
-  T v[V];
-};
 
 // How a row splits around 16-byte boundaries: [0, head) scalar, then n_vec vectors, then tail.
 struct RowSplit {

@@ -1,15 +1,20 @@
 #!/usr/bin/env bash
-# One GPU-machine call: build mlxr against MLX-CUDA, run the CUDA tests, compute-sanitizer
-# (memcheck + racecheck) over a small run, then the benchmark. Logs and tables go to $OUT.
-# Run from the source root after `source .device/setup.sh env`; stages default to all:
-#   bash csrc/cuda/run_h100.sh [build] [test] [sanitize] [bench] [profile] [managed]
+# One GPU-machine call: build mlxr against MLX-CUDA, run the CUDA tests of every op,
+# compute-sanitizer (memcheck + racecheck) over each op's small run (sanitize_<op>.py), each
+# op's benchmark (bench_<op>.py), and the conformance suite on the GPU where it exists. Logs
+# and tables go to $OUT. Run from the source root after `source .device/setup.sh env`:
+#   bash csrc/cuda/run_h100.sh [build] [test] [sanitize] [bench] [conformance] [profile] [managed]
+# OPS="rope softmax" limits test/sanitize/bench to those ops (default: every csrc/cuda/*.cu op),
+# BENCH_OPS the benchmarks alone.
 set -uo pipefail
 src="$(pwd)"
 OUT="${OUT:-/tmp/mlxr-out}"
 mkdir -p "$OUT"
 export CUDACXX="${CUDACXX:-/usr/local/cuda/bin/nvcc}"
 export PYTHONPATH="/tmp/mlxr${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
-stages="${*:-build test sanitize bench profile}"
+stages="${*:-build test sanitize bench conformance}"
+ops="${OPS:-$(cd "$src/csrc/cuda" && ls *.cu | sed 's/\.cu$//' | grep -v '^runtime$' | tr '\n' ' ')}"
+echo "ops: $ops"
 status=0
 cd /tmp # the source tree has an mlxr/ folder without the built extension
 for stage in $stages; do
@@ -28,28 +33,45 @@ for stage in $stages; do
       python -c 'import mlx.core as mx, mlxr._ext as e; print("mlx", mx.__version__, mx.default_device(), "| mlxr backend", e.mlx_backend, "gpu_kernels", e.gpu_kernels)'
       ;;
     test)
-      python -m pytest "$src/tests/test_rms_norm_cuda.py" "$src/tests/test_rms_norm.py" -q \
-        -p no:cacheprovider -rs 2>&1 | tee "$OUT/tests.log" | tail -25
+      tests=""
+      for op in $ops; do
+        tests="$tests $src/tests/test_${op}_cuda.py"
+      done
+      python -m pytest $tests "$src/tests/test_rms_norm.py" -q -p no:cacheprovider -rs 2>&1 \
+        | tee "$OUT/tests.log" | tail -25
       status=$((status | ${PIPESTATUS[0]}))
       # MLX without CUDA graphs launches our CUfunctions directly on its stream.
-      MLX_USE_CUDA_GRAPHS=0 python -m pytest "$src/tests/test_rms_norm_cuda.py" -q -x \
-        -p no:cacheprovider -k "4097 or layouts or donated or stream" 2>&1 | tail -2
+      MLX_USE_CUDA_GRAPHS=0 python -m pytest $tests -q -x -p no:cacheprovider \
+        -k "4097 or layouts or donated or stream" 2>&1 | tail -2
       status=$((status | ${PIPESTATUS[0]}))
       ;;
     sanitize)
       sanitizer="$(command -v compute-sanitizer || ls /usr/local/cuda*/bin/compute-sanitizer \
         /usr/local/cuda*/compute-sanitizer/compute-sanitizer 2>/dev/null | head -1)"
-      for tool in memcheck racecheck; do
-        "$sanitizer" --tool "$tool" --error-exitcode 99 \
-          python "$src/csrc/cuda/sanitize_rms_norm.py" >"$OUT/sanitize_$tool.log" 2>&1
-        rc=$?
-        echo "$tool exit $rc: $(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY|sanitize run' "$OUT/sanitize_$tool.log" | tr '\n' ' ')"
-        status=$((status | rc))
+      for op in $ops; do
+        for tool in memcheck racecheck; do
+          "$sanitizer" --tool "$tool" --error-exitcode 99 \
+            python "$src/csrc/cuda/sanitize_$op.py" >"$OUT/sanitize_${op}_$tool.log" 2>&1
+          rc=$?
+          echo "$op $tool exit $rc: $(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY|sanitize run' "$OUT/sanitize_${op}_$tool.log" | tr '\n' ' ')"
+          status=$((status | rc))
+        done
       done
       ;;
     bench)
-      python "$src/csrc/cuda/bench_rms_norm.py" --out "$OUT" 2>&1 | tee "$OUT/bench.log"
-      status=$((status | ${PIPESTATUS[0]}))
+      for op in ${BENCH_OPS:-$ops}; do
+        (cd "$src/csrc/cuda" && python "bench_$op.py" --out "$OUT" ${BENCH_ARGS:-}) 2>&1 | tee "$OUT/bench_$op.log"
+        status=$((status | ${PIPESTATUS[0]}))
+      done
+      ;;
+    conformance) # the GPU certification, once the conformance engine is in the tree
+      if [ -f "$src/conformance/plugin.py" ]; then
+        (cd "$src" && python -m pytest conformance/ -n 8 -q -p no:cacheprovider --device gpu \
+          --profile ci --results "$OUT/gpu-results.json") 2>&1 | tee "$OUT/conformance.log" | tail -15
+        status=$((status | ${PIPESTATUS[0]}))
+      else
+        echo "no conformance engine in this tree"
+      fi
       ;;
     profile) # Nsight Compute over the large and transposed cases (profile_rms_norm.py)
       ncu_bin="$(command -v ncu || ls /usr/local/cuda*/bin/ncu /opt/nvidia/nsight-compute/*/ncu 2>/dev/null | head -1)"

@@ -8,5 +8,7 @@ which kernels actually executed.
 from ._dispatch import Observation, has_kernel, observe
 from .rms_norm import rms_norm
 from .rope import rope
+from .softmax import softmax
+from .swiglu import swiglu
 
-__all__ = ["Observation", "has_kernel", "observe", "rms_norm", "rope"]
+__all__ = ["Observation", "has_kernel", "observe", "rms_norm", "rope", "softmax", "swiglu"]

@@ -5,5 +5,7 @@ Every reference runs in float64 on the CPU, which is how the conformance oracle 
 
 from .rms_norm import rms_norm
 from .rope import rope
+from .softmax import softmax
+from .swiglu import swiglu
 
-__all__ = ["rms_norm", "rope"]
+__all__ = ["rms_norm", "rope", "softmax", "swiglu"]

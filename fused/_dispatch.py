@@ -27,6 +27,8 @@ METAL_KERNEL_DTYPES = {
 CUDA_KERNEL_DTYPES = {
     "rms_norm": (mx.float32, mx.float16, mx.bfloat16),
     "rope": (mx.float32, mx.float16, mx.bfloat16),
+    "softmax": (mx.float32, mx.float16, mx.bfloat16),
+    "swiglu": (mx.float32, mx.float16, mx.bfloat16),
 }
 # Ops with a compiled GPU kernel: the table of the backend this build compiled (none on CPU).
 GPU_KERNEL_DTYPES: dict[str, tuple[mx.Dtype, ...]] = {

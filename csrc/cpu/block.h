@@ -47,7 +47,8 @@ MLXR_INLINE V broadcast(typename std::remove_reference_t<decltype(V{}[0])> value
 // Horizontal sum in a fixed order (bitwise reproducible).
 template <typename V>
 MLXR_INLINE auto reduce_sum(V v) {
-  auto total = v[0] - v[0];
+  // Start from zero, not v[0] - v[0]: that is NaN when v[0] is +-Inf (overflowed squares).
+  decltype(v[0] + v[0]) total = 0;
   for (int j = 0; j < kBlock; ++j) {
     total += v[j];
   }

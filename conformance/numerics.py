@@ -1,0 +1,114 @@
+"""Oracle arbitration and error metrics (absolute, relative, ULP of the candidate's dtype)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import mlx.core as mx
+import numpy as np
+
+from .layouts import to_f64
+from .spec import Tolerance
+
+# Mantissa bits and minimum normal exponent per dtype: ulp(v) = 2**(max(e(v), emin) - bits).
+_FORMAT = {
+    "float32": (23, -126),
+    "float16": (10, -14),
+    "bfloat16": (7, -126),
+    "float64": (52, -1022),
+}
+
+
+def dtype_name(dtype: mx.Dtype) -> str:
+    return str(dtype).rsplit(".", 1)[-1]
+
+
+def ulp(values: np.ndarray, dtype: str) -> np.ndarray:
+    """Spacing of ``dtype`` at each value (subnormal spacing below the normal range)."""
+    bits, emin = _FORMAT[dtype]
+    _, exp = np.frexp(np.abs(values))
+    exp = np.where(values == 0, emin + 1, exp)  # frexp(0) has exponent 0: use the subnormal spacing
+    return np.ldexp(1.0, np.maximum(exp - 1, emin) - bits)
+
+
+def classes(a: np.ndarray) -> np.ndarray:
+    """0 finite, 1 NaN, 2 +Inf, 3 -Inf."""
+    return np.where(np.isnan(a), 1, np.where(a == np.inf, 2, np.where(a == -np.inf, 3, 0)))
+
+
+@dataclasses.dataclass
+class Errors:
+    """Worst candidate-vs-oracle errors over the compared (finite) elements."""
+
+    abs: float = 0.0
+    rel: float = 0.0
+    ulp: float = 0.0
+
+    def merge(self, other: "Errors") -> None:
+        self.abs, self.rel, self.ulp = max(self.abs, other.abs), max(self.rel, other.rel), max(self.ulp, other.ulp)
+
+    def as_dict(self) -> dict:
+        return {"abs": self.abs, "rel": self.rel, "ulp": self.ulp}
+
+
+@dataclasses.dataclass
+class Verdict:
+    ok: bool
+    errors: Errors
+    message: str = ""
+
+
+def _describe(index, shape) -> str:
+    return str(tuple(int(i) for i in np.unravel_index(index, shape))) if shape else "()"
+
+
+def arbitrate(candidate: mx.array, reference: mx.array, oracle: mx.array, tol: Tolerance, what: str = "output") -> Verdict:
+    """Judge ``candidate`` against the float64 ``oracle``, arbitrated by ``reference``'s own error.
+
+    Fails on a dtype or shape different from the reference's, a non-finite class (NaN/±Inf)
+    different from the reference's, or an element with
+    ``|c - o| > factor * max|r - o| + atol + rtol * |o|`` (elements where the oracle or the
+    reference is non-finite are judged by class only).
+    """
+    if not isinstance(candidate, mx.array):
+        return Verdict(False, Errors(), f"{what}: expected an mlx array, got {type(candidate).__name__}")
+    if candidate.dtype != reference.dtype:
+        return Verdict(False, Errors(), f"{what}: dtype {dtype_name(candidate.dtype)}, reference gives {dtype_name(reference.dtype)}")
+    if candidate.shape != reference.shape:
+        return Verdict(False, Errors(), f"{what}: shape {tuple(candidate.shape)}, reference gives {tuple(reference.shape)}")
+    c, r, o = to_f64(candidate).ravel(), to_f64(reference).ravel(), to_f64(oracle).ravel()
+    shape = tuple(candidate.shape)
+    cc, rc = classes(c), classes(r)
+    mismatch = np.flatnonzero(cc != rc)
+    if mismatch.size:
+        i = mismatch[0]
+        return Verdict(False, Errors(), f"{what}: non-finite mismatch at {_describe(i, shape)}: candidate {c[i]}, "
+                       f"reference {r[i]} ({mismatch.size} element(s))")
+    judged = (rc == 0) & np.isfinite(o)
+    if not judged.any():
+        return Verdict(True, Errors())
+    c, r, o = c[judged], r[judged], o[judged]
+    err_c, err_r = np.abs(c - o), np.abs(r - o)
+    dt = dtype_name(candidate.dtype)
+    errors = Errors(
+        abs=float(err_c.max()),
+        rel=float((err_c / np.maximum(np.abs(o), np.finfo(np.float64).tiny)).max()),
+        ulp=float((err_c / ulp(o, dt)).max()),
+    )
+    bound = tol.factor * err_r.max() + tol.atol + tol.rtol * np.abs(o)
+    bad = np.flatnonzero(err_c > bound)
+    if bad.size:
+        i = bad[np.argmax((err_c - bound)[bad])]
+        where = _describe(np.flatnonzero(judged)[i], shape)
+        return Verdict(False, errors, f"{what}: {bad.size} element(s) out of tolerance; worst at {where}: "
+                       f"candidate {c[i]!r}, oracle {o[i]!r}, reference {r[i]!r}, |c-o| {err_c[i]:.3g} > "
+                       f"bound {bound[i]:.3g} (= {tol.factor} * max|r-o| {err_r.max():.3g} + {tol.atol} + {tol.rtol} * |o|)")
+    return Verdict(True, errors)
+
+
+def bitwise_equal(a: mx.array, b: mx.array) -> bool:
+    """Same dtype, shape and bits (NaN payloads included)."""
+    if a.dtype != b.dtype or a.shape != b.shape:
+        return False
+    view = {1: mx.uint8, 2: mx.uint16, 4: mx.uint32, 8: mx.uint64}[a.dtype.size]
+    return bool(np.array_equal(np.array(a.view(view)), np.array(b.view(view))))

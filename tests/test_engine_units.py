@@ -1,0 +1,95 @@
+"""Engine internals: layouts are what they claim, arbitration rejects what it must, specs are
+discovered and validated."""
+
+import mlx.core as mx
+import numpy as np
+import pytest
+
+from mlxr.conformance import layouts
+from mlxr.conformance.numerics import arbitrate, bitwise_equal, ulp
+from mlxr.conformance.spec import NotImplementedTarget, Tolerance, XFail, dtype_case, resolve
+from mlxr.conformance.specs import all_specs
+from mlxr.conformance.strategies import Sample, ValueRecipe, values
+
+DTYPES = [mx.float32, mx.float16, mx.bfloat16, mx.float64]
+CASES = [
+    ("contiguous", {}), ("transposed", {}), ("strided", {"axis": 1, "step": 2, "start": 1}),
+    ("strided", {"axis": 0, "step": 3, "start": 0}), ("broadcast", {"axis": 0}), ("broadcast", {"axis": 1}),
+    ("offset", {"offset": 5}), ("reversed", {"axes": (0, 1)}), ("reversed", {"axes": (1,)}),
+]
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("name,params", CASES)
+def test_layout_is_what_it_claims(dtype, name, params):
+    v = np.random.default_rng(0).standard_normal((4, 6))
+    built = layouts.build(name, v, dtype, params)
+    r = layouts.raw(built.view)
+    strides = tuple(s // r.itemsize for s in r.strides)
+    expected = {"contiguous": (6, 1), "transposed": (1, 4)}.get(name)
+    if expected:
+        assert strides == expected
+    if name == "strided":
+        assert strides[params["axis"]] == params["step"] * (6 if params["axis"] == 0 else 1)
+    if name == "broadcast":
+        assert strides[params["axis"]] == 0
+    if name == "reversed":
+        assert all((strides[a] < 0) == (a in params["axes"]) for a in range(2))
+    # The candidate sees exactly the logical values the oracle gets.
+    np.testing.assert_array_equal(layouts.to_f64(built.view), built.values)
+
+
+def test_strided_gaps_hold_nan_sentinels():
+    built = layouts.build("strided", np.ones((3, 4)), mx.float32, {"axis": 1, "step": 2, "start": 0})
+    parent = layouts.to_f64(built.parent)
+    assert np.isnan(parent[:, 1::2]).all() and (parent[:, ::2] == 1).all()
+
+
+def test_a_false_layout_claim_is_caught():
+    with pytest.raises(layouts.LayoutError):
+        layouts._assert_layout("transposed", layouts.to_mx(np.ones((3, 4)), mx.float32),
+                               layouts.to_mx(np.ones((3, 4)), mx.float32), {}, (3, 4))
+    with pytest.raises(layouts.LayoutError):
+        layouts.build("transposed", np.ones((1, 4)), mx.float32)  # not realisable
+
+
+def _arb(c, r, o, tol=Tolerance(0.0, 1e-6, 2.0)):
+    return arbitrate(mx.array(c, dtype=mx.float32), mx.array(r, dtype=mx.float32), mx.array(o, dtype=mx.float64), tol)
+
+
+def test_arbitration():
+    assert _arb([1.0, 2.0], [1.0, 2.0], [1.0, 2.0]).ok
+    # Candidate within factor x the reference's own error.
+    assert _arb([1.0 + 2e-7], [1.0 + 1.2e-7], [1.0]).ok
+    assert not _arb([1.001], [1.0], [1.0]).ok
+    assert "non-finite" in _arb([0.0], [float("nan")], [float("nan")]).message
+    assert "non-finite" in _arb([float("inf")], [1.0], [1.0]).message
+    assert "dtype" in arbitrate(mx.array([1.0], dtype=mx.float16), mx.array([1.0]), mx.array([1.0]), Tolerance(0, 0)).message
+    assert "shape" in arbitrate(mx.array([1.0, 1.0]), mx.array([1.0]), mx.array([1.0]), Tolerance(0, 0)).message
+
+
+def test_ulp_and_bitwise():
+    assert ulp(np.array([1.0]), "float32")[0] == 2.0**-23
+    assert ulp(np.array([1.0]), "bfloat16")[0] == 2.0**-7
+    assert ulp(np.array([0.0]), "float16")[0] == 2.0**-24  # subnormal spacing
+    a = mx.array([1.0, float("nan")])
+    assert bitwise_equal(a, mx.array([1.0, float("nan")])) and not bitwise_equal(a, mx.array([1.0, 2.0]))
+
+
+def test_specs_are_discovered_and_validated():
+    spec = all_specs()["rms_norm"]
+    assert spec.probes() == (1, 7, 8, 9, 15, 16, 17, 31, 32, 33, 4095, 4096, 4097)
+    assert dtype_case("x=bfloat16,weight=float32", spec) == {"x": "bfloat16", "weight": "float32"}
+    with pytest.raises(NotImplementedTarget):
+        resolve("mlxr.fused:no_such_op")
+    with pytest.raises(ValueError):
+        XFail("")
+
+
+def test_recipes_round_trip_and_plant_specials():
+    s = Sample((2, 3), {"x": None}, {"eps": 1e-5}, {"k": 1})
+    assert Sample.from_dict(s.to_dict()) == s
+    v = values(ValueRecipe(special="nan", count=2, seed=3), (4, 5), "float32")
+    assert np.isnan(v).sum() == 2
+    z = values(ValueRecipe(special="zero_rows", count=1, seed=3), (4, 5), "float32")
+    assert (np.abs(z).sum(axis=1) == 0).sum() == 1

@@ -97,7 +97,7 @@ constexpr int kRopeBatch = 4;
 // Grid: x over (group, position) pairs (blockDim.y per block, grid-stride), y over chunks of
 // m_per_block rows. blockDim.x threads stride over the units of a row.
 template <typename T, int N, bool kTraditional, bool kVector>
-__global__ void rope_kernel(const RopeParams p) {
+__global__ void __launch_bounds__(256) rope_kernel(const RopeParams p) {
   const T* x = static_cast<const T*>(p.x);
   T* out = static_cast<T*>(p.out);
   constexpr int kPairs = kTraditional ? N / 2 : N; // pairs one unit rotates

@@ -86,7 +86,7 @@ __device__ __forceinline__ void store_elems(T* row, int64_t j, const float* v) {
 
 // Block: max(kGroup, 256) threads, blockDim.x / kGroup rows at a time, grid-stride over rows.
 template <typename T, int kGroup, int kItems, int kV>
-__global__ void softmax_rows(const SoftmaxParams p) {
+__global__ void __launch_bounds__(kGroup > 256 ? kGroup : 256) softmax_rows(const SoftmaxParams p) {
   __shared__ float scratch[kGroup > 32 ? kGroup / 32 : 1];
   const T* x = static_cast<const T*>(p.x);
   T* out = static_cast<T*>(p.out);

@@ -29,12 +29,13 @@ Config config() {
   return {reinterpret_cast<const void*>(&cuda::softmax_rows<T, kGroup, kItems, kV>), kGroup, kItems};
 }
 
-// The smallest configuration that holds the row in registers (up to 8 units per thread):
-// a warp per row up to 256 units, then a block per row; longer rows loop (three reads).
+// The smallest configuration that holds the row in registers: a warp per row up to 256
+// units, then a block per row (4 units a thread at 1024 threads, whose registers are capped
+// at 64); longer rows loop (three reads of x).
 template <typename T, int kV>
 Config pick(int64_t n_units) {
   const Config configs[] = {
-      config<T, 32, 2, kV>(), config<T, 32, 8, kV>(), config<T, 256, 8, kV>(), config<T, 1024, 8, kV>(),
+      config<T, 32, 2, kV>(), config<T, 32, 8, kV>(), config<T, 256, 8, kV>(), config<T, 1024, 4, kV>(),
   };
   for (const Config& c : configs) {
     if (n_units <= int64_t(c.group) * c.items) {

@@ -38,9 +38,15 @@ def as_np(a):
     return np.array(a.astype(mx.float32)).astype(np.float64)
 
 
+def oracle(g, u):
+    """float64 in numpy: MLX's CPU float64 exp is only about float32-accurate."""
+    g, u = as_np(g), as_np(u)
+    with np.errstate(over="ignore", invalid="ignore"):
+        return g / (1 + np.exp(-g)) * u
+
+
 def check(y, g, u):
-    with mx.stream(mx.cpu):
-        ref = np.array(reference(mx.array(as_np(g)), mx.array(as_np(u))))
+    ref = oracle(g, u)
     np.testing.assert_allclose(as_np(y), ref, rtol=RTOL[y.dtype], atol=ATOL[y.dtype])
 
 
@@ -65,7 +71,7 @@ def test_matches_oracle_and_runs_fused(dtype, shape):
 LAYOUTS = {
     # name: (gate view, up view, kernel) over (24, 40) bases
     "both_transposed": (lambda a: a.T, lambda a: a.T, "vec"),
-    "one_transposed": (lambda a: a.T, lambda a: a.T * 1, "strided"),
+    "one_transposed": (lambda a: a.T, lambda a: a.T.reshape(-1).reshape(40, 24), "strided"),
     "broadcast_up": (lambda a: a, lambda a: mx.broadcast_to(a[:1], a.shape), "strided"),
     "broadcast_gate_cols": (lambda a: mx.broadcast_to(a[:, :1], a.shape), lambda a: a, "strided"),
     "reversed": (lambda a: a[::-1, ::-1], lambda a: a[::-1, ::-1], "strided"),

@@ -116,13 +116,22 @@ __global__ void __launch_bounds__(256) rope_kernel(const RopeParams p) {
     auto row_of = [&](int64_t m) { return (g * p.n_m + m) * p.n_t + t; };
 
     for (int u = threadIdx.x; u < units; u += blockDim.x) {
-      if (u >= rot_units) { // pass-through features
+      if (u >= rot_units) { // pass-through features, kRopeBatch rows' loads in flight
         const int64_t e = p.dims + static_cast<int64_t>(u - rot_units) * kCopy;
-        for (int64_t m = m_begin; m < m_end; ++m) {
-          const int64_t r = row_of(m);
-          const T* row = x + rope_row_offset(p, r);
-          store_unit<T, kCopy, kVector>(out + r * p.row_size, e,
-                                        load_unit<T, kCopy, kVector>(row, e, p.x_step));
+        for (int64_t m0 = m_begin; m0 < m_end; m0 += kRopeBatch) {
+          Vec<T, kCopy> v[kRopeBatch];
+#pragma unroll
+          for (int j = 0; j < kRopeBatch; ++j) {
+            if (m0 + j < m_end) {
+              v[j] = load_unit<T, kCopy, kVector>(x + rope_row_offset(p, row_of(m0 + j)), e, p.x_step);
+            }
+          }
+#pragma unroll
+          for (int j = 0; j < kRopeBatch; ++j) {
+            if (m0 + j < m_end) {
+              store_unit<T, kCopy, kVector>(out + row_of(m0 + j) * p.row_size, e, v[j]);
+            }
+          }
         }
         continue;
       }

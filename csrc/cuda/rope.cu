@@ -47,7 +47,7 @@ void collapse_rows(const mx::array& x, RopeParams& p) {
 }
 
 constexpr int64_t kMaxGrid = int64_t(1) << 30; // grid-stride loops cover the rest
-constexpr int kBlock = 256; // rope_kernel's launch bound
+constexpr int kBlock = 256; // rope_kernel's launch bound (two blocks per SM)
 
 template <typename T, int N, bool kTraditional, bool kVector>
 const void* rope_kernel() {

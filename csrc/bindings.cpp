@@ -11,6 +11,8 @@ namespace nb = nanobind;
 namespace mlxr {
 void bind_rms_norm(nb::module_& m);
 void bind_rope(nb::module_& m);
+void bind_layer_norm(nb::module_& m);
+void bind_add_rms_norm(nb::module_& m);
 void bind_softmax(nb::module_& m);
 void bind_swiglu(nb::module_& m);
 } // namespace mlxr
@@ -25,6 +27,8 @@ NB_MODULE(_ext, m) {
 
   mlxr::bind_rms_norm(m);
   mlxr::bind_rope(m);
+  mlxr::bind_layer_norm(m);
+  mlxr::bind_add_rms_norm(m);
   mlxr::bind_softmax(m);
   mlxr::bind_swiglu(m);
 }

@@ -1,5 +1,6 @@
 #include "swiglu.h"
 
+#include <cmath>
 #include <optional>
 #include <type_traits>
 #include <vector>
@@ -34,7 +35,7 @@ template <typename D, typename Isa, typename V>
 MLXR_INLINE V swiglu_block(V g, V u) {
   using Acc = std::remove_reference_t<decltype(g[0])>;
   V one = cpu::broadcast<V>(Acc(1));
-  V neg_abs = g < 0 ? g : -g;
+  V neg_abs = cpu::negative_abs(g);
   V e;
   if constexpr (std::is_same_v<D, cpu::F16> || std::is_same_v<D, cpu::BF16>) {
     e = cpu::exp2_nonpositive(neg_abs * cpu::kLog2e);
@@ -138,8 +139,12 @@ std::pair<mx::array, mx::array> swiglu_partials(const mx::array& gate, const mx:
   mx::Dtype acc = accumulation_dtype(gate.dtype());
   mx::array g = mx::astype(gate, acc, s);
   mx::array u = mx::astype(up, acc, s);
-  mx::array sig = mx::sigmoid(g, s);
   mx::array one = mx::array(1.0, acc);
+  // MLX's CPU exp (hence sigmoid) is float32-accurate even for float64: float64 takes e^-g as
+  // a power, as reference/_exp.py does.
+  mx::array sig = acc == mx::float64
+      ? mx::reciprocal(mx::add(one, mx::power(mx::array(M_E, acc), mx::negative(g, s), s), s), s)
+      : mx::sigmoid(g, s);
   mx::array d_gate = mx::multiply(
       mx::multiply(u, sig, s), mx::add(one, mx::multiply(g, mx::subtract(one, sig, s), s), s), s);
   return {d_gate, mx::multiply(g, sig, s)};

@@ -15,6 +15,8 @@ from .. import _ext
 CPU_KERNEL_DTYPES = {
     "rms_norm": (mx.float32, mx.float16, mx.bfloat16, mx.float64),
     "rope": (mx.float32, mx.float16, mx.bfloat16, mx.float64),
+    "layer_norm": (mx.float32, mx.float16, mx.bfloat16, mx.float64),
+    "add_rms_norm": (mx.float32, mx.float16, mx.bfloat16, mx.float64),
     "softmax": (mx.float32, mx.float16, mx.bfloat16, mx.float64),
     "swiglu": (mx.float32, mx.float16, mx.bfloat16, mx.float64),
 }

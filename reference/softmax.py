@@ -18,10 +18,12 @@ def softmax(x: mx.array, axis=-1) -> mx.array:
 
     Special values follow from the formula and are part of the contract: a slice that
     contains NaN or +inf, or whose elements are all -inf (a fully masked row), is NaN
-    everywhere; -inf elements of any other slice give exactly 0.
+    everywhere; -inf elements of any other slice give exactly 0. An empty x is returned as is.
 
     Arguments are not validated here; ``mlxr.fused.softmax`` validates.
     """
+    if x.size == 0:  # nothing to normalise (and mx.max refuses empty reductions)
+        return x
     xa = x.astype(accumulation_dtype(x.dtype))
     e = exp(xa - mx.max(xa, axis=axis, keepdims=True))
     return (e / mx.sum(e, axis=axis, keepdims=True)).astype(x.dtype)

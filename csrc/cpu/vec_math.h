@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cmath>
+#include <type_traits>
 
 #include "cpu/block.h"
 
@@ -58,6 +59,15 @@ MLXR_INLINE Vec<double> exp_nonpositive(Vec<double> x) {
     x[j] = std::exp(x[j]);
   }
   return x;
+}
+
+// -|v| as one OR of the sign bit (a compare and a blend otherwise); NaN stays NaN.
+template <typename V>
+MLXR_INLINE V negative_abs(V v) {
+  using Lane = std::remove_reference_t<decltype(v[0])>;
+  using Bits = Vec<std::conditional_t<sizeof(Lane) == 4, uint32_t, uint64_t>>;
+  Bits bits = reinterpret_cast<Bits&>(v) | (Bits{} + (decltype(Bits{}[0])(1) << (8 * sizeof(Lane) - 1)));
+  return reinterpret_cast<V&>(bits);
 }
 
 // Block loads/stores for softmax and SwiGLU: Block, plus an AVX-512 bfloat16 conversion (GCC

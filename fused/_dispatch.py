@@ -31,6 +31,8 @@ CUDA_KERNEL_DTYPES = {
     "rope": (mx.float32, mx.float16, mx.bfloat16),
     "softmax": (mx.float32, mx.float16, mx.bfloat16),
     "swiglu": (mx.float32, mx.float16, mx.bfloat16),
+    "layer_norm": (mx.float32, mx.float16, mx.bfloat16),
+    "add_rms_norm": (mx.float32, mx.float16, mx.bfloat16),
 }
 # Ops with a compiled GPU kernel: the table of the backend this build compiled (none on CPU).
 GPU_KERNEL_DTYPES: dict[str, tuple[mx.Dtype, ...]] = {

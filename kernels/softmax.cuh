@@ -12,6 +12,7 @@
 
 #include "convert.cuh"
 #include "layout.cuh"
+#include "reduce.cuh"
 
 namespace mlxr::cuda {
 
@@ -23,43 +24,6 @@ struct SoftmaxParams {
   Layout rows; // row r of x starts at layout_offset(rows, r)
   Layout elems; // element j of a row sits at layout_offset(elems, j)
 };
-
-struct MaxOp {
-  static constexpr float kIdentity = -INFINITY;
-  __device__ __forceinline__ float operator()(float a, float b) const {
-    return fmaxf(a, b);
-  }
-};
-struct SumOp {
-  static constexpr float kIdentity = 0.0f;
-  __device__ __forceinline__ float operator()(float a, float b) const {
-    return a + b;
-  }
-};
-
-// Reduction over the kGroup threads of one row (a warp, or the whole block); all get it.
-template <int kGroup, typename Op>
-__device__ __forceinline__ float group_reduce(float v, Op op, float* scratch) {
-#pragma unroll
-  for (int o = (kGroup < 32 ? kGroup : 32) / 2; o > 0; o >>= 1) {
-    v = op(v, __shfl_xor_sync(0xffffffffu, v, o));
-  }
-  if constexpr (kGroup > 32) {
-    constexpr int kWarps = kGroup / 32;
-    int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-    __syncthreads(); // scratch may still be read from the previous reduction
-    if (lane == 0) {
-      scratch[warp] = v;
-    }
-    __syncthreads();
-    v = lane < kWarps ? scratch[lane] : Op::kIdentity;
-#pragma unroll
-    for (int o = 16; o > 0; o >>= 1) {
-      v = op(v, __shfl_xor_sync(0xffffffffu, v, o));
-    }
-  }
-  return v;
-}
 
 template <typename T, int kV>
 __device__ __forceinline__ void load_elems(const SoftmaxParams& p, const T* row, int64_t j, float* v) {

@@ -53,6 +53,7 @@ for stage in $stages; do
       sanitizer="$(command -v compute-sanitizer || ls /usr/local/cuda*/bin/compute-sanitizer \
         /usr/local/cuda*/compute-sanitizer/compute-sanitizer 2>/dev/null | head -1)"
       for op in ${SANITIZE_OPS:-$ops}; do
+        [ -f "$src/csrc/cuda/sanitize_$op.py" ] || { echo "$op: no sanitize_$op.py"; continue; }
         for tool in memcheck racecheck; do
           "$sanitizer" --tool "$tool" --error-exitcode 99 \
             python "$src/csrc/cuda/sanitize_$op.py" >"$LOGS/sanitize_${op}_$tool.log" 2>&1
@@ -64,6 +65,7 @@ for stage in $stages; do
       ;;
     bench)
       for op in ${BENCH_OPS:-$ops}; do
+        [ -f "$src/csrc/cuda/bench_$op.py" ] || { echo "$op: no bench_$op.py"; continue; }
         (cd "$src/csrc/cuda" && python "bench_$op.py" --out "$LOGS" ${BENCH_ARGS:-}) 2>&1 | tee "$LOGS/bench_$op.log"
         status=$((status | ${PIPESTATUS[0]}))
       done

@@ -21,6 +21,7 @@ NB_MODULE(_ext, m) {
   m.doc() = "mlxr fused MLX primitives";
   m.attr("mlx_backend") = MLXR_MLX_BACKEND; // what the MLX we built against targets
   m.attr("gpu_kernels") = MLXR_GPU_KERNELS; // which GPU kernels are compiled: none, cuda, metal
+  m.attr("mlx_version") = MLXR_MLX_VERSION; // the MLX whose headers and libmlx we built against
   m.def("cpu_isa", [] { return mlxr::cpu::isa_name(mlxr::cpu::active_isa()); });
   m.def("kernel_counts", &mlxr::kernel_counts, "Executed fused kernels, keyed 'device:kernel'.");
   m.def("reset_kernel_counts", &mlxr::reset_kernel_counts);

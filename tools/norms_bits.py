@@ -1,7 +1,7 @@
 """Bit-exactness guard for kernel rewrites: save the fused norms' output bits, compare later.
 
-    MLXR_CPU_ISA=avx2 python bench/norms_bits.py save before_avx2.npz   # before a change
-    MLXR_CPU_ISA=avx2 python bench/norms_bits.py check before_avx2.npz  # after it
+    MLXR_CPU_ISA=avx2 python tools/norms_bits.py save before_avx2.npz   # before a change
+    MLXR_CPU_ISA=avx2 python tools/norms_bits.py check before_avx2.npz  # after it
 Covers every dtype, block tails, reversed (strided) rows, with/without parameters and
 NaN/inf/denormal/overflow rows, on whichever ISA path MLXR_CPU_ISA selects.
 """

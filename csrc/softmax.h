@@ -15,6 +15,10 @@ class Softmax : public FusedPrimitive {
 
   void eval_cpu(const std::vector<mx::array>& inputs, std::vector<mx::array>& outputs)
       override;
+#ifdef MLXR_GPU
+  void eval_gpu(const std::vector<mx::array>& inputs, std::vector<mx::array>& outputs)
+      override;
+#endif
 
   // dy = y * (dx - sum(dx * y)) for both: one expression over the primal output, no refold of
   // the reference's max/exp/sum graph.

@@ -14,6 +14,10 @@ class SwiGLU : public FusedPrimitive {
 
   void eval_cpu(const std::vector<mx::array>& inputs, std::vector<mx::array>& outputs)
       override;
+#ifdef MLXR_GPU
+  void eval_gpu(const std::vector<mx::array>& inputs, std::vector<mx::array>& outputs)
+      override;
+#endif
 
   // Closed-form derivatives (dy/du = silu(g), dy/dg = u * s * (1 + g * (1 - s)), s = sigmoid(g)).
   std::vector<mx::array> vjp(

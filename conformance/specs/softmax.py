@@ -38,7 +38,7 @@ SPEC = OpSpec(
         Array("x"),
         Static("axis", values=(-1, 0, None)),
     ),
-    dtypes={"cpu": ("float32", "float16", "bfloat16", "float64")},
+    dtypes={"cpu": ("float32", "float16", "bfloat16", "float64"), "gpu": ("float32", "float16", "bfloat16")},
     tolerances=TOLERANCES,
     grad_tolerances=GRAD_TOLERANCES,
     # 16-element blocks, 256-element chunks of the online pass (csrc/softmax.cpp).

@@ -27,7 +27,7 @@ SPEC = OpSpec(
     reference="mlxr.reference:swiglu",
     fused="mlxr.fused:swiglu",
     args=(Array("gate"), Array("up")),
-    dtypes={"cpu": ("float32", "float16", "bfloat16", "float64", "gate=bfloat16,up=float32")},
+    dtypes={"cpu": ("float32", "float16", "bfloat16", "float64", "gate=bfloat16,up=float32"), "gpu": ("float32", "float16", "bfloat16", "gate=bfloat16,up=float32")},
     tolerances=TOLERANCES,
     grad_tolerances=GRAD_TOLERANCES,
     thresholds=(16,),  # 16-element blocks; the tail goes through a partial block

@@ -10,10 +10,11 @@ TOLERANCES = {
     "float32": Tolerance(atol=3e-45, rtol=4.8e-7, factor=2.0),
     "float16": Tolerance(atol=6e-8, rtol=2e-3, factor=2.0),
     "bfloat16": Tolerance(atol=1e-40, rtol=1.6e-2, factor=2.0),
-    # float64: the reference is the oracle, so nothing arbitrates; (x - mean) cancels, so the
-    # bound is absolute at ~5e3 ulp of the O(1) normalised values (a constant row normalises
-    # to 1e-13-sized round-off in the reference and to exact 0 in the kernel).
-    "float64": Tolerance(atol=1e-12, rtol=1e-13, factor=2.0),
+    # float64: the reference is the oracle, so nothing arbitrates, and MLX 0.32.4's float64
+    # sum on CPU is only ~float32-accurate on long rows: the bound is ~5e3 ulp absolute of the
+    # O(1) normalised values and 5e3 ulp relative (a constant row normalises to 1e-12-sized
+    # round-off in the reference and to exact 0 in the kernel). Any algorithmic error is >1e-8.
+    "float64": Tolerance(atol=1e-11, rtol=1e-12, factor=2.0),
 }
 # The x-gradient subtracts two projections (mean and variance): the absolute term arbitrated
 # against the reference's error dominates.

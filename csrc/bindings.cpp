@@ -10,6 +10,7 @@ namespace nb = nanobind;
 
 namespace mlxr {
 void bind_rms_norm(nb::module_& m);
+void bind_quantized_matmul(nb::module_& m);
 } // namespace mlxr
 
 NB_MODULE(_ext, m) {
@@ -21,4 +22,5 @@ NB_MODULE(_ext, m) {
   m.def("reset_kernel_counts", &mlxr::reset_kernel_counts);
 
   mlxr::bind_rms_norm(m);
+  mlxr::bind_quantized_matmul(m);
 }

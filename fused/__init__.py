@@ -6,6 +6,7 @@ which kernels actually executed.
 """
 
 from ._dispatch import Observation, has_kernel, observe
+from .quantized_matmul import quantized_matmul
 from .rms_norm import rms_norm
 
-__all__ = ["Observation", "has_kernel", "observe", "rms_norm"]
+__all__ = ["Observation", "has_kernel", "observe", "quantized_matmul", "rms_norm"]

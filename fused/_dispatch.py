@@ -14,6 +14,7 @@ from .. import _ext
 # Ops with a compiled CPU kernel, and the dtypes each kernel handles.
 CPU_KERNEL_DTYPES = {
     "rms_norm": (mx.float32, mx.float16, mx.bfloat16, mx.float64),
+    "quantized_matmul": (mx.float32, mx.float16, mx.bfloat16),
 }
 # Ops with a compiled GPU kernel, filled per backend (none on a CPU-only build).
 GPU_KERNEL_DTYPES: dict[str, tuple[mx.Dtype, ...]] = {}

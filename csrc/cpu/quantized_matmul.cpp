@@ -1,0 +1,471 @@
+#include "cpu/quantized_matmul.h"
+
+#include <algorithm>
+#include <cstring>
+#include <type_traits>
+#include <vector>
+
+#include "cpu/block.h"
+#include "cpu/isa.h"
+#include "cpu/thread_pool.h"
+
+namespace mlxr::cpu {
+
+namespace {
+
+using V = Vec<float>;
+using VecI32 = Vec<int32_t>;
+typedef uint8_t VecU8 __attribute__((vector_size(kBlock)));
+
+// Codes are handled in chunks of 32 along the packed axis (group sizes are multiples of 32).
+constexpr int kChunk = 32;
+
+// One chunk of 32 codes as two float vectors. 8 bits: codes 0-15 and 16-31 in order.
+// 4 bits: byte j holds codes 2j (low nibble) and 2j+1 (high nibble), so masking and shifting
+// whole bytes yields the even codes and the odd codes; callers permute x to match.
+template <int Bits>
+MLXR_INLINE void unpack_chunk(const uint8_t* p, V& first, V& second) {
+  if constexpr (Bits == 8) {
+    first = __builtin_convertvector(__builtin_convertvector(load_vec<VecU8>(p), VecI32), V);
+    second = __builtin_convertvector(__builtin_convertvector(load_vec<VecU8>(p + 16), VecI32), V);
+  } else {
+    VecI32 bytes = __builtin_convertvector(load_vec<VecU8>(p), VecI32);
+    first = __builtin_convertvector(bytes & 15, V);
+    second = __builtin_convertvector(bytes >> 4, V);
+  }
+}
+
+// Position in the chunk of lane i of unpack_chunk's first (half 0) or second (half 1) vector.
+template <int Bits>
+constexpr int chunk_position(int half, int i) {
+  return Bits == 4 ? 2 * i + half : 16 * half + i;
+}
+
+// The same chunk dequantised (s * q + b) in natural order.
+template <int Bits>
+MLXR_INLINE void dequant_chunk_in_order(const uint8_t* p, float s, float b, V& lo, V& hi) {
+  V first, second;
+  unpack_chunk<Bits>(p, first, second);
+  first = first * s + b;
+  second = second * s + b;
+  if constexpr (Bits == 4) {
+    lo = __builtin_shufflevector(first, second, 0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+    hi = __builtin_shufflevector(first, second, 8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
+  } else {
+    lo = first;
+    hi = second;
+  }
+}
+
+template <typename D>
+MLXR_INLINE float load_param(const void* p, int64_t i) {
+  return D::load(static_cast<const typename D::storage*>(p)[i]);
+}
+
+// ---------------------------------------------------------------- GEMV, out = x @ w_hat.T
+// Per group, sum(x * (s*q + b)) = s * sum(x*q) + b * sum(x): the inner loop is pure
+// unpack + FMA, and sum(x) per group is computed once per call.
+
+struct GemvPlan {
+  const QuantizedMatmulArgs* args;
+  const float* x;     // M x K; for 4-bit transpose=True each chunk is permuted even/odd
+  const float* x_sum; // M x (K / group_size), transpose=True only
+  int64_t block;      // output columns per task
+};
+
+template <typename D, int Bits, int M, int NB>
+MLXR_INLINE void gemv_t_rows(const GemvPlan& p, int64_t n0) {
+  const QuantizedMatmulArgs& a = *p.args;
+  const int64_t K = a.K, gs = a.group_size, groups = K / gs;
+  const int64_t row_bytes = K * Bits / 8;
+  const uint8_t* rows[NB];
+#pragma GCC unroll 8
+  for (int j = 0; j < NB; ++j) {
+    rows[j] = reinterpret_cast<const uint8_t*>(a.w) + (n0 + j) * row_bytes;
+  }
+  V total[M][NB] = {};
+  float bias_part[M][NB] = {};
+  for (int64_t g = 0; g < groups; ++g) {
+    // Two accumulators per (row, column) keep enough independent FMA chains in flight.
+    V acc_a[M][NB] = {};
+    V acc_b[M][NB] = {};
+    for (int64_t k = g * gs; k < (g + 1) * gs; k += kChunk) {
+      V xa[M], xb[M];
+#pragma GCC unroll 8
+      for (int m = 0; m < M; ++m) {
+        xa[m] = load_vec<V>(p.x + m * K + k);
+        xb[m] = load_vec<V>(p.x + m * K + k + 16);
+      }
+#pragma GCC unroll 8
+      for (int j = 0; j < NB; ++j) {
+        V qa, qb;
+        unpack_chunk<Bits>(rows[j] + k * Bits / 8, qa, qb);
+#pragma GCC unroll 8
+        for (int m = 0; m < M; ++m) {
+          acc_a[m][j] += xa[m] * qa;
+          acc_b[m][j] += xb[m] * qb;
+        }
+      }
+    }
+#pragma GCC unroll 8
+    for (int j = 0; j < NB; ++j) {
+      float s = load_param<D>(a.scales, (n0 + j) * groups + g);
+      float b = load_param<D>(a.biases, (n0 + j) * groups + g);
+#pragma GCC unroll 8
+      for (int m = 0; m < M; ++m) {
+        total[m][j] += s * (acc_a[m][j] + acc_b[m][j]);
+        bias_part[m][j] += b * p.x_sum[m * groups + g];
+      }
+    }
+  }
+#pragma GCC unroll 8
+  for (int m = 0; m < M; ++m) {
+#pragma GCC unroll 8
+    for (int j = 0; j < NB; ++j) {
+      a.out[m * a.N + n0 + j] = reduce_sum(total[m][j]) + bias_part[m][j];
+    }
+  }
+}
+
+template <typename D, int Bits, int M>
+MLXR_INLINE void gemv_t_block(const GemvPlan& p, int64_t begin, int64_t end) {
+  // Several weight rows per pass share each x load; more when fewer x rows use registers.
+  constexpr int NB = M <= 2 ? 4 : (M <= 4 ? 2 : 1);
+  int64_t n = begin;
+  for (; n + NB <= end; n += NB) {
+    gemv_t_rows<D, Bits, M, NB>(p, n);
+  }
+  for (; n < end; ++n) {
+    gemv_t_rows<D, Bits, M, 1>(p, n);
+  }
+}
+
+template <typename D, int Bits>
+MLXR_INLINE void gemv_t_bits(const GemvPlan& p, int64_t begin, int64_t end) {
+  switch (p.args->M) {
+    case 1: return gemv_t_block<D, Bits, 1>(p, begin, end);
+    case 2: return gemv_t_block<D, Bits, 2>(p, begin, end);
+    case 3: return gemv_t_block<D, Bits, 3>(p, begin, end);
+    case 4: return gemv_t_block<D, Bits, 4>(p, begin, end);
+    case 5: return gemv_t_block<D, Bits, 5>(p, begin, end);
+    case 6: return gemv_t_block<D, Bits, 6>(p, begin, end);
+    case 7: return gemv_t_block<D, Bits, 7>(p, begin, end);
+    default: return gemv_t_block<D, Bits, 8>(p, begin, end);
+  }
+}
+
+template <typename D, typename Isa>
+MLXR_INLINE void gemv_t_task_impl(const GemvPlan* p, int task) {
+  int64_t begin = task * p->block;
+  int64_t end = std::min(p->args->N, begin + p->block);
+  if (p->args->bits == 4) {
+    gemv_t_bits<D, 4>(*p, begin, end);
+  } else {
+    gemv_t_bits<D, 8>(*p, begin, end);
+  }
+}
+
+MLXR_ISA_DISPATCH(gemv_t_task, gemv_t_task_impl)
+
+// ---------------------------------------------------------------- GEMV, out = x @ w_hat
+// w_hat is K x N with groups along N: a tile of CT chunks of 32 columns walks all K rows,
+// FMA-ing (x[k] * s) * q into column accumulators; sum_k x[k] * b is a scalar per chunk.
+
+template <typename D, int Bits, int M, int CT>
+MLXR_INLINE void gemv_n_tile(const GemvPlan& p, int64_t n0) {
+  const QuantizedMatmulArgs& a = *p.args;
+  const int64_t K = a.K, N = a.N, groups = N / a.group_size;
+  const int64_t row_bytes = N * Bits / 8;
+  constexpr int kChunkBytes = kChunk * Bits / 8;
+  const uint8_t* base = reinterpret_cast<const uint8_t*>(a.w) + n0 * Bits / 8;
+  int64_t group[CT];
+#pragma GCC unroll 8
+  for (int c = 0; c < CT; ++c) {
+    group[c] = (n0 + c * kChunk) / a.group_size;
+  }
+  V acc_a[M][CT] = {};
+  V acc_b[M][CT] = {};
+  float bias_part[M][CT] = {};
+  for (int64_t k = 0; k < K; ++k) {
+    const uint8_t* row = base + k * row_bytes;
+    // Rows are far apart: fetch ahead, the hardware prefetcher does not follow large strides.
+    __builtin_prefetch(row + 8 * row_bytes);
+    float xk[M];
+#pragma GCC unroll 8
+    for (int m = 0; m < M; ++m) {
+      xk[m] = p.x[m * K + k];
+    }
+#pragma GCC unroll 8
+    for (int c = 0; c < CT; ++c) {
+      float s = load_param<D>(a.scales, k * groups + group[c]);
+      float b = load_param<D>(a.biases, k * groups + group[c]);
+      V qa, qb;
+      unpack_chunk<Bits>(row + c * kChunkBytes, qa, qb);
+#pragma GCC unroll 8
+      for (int m = 0; m < M; ++m) {
+        float xs = xk[m] * s;
+        acc_a[m][c] += xs * qa;
+        acc_b[m][c] += xs * qb;
+        bias_part[m][c] += xk[m] * b;
+      }
+    }
+  }
+#pragma GCC unroll 8
+  for (int m = 0; m < M; ++m) {
+    for (int c = 0; c < CT; ++c) {
+      float* dst = a.out + m * N + n0 + c * kChunk;
+      for (int i = 0; i < 16; ++i) {
+        dst[chunk_position<Bits>(0, i)] = acc_a[m][c][i] + bias_part[m][c];
+        dst[chunk_position<Bits>(1, i)] = acc_b[m][c][i] + bias_part[m][c];
+      }
+    }
+  }
+}
+
+template <typename D, int Bits, int M>
+MLXR_INLINE void gemv_n_block(const GemvPlan& p, int64_t begin, int64_t end) {
+  // Enough column chunks for independent FMA chains when few x rows provide them.
+  constexpr int CT = M == 1 ? 4 : (M <= 4 ? 2 : 1);
+  int64_t n = begin;
+  for (; n + CT * kChunk <= end; n += CT * kChunk) {
+    gemv_n_tile<D, Bits, M, CT>(p, n);
+  }
+  for (; n < end; n += kChunk) {
+    gemv_n_tile<D, Bits, M, 1>(p, n);
+  }
+}
+
+template <typename D, int Bits>
+MLXR_INLINE void gemv_n_bits(const GemvPlan& p, int64_t begin, int64_t end) {
+  switch (p.args->M) {
+    case 1: return gemv_n_block<D, Bits, 1>(p, begin, end);
+    case 2: return gemv_n_block<D, Bits, 2>(p, begin, end);
+    case 3: return gemv_n_block<D, Bits, 3>(p, begin, end);
+    case 4: return gemv_n_block<D, Bits, 4>(p, begin, end);
+    case 5: return gemv_n_block<D, Bits, 5>(p, begin, end);
+    case 6: return gemv_n_block<D, Bits, 6>(p, begin, end);
+    case 7: return gemv_n_block<D, Bits, 7>(p, begin, end);
+    default: return gemv_n_block<D, Bits, 8>(p, begin, end);
+  }
+}
+
+template <typename D, typename Isa>
+MLXR_INLINE void gemv_n_task_impl(const GemvPlan* p, int task) {
+  int64_t begin = task * p->block;
+  int64_t end = std::min(p->args->N, begin + p->block);
+  if (p->args->bits == 4) {
+    gemv_n_bits<D, 4>(*p, begin, end);
+  } else {
+    gemv_n_bits<D, 8>(*p, begin, end);
+  }
+}
+
+MLXR_ISA_DISPATCH(gemv_n_task, gemv_n_task_impl)
+
+// ---------------------------------------------------------------- GEMM
+// Each task owns kGemmNC output columns: for every K-panel of kGemmKC it dequantises
+// w_hat[panel] once into a float buffer laid out [column block of 32][k][32] and runs an
+// MR x 32 register-tile kernel over all rows of x.
+
+constexpr int kNR = 32;
+constexpr int64_t kGemmKC = 256;
+constexpr int64_t kGemmNC = 256;
+
+struct GemmPlan {
+  const QuantizedMatmulArgs* args;
+};
+
+template <typename D, int Bits>
+MLXR_INLINE void pack_panel_t(const QuantizedMatmulArgs& a, int64_t k0, int64_t kc, int64_t n0,
+                              int64_t nc_padded, float* panel) {
+  const int64_t groups = a.K / a.group_size, row_bytes = a.K * Bits / 8;
+  for (int64_t j = 0; j < nc_padded; ++j) {
+    int64_t n = n0 + j;
+    float* dst = panel + (j / kNR) * kc * kNR + (j % kNR);
+    if (n >= a.N) {
+      for (int64_t kk = 0; kk < kc; ++kk) {
+        dst[kk * kNR] = 0.0f;
+      }
+      continue;
+    }
+    const uint8_t* row = reinterpret_cast<const uint8_t*>(a.w) + n * row_bytes;
+    for (int64_t kk = 0; kk < kc; kk += kChunk) {
+      int64_t k = k0 + kk;
+      float s = load_param<D>(a.scales, n * groups + k / a.group_size);
+      float b = load_param<D>(a.biases, n * groups + k / a.group_size);
+      V lo, hi;
+      dequant_chunk_in_order<Bits>(row + k * Bits / 8, s, b, lo, hi);
+      for (int i = 0; i < 16; ++i) {
+        dst[(kk + i) * kNR] = lo[i];
+        dst[(kk + 16 + i) * kNR] = hi[i];
+      }
+    }
+  }
+}
+
+template <typename D, int Bits>
+MLXR_INLINE void pack_panel_n(const QuantizedMatmulArgs& a, int64_t k0, int64_t kc, int64_t n0,
+                              int64_t nc, float* panel) {
+  const int64_t groups = a.N / a.group_size, row_bytes = a.N * Bits / 8;
+  for (int64_t kk = 0; kk < kc; ++kk) {
+    int64_t k = k0 + kk;
+    const uint8_t* row = reinterpret_cast<const uint8_t*>(a.w) + k * row_bytes;
+    for (int64_t j = 0; j < nc; j += kNR) {
+      int64_t n = n0 + j;
+      float s = load_param<D>(a.scales, k * groups + n / a.group_size);
+      float b = load_param<D>(a.biases, k * groups + n / a.group_size);
+      V lo, hi;
+      dequant_chunk_in_order<Bits>(row + n * Bits / 8, s, b, lo, hi);
+      float* dst = panel + (j / kNR) * kc * kNR + kk * kNR;
+      store_vec(lo, dst);
+      store_vec(hi, dst + 16);
+    }
+  }
+}
+
+// C[rows, cols] (+)= x[rows, kc] @ panel[kc, 32]: MR x 2 vector accumulators.
+template <int MR>
+MLXR_INLINE void gemm_tile(const float* x, int64_t ldx, const float* panel, int64_t kc, float* c,
+                           int64_t ldc, bool first, int cols) {
+  V acc[MR][2] = {};
+  for (int64_t kk = 0; kk < kc; ++kk) {
+    V b0 = load_vec<V>(panel + kk * kNR);
+    V b1 = load_vec<V>(panel + kk * kNR + 16);
+#pragma GCC unroll 8
+    for (int r = 0; r < MR; ++r) {
+      V xr = broadcast<V>(x[r * ldx + kk]);
+      acc[r][0] += xr * b0;
+      acc[r][1] += xr * b1;
+    }
+  }
+#pragma GCC unroll 8
+  for (int r = 0; r < MR; ++r) {
+    float* dst = c + r * ldc;
+    if (cols == kNR) {
+      if (!first) {
+        acc[r][0] += load_vec<V>(dst);
+        acc[r][1] += load_vec<V>(dst + 16);
+      }
+      store_vec(acc[r][0], dst);
+      store_vec(acc[r][1], dst + 16);
+    } else {
+      for (int i = 0; i < cols; ++i) {
+        float v = i < 16 ? acc[r][0][i] : acc[r][1][i - 16];
+        dst[i] = first ? v : dst[i] + v;
+      }
+    }
+  }
+}
+
+template <int MR>
+MLXR_INLINE void gemm_rows(const float* x, int64_t ldx, const float* panel, int64_t kc, float* c,
+                           int64_t ldc, bool first, int rows, int cols) {
+  if (rows == MR) {
+    return gemm_tile<MR>(x, ldx, panel, kc, c, ldc, first, cols);
+  }
+  if constexpr (MR > 1) {
+    return gemm_rows<MR - 1>(x, ldx, panel, kc, c, ldc, first, rows, cols);
+  }
+}
+
+template <typename D, typename Isa, int Bits>
+MLXR_INLINE void gemm_bits(const QuantizedMatmulArgs& a, int task) {
+  // 12 accumulators fit AVX-512's 32 registers; AVX2 has 16 (two per 16-float vector).
+  constexpr int MR = std::is_same_v<Isa, IsaAvx512> ? 6 : 3;
+  static thread_local std::vector<float> panel_buffer;
+  const int64_t n0 = task * kGemmNC;
+  const int64_t nc = std::min(kGemmNC, a.N - n0);
+  const int64_t nc_padded = (nc + kNR - 1) / kNR * kNR;
+  panel_buffer.resize(kGemmKC * nc_padded);
+  float* panel = panel_buffer.data();
+  for (int64_t k0 = 0; k0 < a.K; k0 += kGemmKC) {
+    const int64_t kc = std::min(kGemmKC, a.K - k0);
+    if (a.transpose) {
+      pack_panel_t<D, Bits>(a, k0, kc, n0, nc_padded, panel);
+    } else {
+      pack_panel_n<D, Bits>(a, k0, kc, n0, nc, panel);
+    }
+    for (int64_t m0 = 0; m0 < a.M; m0 += MR) {
+      int rows = static_cast<int>(std::min<int64_t>(MR, a.M - m0));
+      for (int64_t j = 0; j < nc; j += kNR) {
+        int cols = static_cast<int>(std::min<int64_t>(kNR, nc - j));
+        gemm_rows<MR>(a.x + m0 * a.K + k0, a.K, panel + (j / kNR) * kc * kNR, kc,
+                      a.out + m0 * a.N + n0 + j, a.N, k0 == 0, rows, cols);
+      }
+    }
+  }
+}
+
+template <typename D, typename Isa>
+MLXR_INLINE void gemm_task_impl(const GemmPlan* p, int task) {
+  if (p->args->bits == 4) {
+    gemm_bits<D, Isa, 4>(*p->args, task);
+  } else {
+    gemm_bits<D, Isa, 8>(*p->args, task);
+  }
+}
+
+MLXR_ISA_DISPATCH(gemm_task, gemm_task_impl)
+
+int64_t ceil_div(int64_t a, int64_t b) {
+  return (a + b - 1) / b;
+}
+
+template <typename D>
+void run_gemv(const QuantizedMatmulArgs& a) {
+  GemvPlan plan{&a, a.x, nullptr, 0};
+  std::vector<float> permuted, x_sum;
+  if (a.transpose) {
+    // 4-bit codes unpack as even/odd lanes: permute each chunk of x the same way once.
+    if (a.bits == 4) {
+      permuted.resize(a.M * a.K);
+      for (int64_t i = 0; i < a.M * a.K; i += kChunk) {
+        for (int j = 0; j < 16; ++j) {
+          permuted[i + j] = a.x[i + 2 * j];
+          permuted[i + 16 + j] = a.x[i + 2 * j + 1];
+        }
+      }
+      plan.x = permuted.data();
+    }
+    const int64_t groups = a.K / a.group_size;
+    x_sum.assign(a.M * groups, 0.0f);
+    for (int64_t m = 0; m < a.M; ++m) {
+      for (int64_t k = 0; k < a.K; ++k) {
+        x_sum[m * groups + k / a.group_size] += a.x[m * a.K + k];
+      }
+    }
+    plan.x_sum = x_sum.data();
+    // Tasks of 64 rows: fine enough to balance two busy cores, coarse enough to stay cheap.
+    plan.block = 64;
+    parallel_for(static_cast<int>(ceil_div(a.N, plan.block)),
+                 [&](int t) { gemv_t_task<D>(&plan, t); });
+  } else {
+    plan.block = 4 * kChunk;
+    parallel_for(static_cast<int>(ceil_div(a.N, plan.block)),
+                 [&](int t) { gemv_n_task<D>(&plan, t); });
+  }
+}
+
+} // namespace
+
+template <typename D>
+void quantized_matmul(const QuantizedMatmulArgs& a) {
+  if (a.M == 0 || a.N == 0) {
+    return;
+  }
+  if (a.K == 0) {
+    std::fill(a.out, a.out + a.M * a.N, 0.0f);
+    return;
+  }
+  if (a.M <= kQmmGemvMaxRows) {
+    return run_gemv<D>(a);
+  }
+  GemmPlan plan{&a};
+  parallel_for(static_cast<int>(ceil_div(a.N, kGemmNC)), [&](int t) { gemm_task<D>(&plan, t); });
+}
+
+template void quantized_matmul<F32>(const QuantizedMatmulArgs&);
+template void quantized_matmul<F16>(const QuantizedMatmulArgs&);
+template void quantized_matmul<BF16>(const QuantizedMatmulArgs&);
+
+} // namespace mlxr::cpu

@@ -23,16 +23,67 @@ constexpr int kChunk = 32;
 // One chunk of 32 codes as two float vectors. 8 bits: codes 0-15 and 16-31 in order.
 // 4 bits: byte j holds codes 2j (low nibble) and 2j+1 (high nibble), so masking and shifting
 // whole bytes yields the even codes and the odd codes; callers permute x to match.
-template <int Bits>
-MLXR_INLINE void unpack_chunk(const uint8_t* p, V& first, V& second) {
-  if constexpr (Bits == 8) {
-    first = __builtin_convertvector(__builtin_convertvector(load_vec<VecU8>(p), VecI32), V);
-    second = __builtin_convertvector(__builtin_convertvector(load_vec<VecU8>(p + 16), VecI32), V);
-  } else {
-    VecI32 bytes = __builtin_convertvector(load_vec<VecU8>(p), VecI32);
-    first = __builtin_convertvector(bytes & 15, V);
-    second = __builtin_convertvector(bytes >> 4, V);
+template <typename Isa, int Bits>
+struct Unpack {
+  static MLXR_INLINE void run(const uint8_t* p, V& first, V& second) {
+    if constexpr (Bits == 8) {
+      first = __builtin_convertvector(__builtin_convertvector(load_vec<VecU8>(p), VecI32), V);
+      second = __builtin_convertvector(__builtin_convertvector(load_vec<VecU8>(p + 16), VecI32), V);
+    } else {
+      VecI32 bytes = __builtin_convertvector(load_vec<VecU8>(p), VecI32);
+      first = __builtin_convertvector(bytes & 15, V);
+      second = __builtin_convertvector(bytes >> 4, V);
+    }
   }
+};
+
+#ifdef MLXR_X86_DISPATCH
+// GCC scalarises the generic byte -> int32 vector conversion; zero-extend with vpmovzxbd.
+template <int Bits>
+struct Unpack<IsaAvx512, Bits> {
+  MLXR_TARGET_AVX512 static inline __m512i widen(const uint8_t* p) {
+    return _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+  }
+  MLXR_TARGET_AVX512 static inline void run(const uint8_t* p, V& first, V& second) {
+    if constexpr (Bits == 8) {
+      first = V(_mm512_cvtepi32_ps(widen(p)));
+      second = V(_mm512_cvtepi32_ps(widen(p + 16)));
+    } else {
+      __m512i bytes = widen(p);
+      first = V(_mm512_cvtepi32_ps(_mm512_and_si512(bytes, _mm512_set1_epi32(15))));
+      second = V(_mm512_cvtepi32_ps(_mm512_srli_epi32(bytes, 4)));
+    }
+  }
+};
+
+template <int Bits>
+struct Unpack<IsaAvx2, Bits> {
+  MLXR_TARGET_AVX2 static inline __m256 widen8(const uint8_t* p, int shift, int mask) {
+    __m256i v = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p)));
+    v = _mm256_and_si256(_mm256_srli_epi32(v, shift), _mm256_set1_epi32(mask));
+    return _mm256_cvtepi32_ps(v);
+  }
+  MLXR_TARGET_AVX2 static inline V join(__m256 lo, __m256 hi) {
+    V v;
+    std::memcpy(&v, &lo, 32);
+    std::memcpy(reinterpret_cast<char*>(&v) + 32, &hi, 32);
+    return v;
+  }
+  MLXR_TARGET_AVX2 static inline void run(const uint8_t* p, V& first, V& second) {
+    if constexpr (Bits == 8) {
+      first = join(widen8(p, 0, 255), widen8(p + 8, 0, 255));
+      second = join(widen8(p + 16, 0, 255), widen8(p + 24, 0, 255));
+    } else {
+      first = join(widen8(p, 0, 15), widen8(p + 8, 0, 15));
+      second = join(widen8(p, 4, 15), widen8(p + 8, 4, 15));
+    }
+  }
+};
+#endif
+
+template <typename Isa, int Bits>
+MLXR_INLINE void unpack_chunk(const uint8_t* p, V& first, V& second) {
+  Unpack<Isa, Bits>::run(p, first, second);
 }
 
 // Position in the chunk of lane i of unpack_chunk's first (half 0) or second (half 1) vector.
@@ -42,10 +93,10 @@ constexpr int chunk_position(int half, int i) {
 }
 
 // The same chunk dequantised (s * q + b) in natural order.
-template <int Bits>
+template <typename Isa, int Bits>
 MLXR_INLINE void dequant_chunk_in_order(const uint8_t* p, float s, float b, V& lo, V& hi) {
   V first, second;
-  unpack_chunk<Bits>(p, first, second);
+  unpack_chunk<Isa, Bits>(p, first, second);
   first = first * s + b;
   second = second * s + b;
   if constexpr (Bits == 4) {
@@ -73,7 +124,7 @@ struct GemvPlan {
   int64_t block;      // output columns per task
 };
 
-template <typename D, int Bits, int M, int NB>
+template <typename D, typename Isa, int Bits, int M, int NB>
 MLXR_INLINE void gemv_t_rows(const GemvPlan& p, int64_t n0) {
   const QuantizedMatmulArgs& a = *p.args;
   const int64_t K = a.K, gs = a.group_size, groups = K / gs;
@@ -99,7 +150,7 @@ MLXR_INLINE void gemv_t_rows(const GemvPlan& p, int64_t n0) {
 #pragma GCC unroll 8
       for (int j = 0; j < NB; ++j) {
         V qa, qb;
-        unpack_chunk<Bits>(rows[j] + k * Bits / 8, qa, qb);
+        unpack_chunk<Isa, Bits>(rows[j] + k * Bits / 8, qa, qb);
 #pragma GCC unroll 8
         for (int m = 0; m < M; ++m) {
           acc_a[m][j] += xa[m] * qa;
@@ -127,30 +178,30 @@ MLXR_INLINE void gemv_t_rows(const GemvPlan& p, int64_t n0) {
   }
 }
 
-template <typename D, int Bits, int M>
+template <typename D, typename Isa, int Bits, int M>
 MLXR_INLINE void gemv_t_block(const GemvPlan& p, int64_t begin, int64_t end) {
   // Several weight rows per pass share each x load; more when fewer x rows use registers.
   constexpr int NB = M <= 2 ? 4 : (M <= 4 ? 2 : 1);
   int64_t n = begin;
   for (; n + NB <= end; n += NB) {
-    gemv_t_rows<D, Bits, M, NB>(p, n);
+    gemv_t_rows<D, Isa, Bits, M, NB>(p, n);
   }
   for (; n < end; ++n) {
-    gemv_t_rows<D, Bits, M, 1>(p, n);
+    gemv_t_rows<D, Isa, Bits, M, 1>(p, n);
   }
 }
 
-template <typename D, int Bits>
+template <typename D, typename Isa, int Bits>
 MLXR_INLINE void gemv_t_bits(const GemvPlan& p, int64_t begin, int64_t end) {
   switch (p.args->M) {
-    case 1: return gemv_t_block<D, Bits, 1>(p, begin, end);
-    case 2: return gemv_t_block<D, Bits, 2>(p, begin, end);
-    case 3: return gemv_t_block<D, Bits, 3>(p, begin, end);
-    case 4: return gemv_t_block<D, Bits, 4>(p, begin, end);
-    case 5: return gemv_t_block<D, Bits, 5>(p, begin, end);
-    case 6: return gemv_t_block<D, Bits, 6>(p, begin, end);
-    case 7: return gemv_t_block<D, Bits, 7>(p, begin, end);
-    default: return gemv_t_block<D, Bits, 8>(p, begin, end);
+    case 1: return gemv_t_block<D, Isa, Bits, 1>(p, begin, end);
+    case 2: return gemv_t_block<D, Isa, Bits, 2>(p, begin, end);
+    case 3: return gemv_t_block<D, Isa, Bits, 3>(p, begin, end);
+    case 4: return gemv_t_block<D, Isa, Bits, 4>(p, begin, end);
+    case 5: return gemv_t_block<D, Isa, Bits, 5>(p, begin, end);
+    case 6: return gemv_t_block<D, Isa, Bits, 6>(p, begin, end);
+    case 7: return gemv_t_block<D, Isa, Bits, 7>(p, begin, end);
+    default: return gemv_t_block<D, Isa, Bits, 8>(p, begin, end);
   }
 }
 
@@ -159,9 +210,9 @@ MLXR_INLINE void gemv_t_task_impl(const GemvPlan* p, int task) {
   int64_t begin = task * p->block;
   int64_t end = std::min(p->args->N, begin + p->block);
   if (p->args->bits == 4) {
-    gemv_t_bits<D, 4>(*p, begin, end);
+    gemv_t_bits<D, Isa, 4>(*p, begin, end);
   } else {
-    gemv_t_bits<D, 8>(*p, begin, end);
+    gemv_t_bits<D, Isa, 8>(*p, begin, end);
   }
 }
 
@@ -171,7 +222,7 @@ MLXR_ISA_DISPATCH(gemv_t_task, gemv_t_task_impl)
 // w_hat is K x N with groups along N: a tile of CT chunks of 32 columns walks all K rows,
 // FMA-ing (x[k] * s) * q into column accumulators; sum_k x[k] * b is a scalar per chunk.
 
-template <typename D, int Bits, int M, int CT>
+template <typename D, typename Isa, int Bits, int M, int CT>
 MLXR_INLINE void gemv_n_tile(const GemvPlan& p, int64_t n0) {
   const QuantizedMatmulArgs& a = *p.args;
   const int64_t K = a.K, N = a.N, groups = N / a.group_size;
@@ -200,7 +251,7 @@ MLXR_INLINE void gemv_n_tile(const GemvPlan& p, int64_t n0) {
       float s = load_param<D>(a.scales, k * groups + group[c]);
       float b = load_param<D>(a.biases, k * groups + group[c]);
       V qa, qb;
-      unpack_chunk<Bits>(row + c * kChunkBytes, qa, qb);
+      unpack_chunk<Isa, Bits>(row + c * kChunkBytes, qa, qb);
 #pragma GCC unroll 8
       for (int m = 0; m < M; ++m) {
         float xs = xk[m] * s;
@@ -222,30 +273,30 @@ MLXR_INLINE void gemv_n_tile(const GemvPlan& p, int64_t n0) {
   }
 }
 
-template <typename D, int Bits, int M>
+template <typename D, typename Isa, int Bits, int M>
 MLXR_INLINE void gemv_n_block(const GemvPlan& p, int64_t begin, int64_t end) {
   // Enough column chunks for independent FMA chains when few x rows provide them.
   constexpr int CT = M == 1 ? 4 : (M <= 4 ? 2 : 1);
   int64_t n = begin;
   for (; n + CT * kChunk <= end; n += CT * kChunk) {
-    gemv_n_tile<D, Bits, M, CT>(p, n);
+    gemv_n_tile<D, Isa, Bits, M, CT>(p, n);
   }
   for (; n < end; n += kChunk) {
-    gemv_n_tile<D, Bits, M, 1>(p, n);
+    gemv_n_tile<D, Isa, Bits, M, 1>(p, n);
   }
 }
 
-template <typename D, int Bits>
+template <typename D, typename Isa, int Bits>
 MLXR_INLINE void gemv_n_bits(const GemvPlan& p, int64_t begin, int64_t end) {
   switch (p.args->M) {
-    case 1: return gemv_n_block<D, Bits, 1>(p, begin, end);
-    case 2: return gemv_n_block<D, Bits, 2>(p, begin, end);
-    case 3: return gemv_n_block<D, Bits, 3>(p, begin, end);
-    case 4: return gemv_n_block<D, Bits, 4>(p, begin, end);
-    case 5: return gemv_n_block<D, Bits, 5>(p, begin, end);
-    case 6: return gemv_n_block<D, Bits, 6>(p, begin, end);
-    case 7: return gemv_n_block<D, Bits, 7>(p, begin, end);
-    default: return gemv_n_block<D, Bits, 8>(p, begin, end);
+    case 1: return gemv_n_block<D, Isa, Bits, 1>(p, begin, end);
+    case 2: return gemv_n_block<D, Isa, Bits, 2>(p, begin, end);
+    case 3: return gemv_n_block<D, Isa, Bits, 3>(p, begin, end);
+    case 4: return gemv_n_block<D, Isa, Bits, 4>(p, begin, end);
+    case 5: return gemv_n_block<D, Isa, Bits, 5>(p, begin, end);
+    case 6: return gemv_n_block<D, Isa, Bits, 6>(p, begin, end);
+    case 7: return gemv_n_block<D, Isa, Bits, 7>(p, begin, end);
+    default: return gemv_n_block<D, Isa, Bits, 8>(p, begin, end);
   }
 }
 
@@ -254,9 +305,9 @@ MLXR_INLINE void gemv_n_task_impl(const GemvPlan* p, int task) {
   int64_t begin = task * p->block;
   int64_t end = std::min(p->args->N, begin + p->block);
   if (p->args->bits == 4) {
-    gemv_n_bits<D, 4>(*p, begin, end);
+    gemv_n_bits<D, Isa, 4>(*p, begin, end);
   } else {
-    gemv_n_bits<D, 8>(*p, begin, end);
+    gemv_n_bits<D, Isa, 8>(*p, begin, end);
   }
 }
 
@@ -275,7 +326,7 @@ struct GemmPlan {
   const QuantizedMatmulArgs* args;
 };
 
-template <typename D, int Bits>
+template <typename D, typename Isa, int Bits>
 MLXR_INLINE void pack_panel_t(const QuantizedMatmulArgs& a, int64_t k0, int64_t kc, int64_t n0,
                               int64_t nc_padded, float* panel) {
   const int64_t groups = a.K / a.group_size, row_bytes = a.K * Bits / 8;
@@ -294,7 +345,7 @@ MLXR_INLINE void pack_panel_t(const QuantizedMatmulArgs& a, int64_t k0, int64_t 
       float s = load_param<D>(a.scales, n * groups + k / a.group_size);
       float b = load_param<D>(a.biases, n * groups + k / a.group_size);
       V lo, hi;
-      dequant_chunk_in_order<Bits>(row + k * Bits / 8, s, b, lo, hi);
+      dequant_chunk_in_order<Isa, Bits>(row + k * Bits / 8, s, b, lo, hi);
       for (int i = 0; i < 16; ++i) {
         dst[(kk + i) * kNR] = lo[i];
         dst[(kk + 16 + i) * kNR] = hi[i];
@@ -303,7 +354,7 @@ MLXR_INLINE void pack_panel_t(const QuantizedMatmulArgs& a, int64_t k0, int64_t 
   }
 }
 
-template <typename D, int Bits>
+template <typename D, typename Isa, int Bits>
 MLXR_INLINE void pack_panel_n(const QuantizedMatmulArgs& a, int64_t k0, int64_t kc, int64_t n0,
                               int64_t nc, float* panel) {
   const int64_t groups = a.N / a.group_size, row_bytes = a.N * Bits / 8;
@@ -315,7 +366,7 @@ MLXR_INLINE void pack_panel_n(const QuantizedMatmulArgs& a, int64_t k0, int64_t 
       float s = load_param<D>(a.scales, k * groups + n / a.group_size);
       float b = load_param<D>(a.biases, k * groups + n / a.group_size);
       V lo, hi;
-      dequant_chunk_in_order<Bits>(row + n * Bits / 8, s, b, lo, hi);
+      dequant_chunk_in_order<Isa, Bits>(row + n * Bits / 8, s, b, lo, hi);
       float* dst = panel + (j / kNR) * kc * kNR + kk * kNR;
       store_vec(lo, dst);
       store_vec(hi, dst + 16);
@@ -381,9 +432,9 @@ MLXR_INLINE void gemm_bits(const QuantizedMatmulArgs& a, int task) {
   for (int64_t k0 = 0; k0 < a.K; k0 += kGemmKC) {
     const int64_t kc = std::min(kGemmKC, a.K - k0);
     if (a.transpose) {
-      pack_panel_t<D, Bits>(a, k0, kc, n0, nc_padded, panel);
+      pack_panel_t<D, Isa, Bits>(a, k0, kc, n0, nc_padded, panel);
     } else {
-      pack_panel_n<D, Bits>(a, k0, kc, n0, nc, panel);
+      pack_panel_n<D, Isa, Bits>(a, k0, kc, n0, nc, panel);
     }
     for (int64_t m0 = 0; m0 < a.M; m0 += MR) {
       int rows = static_cast<int>(std::min<int64_t>(MR, a.M - m0));

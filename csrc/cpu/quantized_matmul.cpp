@@ -314,9 +314,13 @@ MLXR_INLINE void gemv_n_task_impl(const GemvPlan* p, int task) {
 MLXR_ISA_DISPATCH(gemv_n_task, gemv_n_task_impl)
 
 // ---------------------------------------------------------------- GEMM
-// Each task owns kGemmNC output columns: for every K-panel of kGemmKC it dequantises
-// w_hat[panel] once into a float buffer laid out [column block of 32][k][32] and runs an
-// MR x 32 register-tile kernel over all rows of x.
+// Register tiles of MR broadcast rows x 32 vector lanes over K-panels of kGemmKC; every
+// quantized code is dequantised once per call, never per row of x.
+// transpose=False: w_hat rows run along N, so a task dequantises its [k][32 columns] panel
+//   and x rows are the broadcast operand.
+// transpose=True: w_hat rows run along K, so roles swap: x is packed once as [k][32 rows]
+//   panels (the vector operand), MR rows of w_hat are dequantised in order and broadcast, and
+//   the tile is stored transposed. Neither layout transposes dequantised weights.
 
 constexpr int kNR = 32;
 constexpr int64_t kGemmKC = 256;
@@ -324,35 +328,9 @@ constexpr int64_t kGemmNC = 256;
 
 struct GemmPlan {
   const QuantizedMatmulArgs* args;
+  const float* x_packed; // transpose=True: per K-panel, per block of 32 rows, [k][32]
+  int64_t m_padded;      // M rounded up to 32
 };
-
-template <typename D, typename Isa, int Bits>
-MLXR_INLINE void pack_panel_t(const QuantizedMatmulArgs& a, int64_t k0, int64_t kc, int64_t n0,
-                              int64_t nc_padded, float* panel) {
-  const int64_t groups = a.K / a.group_size, row_bytes = a.K * Bits / 8;
-  for (int64_t j = 0; j < nc_padded; ++j) {
-    int64_t n = n0 + j;
-    float* dst = panel + (j / kNR) * kc * kNR + (j % kNR);
-    if (n >= a.N) {
-      for (int64_t kk = 0; kk < kc; ++kk) {
-        dst[kk * kNR] = 0.0f;
-      }
-      continue;
-    }
-    const uint8_t* row = reinterpret_cast<const uint8_t*>(a.w) + n * row_bytes;
-    for (int64_t kk = 0; kk < kc; kk += kChunk) {
-      int64_t k = k0 + kk;
-      float s = load_param<D>(a.scales, n * groups + k / a.group_size);
-      float b = load_param<D>(a.biases, n * groups + k / a.group_size);
-      V lo, hi;
-      dequant_chunk_in_order<Isa, Bits>(row + k * Bits / 8, s, b, lo, hi);
-      for (int i = 0; i < 16; ++i) {
-        dst[(kk + i) * kNR] = lo[i];
-        dst[(kk + 16 + i) * kNR] = hi[i];
-      }
-    }
-  }
-}
 
 template <typename D, typename Isa, int Bits>
 MLXR_INLINE void pack_panel_n(const QuantizedMatmulArgs& a, int64_t k0, int64_t kc, int64_t n0,
@@ -374,9 +352,29 @@ MLXR_INLINE void pack_panel_n(const QuantizedMatmulArgs& a, int64_t k0, int64_t 
   }
 }
 
-// C[rows, cols] (+)= x[rows, kc] @ panel[kc, 32]: MR x 2 vector accumulators.
-template <int MR>
-MLXR_INLINE void gemm_tile(const float* x, int64_t ldx, const float* panel, int64_t kc, float* c,
+// w_hat[n0 + r, k0 : k0 + kc] for r < rows, in order, into rows of length kc.
+template <typename D, typename Isa, int Bits>
+MLXR_INLINE void dequant_rows_t(const QuantizedMatmulArgs& a, int64_t k0, int64_t kc, int64_t n0,
+                                int rows, float* dst) {
+  const int64_t groups = a.K / a.group_size, row_bytes = a.K * Bits / 8;
+  for (int r = 0; r < rows; ++r) {
+    const uint8_t* row = reinterpret_cast<const uint8_t*>(a.w) + (n0 + r) * row_bytes;
+    for (int64_t kk = 0; kk < kc; kk += kChunk) {
+      int64_t k = k0 + kk;
+      float s = load_param<D>(a.scales, (n0 + r) * groups + k / a.group_size);
+      float b = load_param<D>(a.biases, (n0 + r) * groups + k / a.group_size);
+      V lo, hi;
+      dequant_chunk_in_order<Isa, Bits>(row + k * Bits / 8, s, b, lo, hi);
+      store_vec(lo, dst + r * kc + kk);
+      store_vec(hi, dst + r * kc + kk + 16);
+    }
+  }
+}
+
+// C (+)= A[rows, kc] @ panel[kc, 32] with A broadcast from rows of stride lda. C is
+// C[r][i] at c[r * ldc + i], or c[i * ldc + r] when TransposedC; only `cols` lanes are stored.
+template <int MR, bool TransposedC>
+MLXR_INLINE void gemm_tile(const float* A, int64_t lda, const float* panel, int64_t kc, float* c,
                            int64_t ldc, bool first, int cols) {
   V acc[MR][2] = {};
   for (int64_t kk = 0; kk < kc; ++kk) {
@@ -384,64 +382,98 @@ MLXR_INLINE void gemm_tile(const float* x, int64_t ldx, const float* panel, int6
     V b1 = load_vec<V>(panel + kk * kNR + 16);
 #pragma GCC unroll 8
     for (int r = 0; r < MR; ++r) {
-      V xr = broadcast<V>(x[r * ldx + kk]);
-      acc[r][0] += xr * b0;
-      acc[r][1] += xr * b1;
+      V ar = broadcast<V>(A[r * lda + kk]);
+      acc[r][0] += ar * b0;
+      acc[r][1] += ar * b1;
     }
   }
+  if constexpr (TransposedC) {
+    float tile[MR][kNR];
+    std::memcpy(tile, acc, sizeof(tile));
+    for (int i = 0; i < cols; ++i) {
+      float* dst = c + i * ldc;
 #pragma GCC unroll 8
-  for (int r = 0; r < MR; ++r) {
-    float* dst = c + r * ldc;
-    if (cols == kNR) {
-      if (!first) {
-        acc[r][0] += load_vec<V>(dst);
-        acc[r][1] += load_vec<V>(dst + 16);
+      for (int r = 0; r < MR; ++r) {
+        dst[r] = first ? tile[r][i] : dst[r] + tile[r][i];
       }
-      store_vec(acc[r][0], dst);
-      store_vec(acc[r][1], dst + 16);
-    } else {
-      for (int i = 0; i < cols; ++i) {
-        float v = i < 16 ? acc[r][0][i] : acc[r][1][i - 16];
-        dst[i] = first ? v : dst[i] + v;
+    }
+  } else {
+#pragma GCC unroll 8
+    for (int r = 0; r < MR; ++r) {
+      float* dst = c + r * ldc;
+      if (cols == kNR) {
+        if (!first) {
+          acc[r][0] += load_vec<V>(dst);
+          acc[r][1] += load_vec<V>(dst + 16);
+        }
+        store_vec(acc[r][0], dst);
+        store_vec(acc[r][1], dst + 16);
+      } else {
+        for (int i = 0; i < cols; ++i) {
+          float v = i < 16 ? acc[r][0][i] : acc[r][1][i - 16];
+          dst[i] = first ? v : dst[i] + v;
+        }
       }
     }
   }
 }
 
-template <int MR>
-MLXR_INLINE void gemm_rows(const float* x, int64_t ldx, const float* panel, int64_t kc, float* c,
+// Tail tiles with fewer than MR broadcast rows.
+template <int MR, bool TransposedC>
+MLXR_INLINE void gemm_rows(const float* A, int64_t lda, const float* panel, int64_t kc, float* c,
                            int64_t ldc, bool first, int rows, int cols) {
   if (rows == MR) {
-    return gemm_tile<MR>(x, ldx, panel, kc, c, ldc, first, cols);
+    return gemm_tile<MR, TransposedC>(A, lda, panel, kc, c, ldc, first, cols);
   }
   if constexpr (MR > 1) {
-    return gemm_rows<MR - 1>(x, ldx, panel, kc, c, ldc, first, rows, cols);
+    return gemm_rows<MR - 1, TransposedC>(A, lda, panel, kc, c, ldc, first, rows, cols);
+  }
+}
+
+template <typename Isa>
+constexpr int gemm_mr() {
+  // 12 accumulators fit AVX-512's 32 registers; AVX2 has 16 (two per 16-float vector).
+  return std::is_same_v<Isa, IsaAvx512> ? 6 : 3;
+}
+
+template <typename D, typename Isa, int Bits>
+MLXR_INLINE void gemm_n_task(const QuantizedMatmulArgs& a, int task) {
+  constexpr int MR = gemm_mr<Isa>();
+  static thread_local std::vector<float> panel_buffer;
+  const int64_t n0 = task * kGemmNC;
+  const int64_t nc = std::min(kGemmNC, a.N - n0); // a multiple of 32: N is one of group_size
+  panel_buffer.resize(kGemmKC * nc);
+  float* panel = panel_buffer.data();
+  for (int64_t k0 = 0; k0 < a.K; k0 += kGemmKC) {
+    const int64_t kc = std::min(kGemmKC, a.K - k0);
+    pack_panel_n<D, Isa, Bits>(a, k0, kc, n0, nc, panel);
+    for (int64_t m0 = 0; m0 < a.M; m0 += MR) {
+      int rows = static_cast<int>(std::min<int64_t>(MR, a.M - m0));
+      for (int64_t j = 0; j < nc; j += kNR) {
+        gemm_rows<MR, false>(a.x + m0 * a.K + k0, a.K, panel + (j / kNR) * kc * kNR, kc,
+                             a.out + m0 * a.N + n0 + j, a.N, k0 == 0, rows, kNR);
+      }
+    }
   }
 }
 
 template <typename D, typename Isa, int Bits>
-MLXR_INLINE void gemm_bits(const QuantizedMatmulArgs& a, int task) {
-  // 12 accumulators fit AVX-512's 32 registers; AVX2 has 16 (two per 16-float vector).
-  constexpr int MR = std::is_same_v<Isa, IsaAvx512> ? 6 : 3;
-  static thread_local std::vector<float> panel_buffer;
+MLXR_INLINE void gemm_t_task(const GemmPlan& p, int task) {
+  constexpr int MR = gemm_mr<Isa>();
+  const QuantizedMatmulArgs& a = *p.args;
+  float w_rows[MR * kGemmKC];
   const int64_t n0 = task * kGemmNC;
-  const int64_t nc = std::min(kGemmNC, a.N - n0);
-  const int64_t nc_padded = (nc + kNR - 1) / kNR * kNR;
-  panel_buffer.resize(kGemmKC * nc_padded);
-  float* panel = panel_buffer.data();
+  const int64_t n_end = std::min(a.N, n0 + kGemmNC);
   for (int64_t k0 = 0; k0 < a.K; k0 += kGemmKC) {
     const int64_t kc = std::min(kGemmKC, a.K - k0);
-    if (a.transpose) {
-      pack_panel_t<D, Isa, Bits>(a, k0, kc, n0, nc_padded, panel);
-    } else {
-      pack_panel_n<D, Isa, Bits>(a, k0, kc, n0, nc, panel);
-    }
-    for (int64_t m0 = 0; m0 < a.M; m0 += MR) {
-      int rows = static_cast<int>(std::min<int64_t>(MR, a.M - m0));
-      for (int64_t j = 0; j < nc; j += kNR) {
-        int cols = static_cast<int>(std::min<int64_t>(kNR, nc - j));
-        gemm_rows<MR>(a.x + m0 * a.K + k0, a.K, panel + (j / kNR) * kc * kNR, kc,
-                      a.out + m0 * a.N + n0 + j, a.N, k0 == 0, rows, cols);
+    const float* x_panel = p.x_packed + k0 * p.m_padded;
+    for (int64_t n = n0; n < n_end; n += MR) {
+      int rows = static_cast<int>(std::min<int64_t>(MR, n_end - n));
+      dequant_rows_t<D, Isa, Bits>(a, k0, kc, n, rows, w_rows);
+      for (int64_t m0 = 0; m0 < a.M; m0 += kNR) {
+        int cols = static_cast<int>(std::min<int64_t>(kNR, a.M - m0));
+        gemm_rows<MR, true>(w_rows, kc, x_panel + m0 * kc, kc, a.out + m0 * a.N + n, a.N,
+                            k0 == 0, rows, cols);
       }
     }
   }
@@ -449,11 +481,11 @@ MLXR_INLINE void gemm_bits(const QuantizedMatmulArgs& a, int task) {
 
 template <typename D, typename Isa>
 MLXR_INLINE void gemm_task_impl(const GemmPlan* p, int task) {
-  if (p->args->bits == 4) {
-    gemm_bits<D, Isa, 4>(*p->args, task);
-  } else {
-    gemm_bits<D, Isa, 8>(*p->args, task);
+  const QuantizedMatmulArgs& a = *p->args;
+  if (a.transpose) {
+    return a.bits == 4 ? gemm_t_task<D, Isa, 4>(*p, task) : gemm_t_task<D, Isa, 8>(*p, task);
   }
+  return a.bits == 4 ? gemm_n_task<D, Isa, 4>(a, task) : gemm_n_task<D, Isa, 8>(a, task);
 }
 
 MLXR_ISA_DISPATCH(gemm_task, gemm_task_impl)
@@ -511,7 +543,24 @@ void quantized_matmul(const QuantizedMatmulArgs& a) {
   if (a.M <= kQmmGemvMaxRows) {
     return run_gemv<D>(a);
   }
-  GemmPlan plan{&a};
+  GemmPlan plan{&a, nullptr, ceil_div(a.M, kNR) * kNR};
+  std::vector<float> x_packed;
+  if (a.transpose) {
+    // x as [K-panel][block of 32 rows][k][32], zero-padded past M: shared by every task.
+    x_packed.assign(a.K * plan.m_padded, 0.0f);
+    for (int64_t k0 = 0; k0 < a.K; k0 += kGemmKC) {
+      const int64_t kc = std::min(kGemmKC, a.K - k0);
+      float* panel = x_packed.data() + k0 * plan.m_padded;
+      for (int64_t m = 0; m < a.M; ++m) {
+        float* dst = panel + (m / kNR) * kc * kNR + (m % kNR);
+        const float* src = a.x + m * a.K + k0;
+        for (int64_t kk = 0; kk < kc; ++kk) {
+          dst[kk * kNR] = src[kk];
+        }
+      }
+    }
+    plan.x_packed = x_packed.data();
+  }
   parallel_for(static_cast<int>(ceil_div(a.N, kGemmNC)), [&](int t) { gemm_task<D>(&plan, t); });
 }
 

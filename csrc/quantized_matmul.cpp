@@ -92,7 +92,7 @@ void run_quantized_matmul(const mx::array& x, const mx::array& w, const mx::arra
       dst[i] = D::store(out_f32[i]);
     }
   }
-  const char* variant = M <= cpu::kQmmGemvMaxRows ? "gemv" : "gemm";
+  const char* variant = M <= cpu::qmm_gemv_max_rows() ? "gemv" : "gemm";
   record_kernel("cpu", std::string("quantized_matmul_") + variant + "_" + dtype_name);
 }
 

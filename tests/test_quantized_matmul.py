@@ -22,6 +22,7 @@ import numpy as np
 import pytest
 
 import mlxr.fused as fused
+from mlxr import _ext
 from mlxr.reference import quantized_matmul as reference
 from mlxr.reference.quantized_matmul import dequantize
 
@@ -85,13 +86,17 @@ CASES = [(bits, gs, t) for bits in (4, 8) for gs in (32, 64, 128) for t in (True
 
 
 @pytest.mark.parametrize("bits,group_size,transpose", CASES)
-@pytest.mark.parametrize("m", [1, 2, 5, 8, 9, 13, 40])
+GEMV_MAX_ROWS = _ext.quantized_matmul_gemv_max_rows()
+
+
+# Row counts around every internal block size and the GEMV/GEMM switch (±1).
+@pytest.mark.parametrize("m", [1, 2, 3, 5, 8, 9, GEMV_MAX_ROWS, GEMV_MAX_ROWS + 1, 40])
 def test_matches_oracle_and_runs_fused(bits, group_size, transpose, m):
     n, k = (72, 256) if transpose else (256, 72)
     wq, s, b = quantized(*((n, k) if transpose else (k, n)), group_size, bits)
     x = rand((m, k), key=m)
     y, seen = run_fused(x, wq, s, b, transpose, group_size, bits)
-    variant = "gemv" if m <= 8 else "gemm"
+    variant = "gemv" if m <= GEMV_MAX_ROWS else "gemm"
     assert seen.kernels == {f"cpu:quantized_matmul_{variant}_float32": 1} and not seen.fallbacks
     assert y.dtype == mx.float32
     assert_matches_oracle(y, x, wq, s, b, transpose, group_size, bits)

@@ -1,9 +1,12 @@
 #include "bindings/reference_call.h"
+#include "cpu/quantized_matmul.h"
 #include "quantized_matmul.h"
 
 namespace mlxr {
 
 void bind_quantized_matmul(nb::module_& m) {
+  m.def("quantized_matmul_gemv_max_rows", &cpu::qmm_gemv_max_rows,
+        "Rows of x up to which quantized_matmul runs its GEMV kernel (else GEMM).");
   m.def(
       "quantized_matmul",
       [](const mx::array& x,

@@ -19,9 +19,10 @@ struct QuantizedMatmulArgs {
   bool transpose;        // true: out = x @ w_hat.T (w_hat is N x K); false: x @ w_hat
 };
 
-// Rows up to this count take the GEMV path (codes unpacked on the fly, never materialised);
-// more rows dequantise K-panels of w once and reuse them across rows (GEMM path).
-constexpr int64_t kQmmGemvMaxRows = 8;
+// Rows up to this count take the GEMV path (codes unpacked on the fly, never materialised,
+// x in blocks of 8 rows); more rows dequantise K-panels of w once and reuse them across rows
+// (GEMM path). MLXR_QMM_GEMV_MAX_ROWS overrides the measured default (for benchmarking).
+int64_t qmm_gemv_max_rows();
 
 // D is the storage dtype of scales and biases (cpu::F32, cpu::F16 or cpu::BF16).
 template <typename D>

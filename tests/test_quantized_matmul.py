@@ -85,11 +85,11 @@ def run_fused(*args, **kwargs):
 CASES = [(bits, gs, t) for bits in (4, 8) for gs in (32, 64, 128) for t in (True, False)]
 
 
-@pytest.mark.parametrize("bits,group_size,transpose", CASES)
 GEMV_MAX_ROWS = _ext.quantized_matmul_gemv_max_rows()
 
 
 # Row counts around every internal block size and the GEMV/GEMM switch (±1).
+@pytest.mark.parametrize("bits,group_size,transpose", CASES)
 @pytest.mark.parametrize("m", [1, 2, 3, 5, 8, 9, GEMV_MAX_ROWS, GEMV_MAX_ROWS + 1, 40])
 def test_matches_oracle_and_runs_fused(bits, group_size, transpose, m):
     n, k = (72, 256) if transpose else (256, 72)

@@ -15,6 +15,7 @@ void bind_layer_norm(nb::module_& m);
 void bind_add_rms_norm(nb::module_& m);
 void bind_softmax(nb::module_& m);
 void bind_swiglu(nb::module_& m);
+void bind_quantized_matmul(nb::module_& m);
 } // namespace mlxr
 
 NB_MODULE(_ext, m) {
@@ -32,4 +33,5 @@ NB_MODULE(_ext, m) {
   mlxr::bind_add_rms_norm(m);
   mlxr::bind_softmax(m);
   mlxr::bind_swiglu(m);
+  mlxr::bind_quantized_matmul(m);
 }

@@ -19,6 +19,7 @@ CPU_KERNEL_DTYPES = {
     "add_rms_norm": (mx.float32, mx.float16, mx.bfloat16, mx.float64),
     "softmax": (mx.float32, mx.float16, mx.bfloat16, mx.float64),
     "swiglu": (mx.float32, mx.float16, mx.bfloat16, mx.float64),
+    "quantized_matmul": (mx.float32, mx.float16, mx.bfloat16),
 }
 # Ops with a Metal kernel (kernels/<op>.metal), and the dtypes each handles; metal-sim
 # certifies these on Linux.

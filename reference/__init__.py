@@ -5,9 +5,10 @@ Every reference runs in float64 on the CPU, which is how the conformance oracle 
 
 from .add_rms_norm import add_rms_norm
 from .layer_norm import layer_norm
+from .quantized_matmul import quantized_matmul
 from .rms_norm import rms_norm
 from .rope import rope
 from .softmax import softmax
 from .swiglu import swiglu
 
-__all__ = ["add_rms_norm", "layer_norm", "rms_norm", "rope", "softmax", "swiglu"]
+__all__ = ["add_rms_norm", "layer_norm", "quantized_matmul", "rms_norm", "rope", "softmax", "swiglu"]

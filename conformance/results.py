@@ -141,3 +141,23 @@ def certified(document: dict, op: str | None = None, allow_expected: bool = True
     ok = {CERTIFIED, EXPECTED_FAILURE} if allow_expected else {CERTIFIED}
     gs = [v for k, v in groups(document).items() if op is None or k[0] == op]
     return bool(gs) and all(verdict(v) in ok for v in gs)
+
+
+DEFAULT_PATH = "results/conformance.json"
+
+
+def certification(op: str, device: str, dtype: str, path: str | None = None) -> tuple[bool, str]:
+    """Whether the kit's fused ``op`` is certified on ``device`` in ``dtype`` by a results file
+    (``path``, else ``$MLXR_RESULTS``, else ``results/conformance.json``), and why not."""
+    path = path or os.environ.get("MLXR_RESULTS") or DEFAULT_PATH
+    how = f"run `mlxr-conform certify {op} --device {device} --results {path}`"
+    try:
+        document = load(path)
+    except FileNotFoundError:
+        return False, f"no certification results at {path}: {how}"
+    records = [r for r in document["results"]
+               if (r["op"], r["impl"], r["device"], r["dtype"]) == (op, "fused", device, dtype)]
+    state = verdict(records)
+    if state in (CERTIFIED, EXPECTED_FAILURE):
+        return True, state
+    return False, f"{op} is {state} on {device}/{dtype} in {path}: {how}"

@@ -20,23 +20,23 @@ struct RMSNormArgs {
   int64_t n_rows;
   int64_t row_size;
   const cpu::RowWalker* rows;
-  const void* weight; // contiguous, accumulator dtype (float, double for F64), or null
+  const void* weight; // contiguous, output dtype, or null
   void* out;
   double eps;
 };
 
 // Sum of squares in kBlock independent lanes: vector-wide, and the summation order does not
-// depend on alignment, so results are bitwise reproducible.
+// depend on alignment or ISA, so results are bitwise reproducible.
 template <typename D, typename Isa>
 MLXR_INLINE typename D::acc sum_squares(const typename D::storage* x, int64_t n) {
   using Acc = typename D::acc;
-  cpu::Vec<Acc> partial = {};
+  cpu::LaneSums<Acc, Isa> partial;
   int64_t i = 0;
   for (; i + cpu::kBlock <= n; i += cpu::kBlock) {
     auto v = cpu::Block<D, Isa>::load(x + i);
-    partial += v * v;
+    partial.add_product(v, v);
   }
-  Acc total = cpu::reduce_sum(partial);
+  Acc total = partial.sum();
   for (; i < n; ++i) {
     Acc t = D::load(x[i]);
     total += t * t;
@@ -46,10 +46,10 @@ MLXR_INLINE typename D::acc sum_squares(const typename D::storage* x, int64_t n)
 
 // out = round(x * inv_rms) [* weight], rounding to the output dtype before the weight
 // multiply as the reference does.
-template <typename D, typename Isa>
+template <typename D, typename Isa, bool kWeight>
 MLXR_INLINE void scale_row(
     const typename D::storage* x,
-    const typename D::acc* weight,
+    const typename D::storage* weight,
     typename D::storage* out,
     int64_t n,
     typename D::acc inv_rms) {
@@ -57,16 +57,15 @@ MLXR_INLINE void scale_row(
   using B = cpu::Block<D, Isa>;
   int64_t i = 0;
   for (; i + cpu::kBlock <= n; i += cpu::kBlock) {
-    auto v = B::load(x + i) * inv_rms;
-    if (weight) {
-      B::store(v, out + i);
-      v = B::load(out + i) * cpu::load_vec<cpu::Vec<Acc>>(weight + i);
+    auto y = B::load(x + i) * inv_rms;
+    if constexpr (kWeight) {
+      y = B::round(y) * B::load(weight + i);
     }
-    B::store(v, out + i);
+    B::store(y, out + i);
   }
   for (; i < n; ++i) {
     Acc normed = D::load(x[i]) * inv_rms;
-    out[i] = weight ? D::store(D::load(D::store(normed)) * weight[i]) : D::store(normed);
+    out[i] = kWeight ? D::store(D::load(D::store(normed)) * D::load(weight[i])) : D::store(normed);
   }
 }
 
@@ -75,7 +74,7 @@ MLXR_INLINE void rms_norm_rows_impl(RMSNormArgs args) {
   using S = typename D::storage;
   using Acc = typename D::acc;
   const S* x = static_cast<const S*>(args.x);
-  const Acc* weight = static_cast<const Acc*>(args.weight);
+  const S* weight = static_cast<const S*>(args.weight);
   S* out = static_cast<S*>(args.out);
   int64_t n = args.row_size;
   int64_t step = args.rows->step();
@@ -91,37 +90,27 @@ MLXR_INLINE void rms_norm_rows_impl(RMSNormArgs args) {
     }
     Acc mean_sq = sum_squares<D, Isa>(row, n) / static_cast<Acc>(n);
     Acc inv_rms = Acc(1) / std::sqrt(mean_sq + static_cast<Acc>(args.eps));
-    scale_row<D, Isa>(row, weight, out + r * n, n, inv_rms);
+    if (weight) {
+      scale_row<D, Isa, true>(row, weight, out + r * n, n, inv_rms);
+    } else {
+      scale_row<D, Isa, false>(row, weight, out + r * n, n, inv_rms);
+    }
   }
 }
 
 MLXR_ISA_DISPATCH(rms_norm_rows, rms_norm_rows_impl)
 
-// The weight (any strides, any float dtype) as a contiguous accumulator-typed vector.
-template <typename D, typename Acc>
-std::vector<Acc> gather_weight(const mx::array& w) {
-  using S = typename D::storage;
-  std::vector<Acc> out(w.size());
-  const S* data = w.data<S>();
-  int64_t step = w.strides()[0];
-  for (size_t i = 0; i < out.size(); ++i) {
-    out[i] = static_cast<Acc>(D::load(data[static_cast<int64_t>(i) * step]));
-  }
-  return out;
-}
-
 template <typename D>
 void run_rms_norm(const mx::array& x, const std::optional<mx::array>& w, mx::array& out,
                   double eps, const char* kernel) {
-  using Acc = typename D::acc;
+  using S = typename D::storage;
   cpu::RowWalker rows(x);
   int64_t row_size = x.ndim() ? x.shape(-1) : 1;
   int64_t n_rows = row_size ? static_cast<int64_t>(x.size()) / row_size : 0;
-  std::vector<Acc> weight;
-  if (w) {
-    weight = gather_weight<D, Acc>(*w);
-  }
-  RMSNormArgs args{x.data<void>(), n_rows, row_size, &rows, w ? weight.data() : nullptr,
+  // Weight in storage precision: half the cache footprint of a float copy for half types.
+  std::vector<S> scratch;
+  const S* weight = w ? cpu::contiguous_row<S>(*w, scratch) : nullptr;
+  RMSNormArgs args{x.data<void>(), n_rows, row_size, &rows, weight,
                    out.data<void>(), eps};
   rms_norm_rows<D>(args);
   record_kernel("cpu", kernel);

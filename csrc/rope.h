@@ -25,6 +25,10 @@ class RoPE : public FusedPrimitive {
 
   void eval_cpu(const std::vector<mx::array>& inputs, std::vector<mx::array>& outputs)
       override;
+#ifdef MLXR_CUDA // GPU kernel: CUDA only so far (no kernels/rope.metal yet)
+  void eval_gpu(const std::vector<mx::array>& inputs, std::vector<mx::array>& outputs)
+      override;
+#endif
 
   // The map is linear in x: the x-vjp is the inverse rotation and the x-jvp the rotation
   // itself, both fused. Derivatives through inv_freqs go through the fallback.

@@ -6,7 +6,12 @@ which kernels actually executed.
 """
 
 from ._dispatch import Observation, has_kernel, observe
+from .add_rms_norm import add_rms_norm
+from .layer_norm import layer_norm
+from .quantized_matmul import quantized_matmul
 from .rms_norm import rms_norm
 from .rope import rope
+from .softmax import softmax
+from .swiglu import swiglu
 
-__all__ = ["Observation", "has_kernel", "observe", "rms_norm", "rope"]
+__all__ = ["Observation", "add_rms_norm", "has_kernel", "layer_norm", "observe", "quantized_matmul", "rms_norm", "rope", "softmax", "swiglu"]

@@ -15,6 +15,11 @@ from .. import _ext
 CPU_KERNEL_DTYPES = {
     "rms_norm": (mx.float32, mx.float16, mx.bfloat16, mx.float64),
     "rope": (mx.float32, mx.float16, mx.bfloat16, mx.float64),
+    "layer_norm": (mx.float32, mx.float16, mx.bfloat16, mx.float64),
+    "add_rms_norm": (mx.float32, mx.float16, mx.bfloat16, mx.float64),
+    "softmax": (mx.float32, mx.float16, mx.bfloat16, mx.float64),
+    "swiglu": (mx.float32, mx.float16, mx.bfloat16, mx.float64),
+    "quantized_matmul": (mx.float32, mx.float16, mx.bfloat16),
 }
 # Ops with a Metal kernel (kernels/<op>.metal), and the dtypes each handles; metal-sim
 # certifies these on Linux.
@@ -24,6 +29,11 @@ METAL_KERNEL_DTYPES = {
 # Ops with a CUDA kernel (kernels/<op>.cuh + csrc/cuda/<op>.cu), and the dtypes each handles.
 CUDA_KERNEL_DTYPES = {
     "rms_norm": (mx.float32, mx.float16, mx.bfloat16),
+    "rope": (mx.float32, mx.float16, mx.bfloat16),
+    "softmax": (mx.float32, mx.float16, mx.bfloat16),
+    "swiglu": (mx.float32, mx.float16, mx.bfloat16),
+    "layer_norm": (mx.float32, mx.float16, mx.bfloat16),
+    "add_rms_norm": (mx.float32, mx.float16, mx.bfloat16),
 }
 # Ops with a compiled GPU kernel: the table of the backend this build compiled (none on CPU).
 GPU_KERNEL_DTYPES: dict[str, tuple[mx.Dtype, ...]] = {

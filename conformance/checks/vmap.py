@@ -63,17 +63,19 @@ def _vmapped(case, fn, args, axes, device):
 
 def _loop(case, fn, args, axes, batch, device):
     """The per-slice loop; batch size 0 gives an empty stack of the single-slice shape."""
-    outs = []
-    for i in range(batch):
-        # Basic indexing, not mx.take: take refuses zero-size arrays.
-        sliced = {**args, **{n: args[n][(slice(None),) * ax + (i,)] for n, ax in axes.items()}}
-        outs.append(case.call(fn, sliced, device=device))
-    if outs:
-        return mx.stack(outs)
-    template = {**args, **{n: mx.zeros([d for j, d in enumerate(args[n].shape) if j != ax], dtype=args[n].dtype)
-                           for n, ax in axes.items()}}
-    one = case.call(fn, template, device=device)
-    return mx.zeros((0, *one.shape), dtype=one.dtype)
+    # Slicing and stacking on the loop's own device: float64 oracle inputs cannot touch a GPU.
+    with mx.stream(mx.Device({"cpu": mx.cpu, "gpu": mx.gpu}[device])):
+        outs = []
+        for i in range(batch):
+            # Basic indexing, not mx.take: take refuses zero-size arrays.
+            sliced = {**args, **{n: args[n][(slice(None),) * ax + (i,)] for n, ax in axes.items()}}
+            outs.append(case.call(fn, sliced, device=device))
+        if outs:
+            return mx.stack(outs)
+        template = {**args, **{n: mx.zeros([d for j, d in enumerate(args[n].shape) if j != ax], dtype=args[n].dtype)
+                               for n, ax in axes.items()}}
+        one = case.call(fn, template, device=device)
+        return mx.zeros((0, *one.shape), dtype=one.dtype)
 
 
 def run(case, sample):

@@ -43,4 +43,19 @@ class RowWalker {
   int64_t step_;
 };
 
+// A 1-D parameter (weight, bias: any strides, already in storage type S) as a contiguous
+// pointer: its own data when contiguous, else a copy in `scratch`.
+template <typename S>
+const S* contiguous_row(const mlx::core::array& a, std::vector<S>& scratch) {
+  if (a.size() <= 1 || a.strides()[0] == 1) {
+    return a.data<S>();
+  }
+  scratch.resize(a.size());
+  const S* data = a.data<S>();
+  for (size_t i = 0; i < scratch.size(); ++i) {
+    scratch[i] = data[static_cast<int64_t>(i) * a.strides()[0]];
+  }
+  return scratch.data();
+}
+
 } // namespace mlxr::cpu

@@ -21,12 +21,12 @@ set_target_properties(mlxr_cuda PROPERTIES
 target_include_directories(mlxr_cuda PRIVATE
   ${CMAKE_CURRENT_LIST_DIR} ${CMAKE_CURRENT_LIST_DIR}/.. ${CMAKE_CURRENT_LIST_DIR}/../..)
 target_link_libraries(mlxr_cuda PRIVATE mlx)
-target_compile_definitions(mlxr_cuda PRIVATE MLXR_GPU)
+target_compile_definitions(mlxr_cuda PRIVATE MLXR_GPU MLXR_CUDA)
 target_compile_options(mlxr_cuda PRIVATE
   $<$<COMPILE_LANGUAGE:CUDA>:--expt-relaxed-constexpr -Xptxas=-warn-spills -lineinfo>)
 
 # ---------------------------------------------------------------- into the extension
 target_link_libraries(_ext PRIVATE mlxr_cuda CUDA::cudart_static)
-target_compile_definitions(_ext PRIVATE MLXR_GPU)
+target_compile_definitions(_ext PRIVATE MLXR_GPU MLXR_CUDA)
 set(MLXR_GPU_KERNELS cuda)
 message(STATUS "mlxr: CUDA kernels for sm_${CMAKE_CUDA_ARCHITECTURES}")

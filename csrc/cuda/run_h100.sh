@@ -1,15 +1,23 @@
 #!/usr/bin/env bash
-# One GPU-machine call: build mlxr against MLX-CUDA, run the CUDA tests, compute-sanitizer
-# (memcheck + racecheck) over a small run, then the benchmark. Logs and tables go to $OUT.
-# Run from the source root after `source .device/setup.sh env`; stages default to all:
-#   bash csrc/cuda/run_h100.sh [build] [test] [sanitize] [bench] [profile] [managed]
+# One GPU-machine call: build mlxr against MLX-CUDA, run the CUDA tests of every op,
+# compute-sanitizer (memcheck + racecheck) over each op's small run (sanitize_<op>.py), each
+# op's benchmark (bench_<op>.py), and the conformance suite on the GPU where it exists. Logs
+# and tables go to $OUT. Run from the source root after `source .device/setup.sh env`:
+#   bash csrc/cuda/run_h100.sh [build] [test] [sanitize] [bench] [conformance] [profile] [managed]
+# OPS="rope softmax" limits test/sanitize/bench to those ops (default: every csrc/cuda/*.cu op),
+# BENCH_OPS the benchmarks alone, SANITIZE_OPS the sanitizer runs alone.
 set -uo pipefail
 src="$(pwd)"
+# Logs go to $LOGS, packed into $OUT/logs.tar.gz after every stage (the device tool returns at
+# most 8 files); the conformance results JSON is copied to $OUT as well.
 OUT="${OUT:-/tmp/mlxr-out}"
-mkdir -p "$OUT"
+LOGS="${LOGS:-/tmp/mlxr-logs}"
+mkdir -p "$OUT" "$LOGS"
 export CUDACXX="${CUDACXX:-/usr/local/cuda/bin/nvcc}"
 export PYTHONPATH="/tmp/mlxr${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
-stages="${*:-build test sanitize bench profile}"
+stages="${*:-build test sanitize bench conformance}"
+ops="${OPS:-$(cd "$src/csrc/cuda" && ls *.cu | sed 's/\.cu$//' | grep -v '^runtime$' | tr '\n' ' ')}"
+echo "ops: $ops"
 status=0
 cd /tmp # the source tree has an mlxr/ folder without the built extension
 for stage in $stages; do
@@ -20,36 +28,62 @@ for stage in $stages; do
       rm -rf /tmp/mlxr
       start=$SECONDS
       if ! pip install --no-build-isolation --no-deps --no-index --target /tmp/mlxr -v "$src" \
-          >"$OUT/build.log" 2>&1; then
-        grep -E "error|Error" "$OUT/build.log" | head -40; tail -30 "$OUT/build.log"; exit 1
+          >"$LOGS/build.log" 2>&1; then
+        grep -E "error|Error" "$LOGS/build.log" | head -40; tail -30 "$LOGS/build.log"
+        tar czf "$OUT/logs.tar.gz" -C "$LOGS" . 2>/dev/null; exit 1
       fi
       echo "built in $((SECONDS - start)) s"
-      grep -E "mlxr:|spill" "$OUT/build.log" | sort -u | head -20
+      grep -E "mlxr:|spill" "$LOGS/build.log" | sort -u | head -20
       python -c 'import mlx.core as mx, mlxr._ext as e; print("mlx", mx.__version__, mx.default_device(), "| mlxr backend", e.mlx_backend, "gpu_kernels", e.gpu_kernels)'
       ;;
     test)
-      python -m pytest "$src/tests/test_rms_norm_cuda.py" "$src/tests/test_rms_norm.py" -q \
-        -p no:cacheprovider -rs 2>&1 | tee "$OUT/tests.log" | tail -25
+      tests=""
+      for op in $ops; do
+        tests="$tests $src/tests/test_${op}_cuda.py"
+      done
+      python -m pytest $tests "$src/tests/test_rms_norm.py" -q -n 4 -p no:cacheprovider -rs 2>&1 \
+        | tee "$LOGS/tests.log" | tail -25
       status=$((status | ${PIPESTATUS[0]}))
       # MLX without CUDA graphs launches our CUfunctions directly on its stream.
-      MLX_USE_CUDA_GRAPHS=0 python -m pytest "$src/tests/test_rms_norm_cuda.py" -q -x \
-        -p no:cacheprovider -k "4097 or layouts or donated or stream" 2>&1 | tail -2
+      MLX_USE_CUDA_GRAPHS=0 python -m pytest $tests -q -x -p no:cacheprovider \
+        -k "4097 or layouts or donated or stream" 2>&1 | tail -2
       status=$((status | ${PIPESTATUS[0]}))
       ;;
     sanitize)
       sanitizer="$(command -v compute-sanitizer || ls /usr/local/cuda*/bin/compute-sanitizer \
         /usr/local/cuda*/compute-sanitizer/compute-sanitizer 2>/dev/null | head -1)"
-      for tool in memcheck racecheck; do
-        "$sanitizer" --tool "$tool" --error-exitcode 99 \
-          python "$src/csrc/cuda/sanitize_rms_norm.py" >"$OUT/sanitize_$tool.log" 2>&1
-        rc=$?
-        echo "$tool exit $rc: $(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY|sanitize run' "$OUT/sanitize_$tool.log" | tr '\n' ' ')"
-        status=$((status | rc))
+      for op in ${SANITIZE_OPS:-$ops}; do
+        [ -f "$src/csrc/cuda/sanitize_$op.py" ] || { echo "$op: no sanitize_$op.py"; continue; }
+        for tool in memcheck racecheck; do
+          "$sanitizer" --tool "$tool" --error-exitcode 99 \
+            python "$src/csrc/cuda/sanitize_$op.py" >"$LOGS/sanitize_${op}_$tool.log" 2>&1
+          rc=$?
+          echo "$op $tool exit $rc: $(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY|sanitize run' "$LOGS/sanitize_${op}_$tool.log" | tr '\n' ' ')"
+          status=$((status | rc))
+        done
       done
       ;;
     bench)
-      python "$src/csrc/cuda/bench_rms_norm.py" --out "$OUT" 2>&1 | tee "$OUT/bench.log"
-      status=$((status | ${PIPESTATUS[0]}))
+      for op in ${BENCH_OPS:-$ops}; do
+        [ -f "$src/csrc/cuda/bench_$op.py" ] || { echo "$op: no bench_$op.py"; continue; }
+        (cd "$src/csrc/cuda" && python "bench_$op.py" --out "$LOGS" ${BENCH_ARGS:-}) 2>&1 | tee "$LOGS/bench_$op.log"
+        status=$((status | ${PIPESTATUS[0]}))
+      done
+      ;;
+    conformance) # the GPU certification (as `mlxr-conform certify` runs pytest: from a scratch dir)
+      conf_dir="$(python -c 'import os, mlxr.conformance as c; print(os.path.dirname(c.__file__))')"
+      if [ -f "$conf_dir/plugin.py" ]; then
+        # An installed wheel registers the plugin as an entry point (loading it twice fails).
+        plugin="$(python -c 'import importlib.metadata as m; print("" if any(e.name == "mlxr_conformance" for e in m.entry_points(group="pytest11")) else "-p mlxr.conformance.plugin")')"
+        mkdir -p /tmp/conformance-run
+        (cd /tmp/conformance-run && python -c "import sys; sys.path.append(sys.argv.pop(1)); import pytest; sys.exit(pytest.main(sys.argv[1:]))" \
+          "$src" "$conf_dir" $plugin -p no:cacheprovider -q --no-header -rN -n 8 \
+          --device gpu --profile ci --results "$LOGS/gpu-results.json") 2>&1 | tee "$LOGS/conformance.log" | tail -15
+        status=$((status | ${PIPESTATUS[0]}))
+        cp "$LOGS/gpu-results.json" "$OUT/" 2>/dev/null
+      else
+        echo "no conformance engine in this build"
+      fi
       ;;
     profile) # Nsight Compute over the large and transposed cases (profile_rms_norm.py)
       ncu_bin="$(command -v ncu || ls /usr/local/cuda*/bin/ncu /opt/nvidia/nsight-compute/*/ncu 2>/dev/null | head -1)"
@@ -58,9 +92,9 @@ gpu__time_duration.sum,dram__bytes_read.sum,dram__bytes_write.sum,\
 dram__throughput.avg.pct_of_peak_sustained_elapsed,sm__warps_active.avg.pct_of_peak_sustained_active,\
 smsp__inst_executed.sum,launch__registers_per_thread,launch__grid_size,launch__block_size,\
 lts__t_sector_hit_rate.pct,smsp__average_warps_issue_stalled_long_scoreboard_per_issue_active.ratio \
-        python "$src/csrc/cuda/profile_rms_norm.py" >"$OUT/ncu.csv" 2>&1
+        python "$src/csrc/cuda/profile_rms_norm.py" >"$LOGS/ncu.csv" 2>&1
       echo "ncu exit $?"
-      python - "$OUT/ncu.csv" <<'PY'
+      python - "$LOGS/ncu.csv" <<'PY'
 import csv, sys
 rows = [r for r in csv.reader(open(sys.argv[1])) if len(r) > 10]
 head, rows = rows[0], rows[1:]
@@ -77,6 +111,7 @@ PY
       MLXR_CUDA_ALLOC=managed python "$src/csrc/cuda/bench_rms_norm.py" --only decode 2>&1 | tail -11
       ;;
   esac
+  tar czf "$OUT/logs.tar.gz" -C "$LOGS" . 2>/dev/null
 done
 echo "=== done $(date +%T), status $status"
 exit $status

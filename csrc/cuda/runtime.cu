@@ -230,11 +230,9 @@ int max_dynamic_smem(mx::cu::CommandEncoder& encoder, const void* kernel, int st
   return bytes;
 }
 
-void allocate_output(mx::array& out, mx::cu::CommandEncoder& encoder) {
-  size_t bytes = out.nbytes();
+mx::allocator::Data output_data(size_t bytes, mx::cu::CommandEncoder& encoder) {
   if (bytes == 0 || use_managed_memory()) {
-    out.set_data(mx::allocator::malloc(bytes));
-    return;
+    return mx::allocator::malloc(bytes);
   }
   int device = encoder.device().cuda_device();
   use_device(device);
@@ -242,7 +240,11 @@ void allocate_output(mx::array& out, mx::cu::CommandEncoder& encoder) {
   void* data = OutputMemory::get().allocate(device, size, encoder.stream());
   // MLX reads CudaBuffer {data, size, device} through Buffer::ptr() (gpu_ptr, raw_ptr).
   auto* buf = new mx::cu::CudaBuffer{data, size, device};
-  out.set_data(mx::allocator::Data(mx::allocator::Buffer(buf), free_output));
+  return mx::allocator::Data(mx::allocator::Buffer(buf), free_output);
+}
+
+void allocate_output(mx::array& out, mx::cu::CommandEncoder& encoder) {
+  out.set_data(output_data(out.nbytes(), encoder));
 }
 
 } // namespace mlxr::cuda

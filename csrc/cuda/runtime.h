@@ -23,6 +23,8 @@ CUfunction function(mx::cu::CommandEncoder& encoder, const void* kernel);
 // allocator::malloc returns managed memory, whose first GPU touch page-faults (hundreds of
 // ms for a large output). MLXR_CUDA_ALLOC=managed selects MLX's path anyway, for comparison.
 void allocate_output(mx::array& out, mx::cu::CommandEncoder& encoder);
+// The same memory as a bare buffer of `bytes`, for outputs given another array's layout.
+mx::allocator::Data output_data(size_t bytes, mx::cu::CommandEncoder& encoder);
 
 // Dynamic shared memory a block of `kernel` may use on the encoder's device (the opt-in
 // maximum less `static_bytes`); the kernel is allowed that much on first call.

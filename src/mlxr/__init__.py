@@ -6,3 +6,12 @@ Subpackages: ``mlxr.reference`` (plain-MLX definitions, the single source of tru
 """
 
 __version__ = "0.1.0"
+
+
+def __getattr__(name):
+    # Lazy, so `import mlxr` stays free of side effects and of the extension load.
+    if name in ("patch", "unpatch", "PatchReport"):
+        from mlxr.fused import patch as _patch
+
+        return getattr(_patch, name)
+    raise AttributeError(f"module 'mlxr' has no attribute {name!r}")

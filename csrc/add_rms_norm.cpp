@@ -1,0 +1,244 @@
+#include "add_rms_norm.h"
+
+#include <cmath>
+#include <vector>
+
+#include "cpu/block.h"
+#include "cpu/isa.h"
+#include "cpu/rows.h"
+#include "kernel_log.h"
+#include "mlx/allocator.h"
+#include "mlx/backend/cpu/encoder.h"
+#include "mlx/ops.h"
+
+namespace mlxr {
+
+namespace {
+
+struct AddRMSNormArgs {
+  const void* x;
+  const void* residual;
+  int64_t n_rows;
+  int64_t row_size;
+  const cpu::RowWalker* x_rows;
+  const cpu::RowWalker* residual_rows;
+  const void* weight; // contiguous, output dtype, or null
+  void* normed;
+  void* h;
+  double eps;
+};
+
+// h = round(x + residual) for one row, returning the sum of squares of the rounded h in
+// kBlock lanes (the order of rms_norm.cpp's sum_squares, so normed == rms_norm(h) bitwise).
+template <typename D, typename Isa>
+MLXR_INLINE typename D::acc add_row(
+    const typename D::storage* x,
+    const typename D::storage* residual,
+    typename D::storage* h,
+    int64_t n) {
+  using Acc = typename D::acc;
+  using B = cpu::Block<D, Isa>;
+  cpu::LaneSums<Acc, Isa> partial;
+  int64_t i = 0;
+  for (; i + cpu::kBlock <= n; i += cpu::kBlock) {
+    auto sum = B::load(x + i) + B::load(residual + i);
+    B::store(sum, h + i);
+    auto rounded = B::round(sum);
+    partial.add_product(rounded, rounded);
+  }
+  Acc total = partial.sum();
+  for (; i < n; ++i) {
+    h[i] = D::store(D::load(x[i]) + D::load(residual[i]));
+    Acc t = D::load(h[i]);
+    total += t * t;
+  }
+  return total;
+}
+
+// normed = round(h * inv_rms) [* weight], as rms_norm.cpp's scale_row; h comes from cache.
+template <typename D, typename Isa, bool kWeight>
+MLXR_INLINE void scale_row(
+    const typename D::storage* h,
+    const typename D::storage* weight,
+    typename D::storage* out,
+    int64_t n,
+    typename D::acc inv_rms) {
+  using Acc = typename D::acc;
+  using B = cpu::Block<D, Isa>;
+  int64_t i = 0;
+  for (; i + cpu::kBlock <= n; i += cpu::kBlock) {
+    auto y = B::load(h + i) * inv_rms;
+    if constexpr (kWeight) {
+      y = B::round(y) * B::load(weight + i);
+    }
+    B::store(y, out + i);
+  }
+  for (; i < n; ++i) {
+    Acc normed = D::load(h[i]) * inv_rms;
+    out[i] = kWeight ? D::store(D::load(D::store(normed)) * D::load(weight[i])) : D::store(normed);
+  }
+}
+
+template <typename D, typename Isa>
+MLXR_INLINE void add_rms_norm_rows_impl(AddRMSNormArgs args) {
+  using S = typename D::storage;
+  using Acc = typename D::acc;
+  const S* x = static_cast<const S*>(args.x);
+  const S* residual = static_cast<const S*>(args.residual);
+  const S* weight = static_cast<const S*>(args.weight);
+  S* normed = static_cast<S*>(args.normed);
+  S* h = static_cast<S*>(args.h);
+  int64_t n = args.row_size;
+  int64_t x_step = args.x_rows->step();
+  int64_t residual_step = args.residual_rows->step();
+  std::vector<S> x_gathered(x_step == 1 ? 0 : n);
+  std::vector<S> residual_gathered(residual_step == 1 ? 0 : n);
+  auto gather = [n](const S* row, int64_t step, std::vector<S>& buffer) {
+    for (int64_t i = 0; i < n; ++i) {
+      buffer[i] = row[i * step];
+    }
+    return buffer.data();
+  };
+  for (int64_t r = 0; r < args.n_rows; ++r) {
+    const S* x_row = x + args.x_rows->offset(r);
+    const S* residual_row = residual + args.residual_rows->offset(r);
+    if (x_step != 1) {
+      x_row = gather(x_row, x_step, x_gathered);
+    }
+    if (residual_step != 1) {
+      residual_row = gather(residual_row, residual_step, residual_gathered);
+    }
+    S* h_row = h + r * n;
+    Acc mean_sq = add_row<D, Isa>(x_row, residual_row, h_row, n) / static_cast<Acc>(n);
+    Acc inv_rms = Acc(1) / std::sqrt(mean_sq + static_cast<Acc>(args.eps));
+    if (weight) {
+      scale_row<D, Isa, true>(h_row, weight, normed + r * n, n, inv_rms);
+    } else {
+      scale_row<D, Isa, false>(h_row, weight, normed + r * n, n, inv_rms);
+    }
+  }
+}
+
+MLXR_ISA_DISPATCH(add_rms_norm_rows, add_rms_norm_rows_impl)
+
+template <typename D>
+void run_add_rms_norm(
+    const mx::array& x,
+    const mx::array& residual,
+    const std::optional<mx::array>& w,
+    mx::array& normed,
+    mx::array& h,
+    double eps,
+    const char* kernel) {
+  using S = typename D::storage;
+  cpu::RowWalker x_rows(x), residual_rows(residual);
+  int64_t row_size = x.ndim() ? x.shape(-1) : 1;
+  int64_t n_rows = row_size ? static_cast<int64_t>(x.size()) / row_size : 0;
+  std::vector<S> scratch;
+  const S* weight = w ? cpu::contiguous_row<S>(*w, scratch) : nullptr;
+  AddRMSNormArgs args{x.data<void>(), residual.data<void>(), n_rows, row_size, &x_rows,
+                      &residual_rows, weight, normed.data<void>(), h.data<void>(), eps};
+  add_rms_norm_rows<D>(args);
+  record_kernel("cpu", kernel);
+}
+
+// Gives `out` the buffer of `in` when `in` is a donated row-contiguous temporary of the
+// same item size (rows are consumed before they are written), else a fresh one.
+void reuse_or_allocate(const mx::array& in, mx::array& out) {
+  if (in.is_donatable() && in.flags().row_contiguous && in.itemsize() == out.itemsize()) {
+    out.copy_shared_buffer(in);
+  } else {
+    out.set_data(mx::allocator::malloc(out.nbytes()));
+  }
+}
+
+} // namespace
+
+void AddRMSNorm::eval_cpu(const std::vector<mx::array>& inputs, std::vector<mx::array>& outputs) {
+  const mx::array& x = inputs[0];
+  const mx::array& residual = inputs[1];
+  mx::array& normed = outputs[0];
+  mx::array& h = outputs[1];
+  std::optional<mx::array> w;
+  if (has_weight_) {
+    w = inputs[2];
+  }
+  // The usual decoder loop donates the old residual stream to the new one.
+  reuse_or_allocate(x, normed);
+  reuse_or_allocate(residual, h);
+
+  auto& encoder = mx::cpu::get_command_encoder(stream());
+  for (auto& in : inputs) {
+    encoder.set_input_array(in);
+  }
+  encoder.set_output_array(normed);
+  encoder.set_output_array(h);
+  encoder.dispatch([x = mx::array::unsafe_weak_copy(x),
+                    residual = mx::array::unsafe_weak_copy(residual),
+                    w = w ? std::optional(mx::array::unsafe_weak_copy(*w)) : std::nullopt,
+                    normed = mx::array::unsafe_weak_copy(normed),
+                    h = mx::array::unsafe_weak_copy(h), eps = eps_]() mutable {
+    switch (normed.dtype()) {
+      case mx::float32:
+        return run_add_rms_norm<cpu::F32>(x, residual, w, normed, h, eps, "add_rms_norm_float32");
+      case mx::float16:
+        return run_add_rms_norm<cpu::F16>(x, residual, w, normed, h, eps, "add_rms_norm_float16");
+      case mx::bfloat16:
+        return run_add_rms_norm<cpu::BF16>(x, residual, w, normed, h, eps, "add_rms_norm_bfloat16");
+      case mx::float64:
+        return run_add_rms_norm<cpu::F64>(x, residual, w, normed, h, eps, "add_rms_norm_float64");
+      default:
+        throw std::runtime_error("[add_rms_norm] unsupported dtype reached the CPU kernel");
+    }
+  });
+}
+
+std::pair<std::vector<mx::array>, std::vector<int>> AddRMSNorm::vmap(
+    const std::vector<mx::array>& inputs,
+    const std::vector<int>& axes) {
+  if (has_weight_ && axes[2] >= 0) {
+    return FusedPrimitive::vmap(inputs, axes);
+  }
+  // Batch axis to the front (the normalised axis stays last); an unbatched x or residual
+  // is broadcast along it.
+  int batch = axes[0] >= 0 ? inputs[0].shape(axes[0]) : inputs[1].shape(axes[1]);
+  auto batched = [&](int i) {
+    if (axes[i] >= 0) {
+      return mx::moveaxis(inputs[i], axes[i], 0, stream());
+    }
+    mx::Shape shape = inputs[i].shape();
+    shape.insert(shape.begin(), batch);
+    return mx::broadcast_to(mx::expand_dims(inputs[i], 0, stream()), shape, stream());
+  };
+  std::optional<mx::array> w;
+  if (has_weight_) {
+    w = inputs[2];
+  }
+  auto outputs = add_rms_norm(batched(0), batched(1), w, eps_, fallback(), stream());
+  return {outputs, {0, 0}};
+}
+
+bool AddRMSNorm::is_equivalent(const mx::Primitive& other) const {
+  auto* o = dynamic_cast<const AddRMSNorm*>(&other);
+  return o && eps_ == o->eps_ && has_weight_ == o->has_weight_;
+}
+
+std::vector<mx::array> add_rms_norm(
+    const mx::array& x,
+    const mx::array& residual,
+    const std::optional<mx::array>& weight,
+    double eps,
+    Fallback fallback,
+    mx::Stream stream) {
+  std::vector<mx::array> inputs{x, residual};
+  if (weight) {
+    inputs.push_back(*weight);
+  }
+  return mx::array::make_arrays(
+      {x.shape(), x.shape()},
+      {x.dtype(), x.dtype()},
+      std::make_shared<AddRMSNorm>(stream, std::move(fallback), eps, weight.has_value()),
+      std::move(inputs));
+}
+
+} // namespace mlxr

@@ -1,0 +1,72 @@
+"""Times mlxr's CUDA softmax against mx.softmax(precise=True) and a copy of the same bytes.
+
+Amortised as bench_rms_norm.py times it; GB/s counts x read once plus the output written once.
+Usage: python bench_softmax.py [--out DIR] [--only PREFIXES]
+"""
+
+import argparse
+import json
+import os
+
+import mlx.core as mx
+
+import mlxr.fused as fused
+from bench_rms_norm import median_seconds  # same folder: the shared interleaved timer
+
+
+def row(case, x, axis, with_copy):
+    n_bytes = 2 * x.size * x.itemsize
+    fns = {"ours": lambda a: fused.softmax(a, axis=axis), "mlx": lambda a: mx.softmax(a, axis=axis, precise=True)}
+    if with_copy:
+        fns["copy"] = mx.negative
+    t = median_seconds(fns, x, reps=15 if n_bytes > (64 << 20) else 51)
+    mx.clear_cache()
+    return {"case": case, "dtype": str(x.dtype).split(".")[-1], "shape": list(x.shape),
+            "ours_us": t["ours"] * 1e6, "mlx_us": t["mlx"] * 1e6, "copy_us": t.get("copy", float("nan")) * 1e6,
+            "ours_GBps": n_bytes / t["ours"] / 1e9, "speedup_vs_mlx": t["mlx"] / t["ours"],
+            "pct_of_copy": 100 * t.get("copy", float("nan")) / t["ours"]}
+
+
+def bench_all(only):
+    rows = []
+    for dtype in (mx.float32, mx.bfloat16):
+        for case, shape, axis, view in [
+            ("attn_scores", (32 * 2048, 2048), -1, None),  # (heads x queries, keys)
+            ("vocab", (64, 128256), -1, None),  # logits over a large vocabulary (looped rows)
+            ("short_rows", (1 << 20, 128), -1, None),
+            ("axis0", (4096, 4096), 0, None),  # a non-last axis: transposed view
+        ]:
+            if not only or any(case.startswith(o) for o in only):
+                x = mx.random.normal(shape, key=mx.random.key(0)).astype(dtype)
+                mx.eval(x)
+                rows.append(row(case, x, axis, axis == -1))
+    return rows
+
+
+def table(rows):
+    lines = [f"{'case':<14}{'dtype':<10}{'shape':<14}{'ours us':>10}{'mlx us':>10}{'copy us':>10}{'ours GB/s':>11}"
+             f"{'x mlx':>8}{'% copy':>8}"]
+    for r in rows:
+        lines.append(f"{r['case']:<14}{r['dtype']:<10}{'x'.join(map(str, r['shape'])):<14}{r['ours_us']:>10.1f}"
+                     f"{r['mlx_us']:>10.1f}{r['copy_us']:>10.1f}{r['ours_GBps']:>11.0f}{r['speedup_vs_mlx']:>8.2f}"
+                     f"{r['pct_of_copy']:>8.1f}")
+    return "\n".join(lines)
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--out", default=None)
+    p.add_argument("--only", default="")
+    args = p.parse_args()
+    rows = bench_all([o for o in args.only.split(",") if o])
+    text = table(rows)
+    print(text)
+    if args.out:
+        with open(os.path.join(args.out, "bench_softmax.json"), "w") as f:
+            json.dump({"mlx": mx.__version__, "rows": rows}, f, indent=1)
+        with open(os.path.join(args.out, "bench_softmax.txt"), "w") as f:
+            f.write(text + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,65 @@
+// Host side of kernels/layout.cuh: collapse axes [begin, end) of one or more arrays of one
+// shape into the fewest strided axes that walk them in row-major order.
+#pragma once
+
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "../../kernels/layout.cuh"
+#include "mlx/array.h"
+
+namespace mlxr::cuda {
+
+// One Layout per array, all with the same collapsed shape: size-1 axes are dropped and an
+// axis merges into the next inner one where every array allows it. Throws (naming `op`) when
+// more than kLayoutMaxDims axes remain.
+inline std::vector<Layout> collapse_axes(const std::vector<const mlx::core::array*>& arrays,
+                                         int begin, int end, const char* op) {
+  const mlx::core::array& first = *arrays[0];
+  std::vector<int64_t> shape;
+  std::vector<std::vector<int64_t>> strides(arrays.size());
+  for (int k = begin; k < end; ++k) {
+    int64_t size = first.shape(k);
+    if (size == 1) {
+      continue;
+    }
+    bool merge = !shape.empty();
+    for (size_t a = 0; a < arrays.size() && merge; ++a) {
+      merge = strides[a].back() == size * arrays[a]->strides()[k];
+    }
+    if (merge) {
+      shape.back() *= size;
+      for (size_t a = 0; a < arrays.size(); ++a) {
+        strides[a].back() = arrays[a]->strides()[k];
+      }
+    } else {
+      shape.push_back(size);
+      for (size_t a = 0; a < arrays.size(); ++a) {
+        strides[a].push_back(arrays[a]->strides()[k]);
+      }
+    }
+  }
+  if (shape.empty()) {
+    shape.push_back(1);
+    for (auto& s : strides) {
+      s.push_back(0);
+    }
+  }
+  if (shape.size() > static_cast<size_t>(kLayoutMaxDims)) {
+    throw std::runtime_error(std::string("[") + op + "] more than " +
+                             std::to_string(kLayoutMaxDims) + " strided axes for the CUDA kernel");
+  }
+  std::vector<Layout> out(arrays.size());
+  for (size_t a = 0; a < arrays.size(); ++a) {
+    out[a].ndim = static_cast<int>(shape.size());
+    for (size_t k = 0; k < shape.size(); ++k) {
+      out[a].shape[k] = shape[k];
+      out[a].strides[k] = strides[a][k];
+    }
+  }
+  return out;
+}
+
+} // namespace mlxr::cuda

@@ -1,0 +1,291 @@
+#include "layer_norm.h"
+
+#include <cmath>
+#include <vector>
+
+#include "cpu/block.h"
+#include "cpu/isa.h"
+#include "cpu/rows.h"
+#include "kernel_log.h"
+#include "mlx/allocator.h"
+#include "mlx/backend/cpu/encoder.h"
+#include "mlx/ops.h"
+
+namespace mlxr {
+
+namespace {
+
+struct LayerNormArgs {
+  const void* x;
+  int64_t n_rows;
+  int64_t row_size;
+  const cpu::RowWalker* rows;
+  const void* weight; // contiguous, output dtype, or null
+  const void* bias; // contiguous, output dtype, or null
+  void* out;
+  double eps;
+};
+
+// The reference rounds y * weight before adding the bias; an FMA would not. Contraction is
+// off for this kernel only (the sums below are then plain multiply-adds as in the reference).
+#pragma GCC push_options
+#pragma GCC optimize("fp-contract=off")
+
+// Row sums in 2 x kBlock lanes: even blocks in one LaneSums, odd blocks in the other, then
+// the lanes of the first and of the second in order. Two add chains hide the add latency
+// (one chain made these passes latency-bound), and the order still depends on neither
+// alignment nor ISA, so results are reproducible.
+template <typename Acc, typename Isa>
+struct PairedSums {
+  cpu::LaneSums<Acc, Isa> even, odd;
+  MLXR_INLINE Acc sum() const {
+    return even.sum() + odd.sum();
+  }
+};
+
+template <typename D, typename Isa>
+MLXR_INLINE typename D::acc row_sum(const typename D::storage* x, int64_t n) {
+  using Acc = typename D::acc;
+  using B = cpu::Block<D, Isa>;
+  PairedSums<Acc, Isa> partial;
+  int64_t i = 0;
+  for (; i + 2 * cpu::kBlock <= n; i += 2 * cpu::kBlock) {
+    partial.even.add(B::load(x + i));
+    partial.odd.add(B::load(x + i + cpu::kBlock));
+  }
+  if (i + cpu::kBlock <= n) {
+    partial.even.add(B::load(x + i));
+    i += cpu::kBlock;
+  }
+  Acc total = partial.sum();
+  for (; i < n; ++i) {
+    total += D::load(x[i]);
+  }
+  return total;
+}
+
+// Sum of (x - mean)^2 (paired lanes as row_sum): the two-pass variance of the reference,
+// never E[x^2] - mean^2.
+template <typename D, typename Isa>
+MLXR_INLINE typename D::acc centred_sum_squares(
+    const typename D::storage* x,
+    int64_t n,
+    typename D::acc mean) {
+  using Acc = typename D::acc;
+  using B = cpu::Block<D, Isa>;
+  PairedSums<Acc, Isa> partial;
+  // Broadcast once: GCC rebuilds a wide broadcast through the stack every iteration on AVX2.
+  const auto mean_v = cpu::broadcast<typename B::V>(mean);
+  int64_t i = 0;
+  for (; i + 2 * cpu::kBlock <= n; i += 2 * cpu::kBlock) {
+    auto even = B::load(x + i) - mean_v;
+    auto odd = B::load(x + i + cpu::kBlock) - mean_v;
+    partial.even.add_product(even, even);
+    partial.odd.add_product(odd, odd);
+  }
+  if (i + cpu::kBlock <= n) {
+    auto centred = B::load(x + i) - mean_v;
+    partial.even.add_product(centred, centred);
+    i += cpu::kBlock;
+  }
+  Acc total = partial.sum();
+  for (; i < n; ++i) {
+    Acc centred = D::load(x[i]) - mean;
+    total += centred * centred;
+  }
+  return total;
+}
+
+// out = round(round(round((x - mean) * inv_std) * weight) + bias), each step present only
+// with its parameter.
+template <typename D, typename Isa, bool kWeight, bool kBias>
+MLXR_INLINE void normalise_row(
+    const typename D::storage* x,
+    const typename D::storage* weight,
+    const typename D::storage* bias,
+    typename D::storage* out,
+    int64_t n,
+    typename D::acc mean,
+    typename D::acc inv_std) {
+  using Acc = typename D::acc;
+  using B = cpu::Block<D, Isa>;
+  const auto mean_v = cpu::broadcast<typename B::V>(mean);
+  const auto inv_std_v = cpu::broadcast<typename B::V>(inv_std);
+  int64_t i = 0;
+  for (; i + cpu::kBlock <= n; i += cpu::kBlock) {
+    auto y = (B::load(x + i) - mean_v) * inv_std_v;
+    if constexpr (kWeight) {
+      y = B::round(y) * B::load(weight + i);
+    }
+    if constexpr (kBias) {
+      y = B::round(y) + B::load(bias + i);
+    }
+    B::store(y, out + i);
+  }
+  for (; i < n; ++i) {
+    Acc y = (D::load(x[i]) - mean) * inv_std;
+    if constexpr (kWeight) {
+      y = D::load(D::store(y)) * D::load(weight[i]);
+    }
+    if constexpr (kBias) {
+      y = D::load(D::store(y)) + D::load(bias[i]);
+    }
+    out[i] = D::store(y);
+  }
+}
+
+template <typename D, typename Isa>
+MLXR_INLINE void layer_norm_rows_impl(LayerNormArgs args) {
+  using S = typename D::storage;
+  using Acc = typename D::acc;
+  const S* x = static_cast<const S*>(args.x);
+  const S* weight = static_cast<const S*>(args.weight);
+  const S* bias = static_cast<const S*>(args.bias);
+  S* out = static_cast<S*>(args.out);
+  int64_t n = args.row_size;
+  int64_t step = args.rows->step();
+  std::vector<S> gathered(step == 1 ? 0 : n);
+  for (int64_t r = 0; r < args.n_rows; ++r) {
+    const S* row = x + args.rows->offset(r);
+    if (step != 1) {
+      // Strided rows are gathered once so all three passes run on contiguous data.
+      for (int64_t i = 0; i < n; ++i) {
+        gathered[i] = row[i * step];
+      }
+      row = gathered.data();
+    }
+    // The row is read from memory once; the second and third passes hit the cache.
+    Acc mean = row_sum<D, Isa>(row, n) / static_cast<Acc>(n);
+    Acc var = centred_sum_squares<D, Isa>(row, n, mean) / static_cast<Acc>(n);
+    Acc inv_std = Acc(1) / std::sqrt(var + static_cast<Acc>(args.eps));
+    S* out_row = out + r * n;
+    if (weight && bias) {
+      normalise_row<D, Isa, true, true>(row, weight, bias, out_row, n, mean, inv_std);
+    } else if (weight) {
+      normalise_row<D, Isa, true, false>(row, weight, bias, out_row, n, mean, inv_std);
+    } else if (bias) {
+      normalise_row<D, Isa, false, true>(row, weight, bias, out_row, n, mean, inv_std);
+    } else {
+      normalise_row<D, Isa, false, false>(row, weight, bias, out_row, n, mean, inv_std);
+    }
+  }
+}
+
+MLXR_ISA_DISPATCH(layer_norm_rows, layer_norm_rows_impl)
+
+#pragma GCC pop_options
+
+template <typename D>
+void run_layer_norm(
+    const mx::array& x,
+    const std::optional<mx::array>& w,
+    const std::optional<mx::array>& b,
+    mx::array& out,
+    double eps,
+    const char* kernel) {
+  using S = typename D::storage;
+  cpu::RowWalker rows(x);
+  int64_t row_size = x.ndim() ? x.shape(-1) : 1;
+  int64_t n_rows = row_size ? static_cast<int64_t>(x.size()) / row_size : 0;
+  std::vector<S> weight_scratch, bias_scratch;
+  const S* weight = w ? cpu::contiguous_row<S>(*w, weight_scratch) : nullptr;
+  const S* bias = b ? cpu::contiguous_row<S>(*b, bias_scratch) : nullptr;
+  LayerNormArgs args{x.data<void>(), n_rows, row_size, &rows, weight, bias, out.data<void>(), eps};
+  layer_norm_rows<D>(args);
+  record_kernel("cpu", kernel);
+}
+
+} // namespace
+
+void LayerNorm::eval_cpu(const std::vector<mx::array>& inputs, std::vector<mx::array>& outputs) {
+  const mx::array& x = inputs[0];
+  mx::array& out = outputs[0];
+  std::optional<mx::array> w, b;
+  if (has_weight_) {
+    w = inputs[1];
+  }
+  if (has_bias_) {
+    b = inputs[has_weight_ ? 2 : 1];
+  }
+  // A donated row-contiguous x is overwritten in place: each row is read fully before it is
+  // written.
+  bool in_place = x.is_donatable() && x.flags().row_contiguous && x.itemsize() == out.itemsize();
+  if (in_place) {
+    out.copy_shared_buffer(x);
+  } else {
+    out.set_data(mx::allocator::malloc(out.nbytes()));
+  }
+
+  auto& encoder = mx::cpu::get_command_encoder(stream());
+  for (auto& in : inputs) {
+    encoder.set_input_array(in);
+  }
+  encoder.set_output_array(out);
+  auto weak = [](const std::optional<mx::array>& a) {
+    return a ? std::optional(mx::array::unsafe_weak_copy(*a)) : std::nullopt;
+  };
+  encoder.dispatch([x = mx::array::unsafe_weak_copy(x), w = weak(w), b = weak(b),
+                    out = mx::array::unsafe_weak_copy(out), eps = eps_]() mutable {
+    switch (out.dtype()) {
+      case mx::float32:
+        return run_layer_norm<cpu::F32>(x, w, b, out, eps, "layer_norm_float32");
+      case mx::float16:
+        return run_layer_norm<cpu::F16>(x, w, b, out, eps, "layer_norm_float16");
+      case mx::bfloat16:
+        return run_layer_norm<cpu::BF16>(x, w, b, out, eps, "layer_norm_bfloat16");
+      case mx::float64:
+        return run_layer_norm<cpu::F64>(x, w, b, out, eps, "layer_norm_float64");
+      default:
+        throw std::runtime_error("[layer_norm] unsupported dtype reached the CPU kernel");
+    }
+  });
+}
+
+std::pair<std::vector<mx::array>, std::vector<int>> LayerNorm::vmap(
+    const std::vector<mx::array>& inputs,
+    const std::vector<int>& axes) {
+  for (size_t i = 1; i < axes.size(); ++i) {
+    if (axes[i] >= 0) {
+      return FusedPrimitive::vmap(inputs, axes);
+    }
+  }
+  // Moving the batch axis to the front keeps the normalised axis last.
+  mx::array x = mx::moveaxis(inputs[0], axes[0], 0, stream());
+  std::optional<mx::array> w, b;
+  if (has_weight_) {
+    w = inputs[1];
+  }
+  if (has_bias_) {
+    b = inputs[has_weight_ ? 2 : 1];
+  }
+  return {{layer_norm(x, w, b, eps_, fallback(), stream())}, {0}};
+}
+
+bool LayerNorm::is_equivalent(const mx::Primitive& other) const {
+  auto* o = dynamic_cast<const LayerNorm*>(&other);
+  return o && eps_ == o->eps_ && has_weight_ == o->has_weight_ && has_bias_ == o->has_bias_;
+}
+
+mx::array layer_norm(
+    const mx::array& x,
+    const std::optional<mx::array>& weight,
+    const std::optional<mx::array>& bias,
+    double eps,
+    Fallback fallback,
+    mx::Stream stream) {
+  std::vector<mx::array> inputs{x};
+  if (weight) {
+    inputs.push_back(*weight);
+  }
+  if (bias) {
+    inputs.push_back(*bias);
+  }
+  return mx::array(
+      x.shape(),
+      x.dtype(),
+      std::make_shared<LayerNorm>(
+          stream, std::move(fallback), eps, weight.has_value(), bias.has_value()),
+      std::move(inputs));
+}
+
+} // namespace mlxr

@@ -1,0 +1,142 @@
+// LayerNorm device code: y = round(round(round((x - mean) * rsqrt(var + eps)) * w) + b), mean
+// and biased variance in float32 from the row held in registers (two passes over registers),
+// each weight/bias step rounded to the output dtype (reference/layer_norm.py). Host:
+// csrc/cuda/layer_norm.cu.
+//
+// kGroup threads per row (a warp or the block), kItems units of kV elements each in registers
+// (kV = 16 bytes where the row is contiguous and aligned, else 1 with strided loads);
+// kItems == 0 loops over the row three times for rows too long for registers.
+#pragma once
+
+#include <cstdint>
+
+#include "convert.cuh"
+#include "layout.cuh"
+#include "reduce.cuh"
+
+namespace mlxr::cuda {
+
+struct LayerNormParams {
+  const void* x;
+  const void* weight; // null: none
+  const void* bias; // null: none
+  void* out; // row-contiguous
+  int64_t n_rows;
+  int row_size;
+  int64_t x_step, w_step, b_step; // element strides along the row
+  float eps;
+  Layout rows; // row r of x starts at layout_offset(rows, r)
+};
+
+template <typename T>
+__device__ __forceinline__ T layer_norm_finish(const LayerNormParams& p, float centred, float inv, int64_t j) {
+  T y = from_float<T>(__fmul_rn(centred, inv));
+  if (p.weight) {
+    y = from_float<T>(__fmul_rn(to_float(y), to_float(static_cast<const T*>(p.weight)[j * p.w_step])));
+  }
+  if (p.bias) {
+    y = from_float<T>(__fadd_rn(to_float(y), to_float(static_cast<const T*>(p.bias)[j * p.b_step])));
+  }
+  return y;
+}
+
+template <typename T, int kV>
+__device__ __forceinline__ void load_row_unit(const T* row, int64_t j, int64_t step, float* v) {
+  if constexpr (kV > 1) {
+    Vec<T, kV> pack = *reinterpret_cast<const Vec<T, kV>*>(row + j);
+#pragma unroll
+    for (int k = 0; k < kV; ++k) {
+      v[k] = to_float(pack.v[k]);
+    }
+  } else {
+    v[0] = to_float(row[j * step]);
+  }
+}
+
+template <typename T, int kGroup, int kItems, int kV>
+__global__ void __launch_bounds__(kGroup > 256 ? kGroup : 256) layer_norm_rows(const LayerNormParams p) {
+  __shared__ float scratch[kGroup > 32 ? kGroup / 32 : 1];
+  const T* x = static_cast<const T*>(p.x);
+  T* out = static_cast<T*>(p.out);
+  const int lane = threadIdx.x % kGroup;
+  const int rows_per_block = blockDim.x / kGroup;
+  const int n = p.row_size;
+  for (int64_t r = static_cast<int64_t>(blockIdx.x) * rows_per_block + threadIdx.x / kGroup; r < p.n_rows;
+       r += static_cast<int64_t>(gridDim.x) * rows_per_block) {
+    const T* row = x + layout_offset(p.rows, r);
+    T* out_row = out + r * n;
+    if constexpr (kItems > 0) {
+      float v[kItems][kV];
+      float sum = 0.0f;
+#pragma unroll
+      for (int i = 0; i < kItems; ++i) {
+        const int64_t j = (static_cast<int64_t>(i) * kGroup + lane) * kV;
+        if (j < n) {
+          load_row_unit<T, kV>(row, j, p.x_step, v[i]);
+#pragma unroll
+          for (int k = 0; k < kV; ++k) {
+            sum += v[i][k];
+          }
+        }
+      }
+      const float mean = group_reduce<kGroup>(sum, SumOp{}, scratch) / n;
+      float sum_sq = 0.0f;
+#pragma unroll
+      for (int i = 0; i < kItems; ++i) {
+        if ((static_cast<int64_t>(i) * kGroup + lane) * kV < n) {
+#pragma unroll
+          for (int k = 0; k < kV; ++k) {
+            v[i][k] -= mean;
+            sum_sq += v[i][k] * v[i][k];
+          }
+        }
+      }
+      const float inv = rsqrtf(group_reduce<kGroup>(sum_sq, SumOp{}, scratch) / n + p.eps);
+#pragma unroll
+      for (int i = 0; i < kItems; ++i) {
+        const int64_t j = (static_cast<int64_t>(i) * kGroup + lane) * kV;
+        if (j < n) {
+          Vec<T, kV> y;
+#pragma unroll
+          for (int k = 0; k < kV; ++k) {
+            y.v[k] = layer_norm_finish<T>(p, v[i][k], inv, j + k);
+          }
+          *reinterpret_cast<Vec<T, kV>*>(out_row + j) = y;
+        }
+      }
+    } else {
+      float sum = 0.0f;
+      for (int64_t j = static_cast<int64_t>(lane) * kV; j < n; j += kGroup * kV) {
+        float v[kV];
+        load_row_unit<T, kV>(row, j, p.x_step, v);
+#pragma unroll
+        for (int k = 0; k < kV; ++k) {
+          sum += v[k];
+        }
+      }
+      const float mean = group_reduce<kGroup>(sum, SumOp{}, scratch) / n;
+      float sum_sq = 0.0f;
+      for (int64_t j = static_cast<int64_t>(lane) * kV; j < n; j += kGroup * kV) {
+        float v[kV];
+        load_row_unit<T, kV>(row, j, p.x_step, v);
+#pragma unroll
+        for (int k = 0; k < kV; ++k) {
+          sum_sq += (v[k] - mean) * (v[k] - mean);
+        }
+      }
+      const float inv = rsqrtf(group_reduce<kGroup>(sum_sq, SumOp{}, scratch) / n + p.eps);
+      for (int64_t j = static_cast<int64_t>(lane) * kV; j < n; j += kGroup * kV) {
+        float v[kV];
+        load_row_unit<T, kV>(row, j, p.x_step, v);
+        Vec<T, kV> y;
+#pragma unroll
+        for (int k = 0; k < kV; ++k) {
+          y.v[k] = layer_norm_finish<T>(p, v[k] - mean, inv, j + k);
+        }
+        *reinterpret_cast<Vec<T, kV>*>(out_row + j) = y;
+      }
+    }
+  }
+}
+
+} // namespace mlxr::cuda

@@ -1,0 +1,46 @@
+// Row reductions shared by the CUDA row kernels (softmax, layer_norm, add_rms_norm): a row is
+// reduced by kGroup threads, a warp (shuffles) or a whole block (shuffles + shared memory).
+#pragma once
+
+#include <cmath>
+
+namespace mlxr::cuda {
+
+struct MaxOp {
+  static constexpr float kIdentity = -INFINITY;
+  __device__ __forceinline__ float operator()(float a, float b) const {
+    return fmaxf(a, b);
+  }
+};
+struct SumOp {
+  static constexpr float kIdentity = 0.0f;
+  __device__ __forceinline__ float operator()(float a, float b) const {
+    return a + b;
+  }
+};
+
+// Reduction over the kGroup threads of one row (a warp, or the whole block); all get it.
+template <int kGroup, typename Op>
+__device__ __forceinline__ float group_reduce(float v, Op op, float* scratch) {
+#pragma unroll
+  for (int o = (kGroup < 32 ? kGroup : 32) / 2; o > 0; o >>= 1) {
+    v = op(v, __shfl_xor_sync(0xffffffffu, v, o));
+  }
+  if constexpr (kGroup > 32) {
+    constexpr int kWarps = kGroup / 32;
+    int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+    __syncthreads(); // scratch may still be read from the previous reduction
+    if (lane == 0) {
+      scratch[warp] = v;
+    }
+    __syncthreads();
+    v = lane < kWarps ? scratch[lane] : Op::kIdentity;
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) {
+      v = op(v, __shfl_xor_sync(0xffffffffu, v, o));
+    }
+  }
+  return v;
+}
+
+} // namespace mlxr::cuda

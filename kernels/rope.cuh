@@ -1,0 +1,196 @@
+// RoPE device code: the row at position t of offset group g is rotated by theta_i =
+// ((t + offset[g]) * scale) * inv_freq_i (float32, each step rounded as reference/rope.py
+// rounds it; -theta for the inverse map), pairs (x[2i], x[2i+1]) when traditional else
+// (x[i], x[i + dims/2]); features past dims are copied. Host dispatch: csrc/cuda/rope.cu.
+//
+// One kernel, templated on the unit a thread moves: N elements read as one 16-byte vector
+// (kVector: rows of adjacent, aligned elements) or N = 1 (2 when traditional) scalar loads
+// at any element stride. A thread computes the cos/sin of its unit once per (group, position)
+// and applies them to every row sharing them (the heads), so sincos is amortised over
+// m_per_block rows; x is read in place in any layout, the output is row-contiguous.
+#pragma once
+
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+
+#include <cstdint>
+
+#include "convert.cuh"
+
+namespace mlxr::cuda {
+
+// Leading (row) axes after collapsing; the op builder flattens arrays with more.
+constexpr int kRopeMaxRowDims = 6;
+
+struct RopeParams {
+  const void* x;
+  void* out; // row-contiguous
+  const int32_t* offsets; // n_groups of them, offset_step apart
+  int64_t offset_step;
+  const float* inv_freqs; // dims / 2 of them, inv_step apart
+  int64_t inv_step;
+  int64_t n_t; // positions (axis -2)
+  int64_t n_gt; // n_groups * n_t
+  int64_t n_m; // rows sharing one (group, position): the product of the axes between
+  int64_t m_per_block; // rows of one (group, position) handled by one block (grid y)
+  int row_size; // D
+  int dims;
+  int64_t x_step; // elements between neighbours in a row of x
+  float scale;
+  bool forward;
+  // Logical row r = (g * n_m + m) * n_t + t starts at sum_k idx_k(r) * row_strides[k].
+  int row_ndim;
+  int64_t row_shape[kRopeMaxRowDims];
+  int64_t row_strides[kRopeMaxRowDims];
+};
+
+__device__ __forceinline__ int64_t rope_row_offset(const RopeParams& p, int64_t row) {
+  if (p.row_ndim == 1) {
+    return row * p.row_strides[0];
+  }
+  int64_t off = 0;
+  for (int k = p.row_ndim - 1; k >= 0; --k) {
+    off += (row % p.row_shape[k]) * p.row_strides[k];
+    row /= p.row_shape[k];
+  }
+  return off;
+}
+
+template <typename T, int N, bool kVector>
+__device__ __forceinline__ Vec<T, N> load_unit(const T* row, int64_t e, int64_t step) {
+  if constexpr (kVector) {
+    return *reinterpret_cast<const Vec<T, N>*>(row + e);
+  } else {
+    Vec<T, N> v;
+#pragma unroll
+    for (int k = 0; k < N; ++k) {
+      v.v[k] = row[(e + k) * step];
+    }
+    return v;
+  }
+}
+
+template <typename T, int N, bool kVector>
+__device__ __forceinline__ void store_unit(T* row, int64_t e, const Vec<T, N>& v) {
+  if constexpr (kVector) {
+    *reinterpret_cast<Vec<T, N>*>(row + e) = v;
+  } else {
+#pragma unroll
+    for (int k = 0; k < N; ++k) {
+      row[e + k] = v.v[k];
+    }
+  }
+}
+
+// (a cos - b sin, a sin + b cos) without FMA contraction: the reference rounds each product.
+__device__ __forceinline__ float rot1(float a, float b, float c, float s) {
+  return __fsub_rn(__fmul_rn(a, c), __fmul_rn(b, s));
+}
+__device__ __forceinline__ float rot2(float a, float b, float c, float s) {
+  return __fadd_rn(__fmul_rn(a, s), __fmul_rn(b, c));
+}
+
+// Rows of one (group, position) loaded kRopeBatch at a time before any is stored, so that
+// several loads are in flight whatever the compiler assumes about x and out aliasing; two
+// for 8-element units, whose registers would otherwise cap residency at one block per SM.
+template <int N>
+constexpr int kRopeBatch = N >= 8 ? 2 : 4;
+
+// Grid: x over (group, position) pairs (blockDim.y per block, grid-stride), y over chunks of
+// m_per_block rows. blockDim.x threads stride over the units of a row.
+template <typename T, int N, bool kTraditional, bool kVector>
+// Two resident blocks per SM: at one (152 registers for bfloat16) throughput fell by 25-35%.
+__global__ void __launch_bounds__(256, 2) rope_kernel(const RopeParams p) {
+  const T* x = static_cast<const T*>(p.x);
+  T* out = static_cast<T*>(p.out);
+  constexpr int kPairs = kTraditional ? N / 2 : N; // pairs one unit rotates
+  constexpr int kCopy = kVector ? N : 1; // elements one pass-through unit copies
+  const int half = p.dims / 2;
+  const int rot_units = (kTraditional ? p.dims : half) / N;
+  const int units = rot_units + (p.row_size - p.dims) / kCopy;
+  const int64_t m_begin = static_cast<int64_t>(blockIdx.y) * p.m_per_block;
+  const int64_t m_end = m_begin + p.m_per_block < p.n_m ? m_begin + p.m_per_block : p.n_m;
+
+  for (int64_t gt = static_cast<int64_t>(blockIdx.x) * blockDim.y + threadIdx.y; gt < p.n_gt;
+       gt += static_cast<int64_t>(gridDim.x) * blockDim.y) {
+    const int64_t g = gt / p.n_t, t = gt - g * p.n_t;
+    const float offset = static_cast<float>(p.offsets[g * p.offset_step]);
+    const float position = __fmul_rn(__fadd_rn(static_cast<float>(t), offset), p.scale);
+    auto row_of = [&](int64_t m) { return (g * p.n_m + m) * p.n_t + t; };
+
+    for (int u = threadIdx.x; u < units; u += blockDim.x) {
+      if (u >= rot_units) { // pass-through features, kRopeBatch rows' loads in flight
+        const int64_t e = p.dims + static_cast<int64_t>(u - rot_units) * kCopy;
+        for (int64_t m0 = m_begin; m0 < m_end; m0 += kRopeBatch<N>) {
+          Vec<T, kCopy> v[kRopeBatch<N>];
+#pragma unroll
+          for (int j = 0; j < kRopeBatch<N>; ++j) {
+            if (m0 + j < m_end) {
+              v[j] = load_unit<T, kCopy, kVector>(x + rope_row_offset(p, row_of(m0 + j)), e, p.x_step);
+            }
+          }
+#pragma unroll
+          for (int j = 0; j < kRopeBatch<N>; ++j) {
+            if (m0 + j < m_end) {
+              store_unit<T, kCopy, kVector>(out + row_of(m0 + j) * p.row_size, e, v[j]);
+            }
+          }
+        }
+        continue;
+      }
+      const int pair0 = u * kPairs; // first frequency index of this unit
+      float c[kPairs], s[kPairs];
+#pragma unroll
+      for (int k = 0; k < kPairs; ++k) {
+        const float theta = __fmul_rn(position, p.inv_freqs[(pair0 + k) * p.inv_step]);
+        sincosf(theta, &s[k], &c[k]);
+        s[k] = p.forward ? s[k] : -s[k];
+      }
+      // Element offsets of the unit's loads: one vector of pairs (traditional), or the
+      // matching vectors of the two halves.
+      const int64_t e1 = kTraditional ? int64_t(pair0) * 2 : pair0;
+      const int64_t e2 = pair0 + half;
+      for (int64_t m0 = m_begin; m0 < m_end; m0 += kRopeBatch<N>) {
+        Vec<T, N> a[kRopeBatch<N>], b[kRopeBatch<N>];
+#pragma unroll
+        for (int j = 0; j < kRopeBatch<N>; ++j) {
+          if (m0 + j < m_end) {
+            const T* row = x + rope_row_offset(p, row_of(m0 + j));
+            a[j] = load_unit<T, N, kVector>(row, e1, p.x_step);
+            if constexpr (!kTraditional) {
+              b[j] = load_unit<T, N, kVector>(row, e2, p.x_step);
+            }
+          }
+        }
+#pragma unroll
+        for (int j = 0; j < kRopeBatch<N>; ++j) {
+          if (m0 + j < m_end) {
+            T* orow = out + row_of(m0 + j) * p.row_size;
+            if constexpr (kTraditional) {
+              Vec<T, N> y;
+#pragma unroll
+              for (int k = 0; k < kPairs; ++k) {
+                float x1 = to_float(a[j].v[2 * k]), x2 = to_float(a[j].v[2 * k + 1]);
+                y.v[2 * k] = from_float<T>(rot1(x1, x2, c[k], s[k]));
+                y.v[2 * k + 1] = from_float<T>(rot2(x1, x2, c[k], s[k]));
+              }
+              store_unit<T, N, kVector>(orow, e1, y);
+            } else {
+              Vec<T, N> y1, y2;
+#pragma unroll
+              for (int k = 0; k < kPairs; ++k) {
+                float x1 = to_float(a[j].v[k]), x2 = to_float(b[j].v[k]);
+                y1.v[k] = from_float<T>(rot1(x1, x2, c[k], s[k]));
+                y2.v[k] = from_float<T>(rot2(x1, x2, c[k], s[k]));
+              }
+              store_unit<T, N, kVector>(orow, e1, y1);
+              store_unit<T, N, kVector>(orow, e2, y2);
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
+} // namespace mlxr::cuda

@@ -1,0 +1,42 @@
+"""LayerNorm reference."""
+
+import mlx.core as mx
+
+from ._dtypes import accumulation_dtype
+
+
+def layer_norm_dtype(x: mx.array, weight: mx.array | None, bias: mx.array | None) -> mx.Dtype:
+    """Output dtype of ``mx.fast.layer_norm``: ``promote(x, weight[, bias])`` when there is a
+    weight, else ``x.dtype`` (a bias without a weight is cast to ``x.dtype``, as MLX does)."""
+    if weight is None:
+        return x.dtype
+    return mx.result_type(*(a for a in (x, weight, bias) if a is not None))
+
+
+def layer_norm(x: mx.array, weight: mx.array | None, bias: mx.array | None, eps: float) -> mx.array:
+    """LayerNorm over the last axis:
+    ``y = (x - mean(x)) / sqrt(var(x) + eps) * weight + bias``, ``var`` the biased variance
+    ``mean((x - mean(x))**2)``.
+
+    Dtype rules (those of ``mx.fast.layer_norm``):
+
+    - the output dtype is :func:`layer_norm_dtype` (``promote(x, weight[, bias])``, or
+      ``x.dtype`` without a weight);
+    - mean, variance, ``eps`` and the normalisation are computed in float32 (float64 when the
+      output is float64, which makes this the float64 oracle);
+    - the normalised value is rounded to the output dtype, then multiplied by the weight and
+      the bias added, each in the output dtype (half-precision outputs round after each step).
+
+    Arguments are not validated here; ``mlxr.fused.layer_norm`` validates.
+    """
+    out_dtype = layer_norm_dtype(x, weight, bias)
+    acc = accumulation_dtype(out_dtype)
+    xa = x.astype(acc)
+    centred = xa - mx.mean(xa, axis=-1, keepdims=True)
+    var = mx.mean(mx.square(centred), axis=-1, keepdims=True)
+    y = (centred * mx.rsqrt(var + mx.array(eps, dtype=acc))).astype(out_dtype)
+    if weight is not None:
+        y = y * weight.astype(out_dtype)
+    if bias is not None:
+        y = y + bias.astype(out_dtype)
+    return y

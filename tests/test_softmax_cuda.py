@@ -1,0 +1,153 @@
+"""The CUDA softmax kernel against the float64 oracle: every configuration (warp, block,
+looped; 16-byte or strided elements), axes, layouts, special values and transforms.
+
+Runs only where the extension was built against a CUDA MLX (``_ext.gpu_kernels == "cuda"``).
+"""
+
+import mlx.core as mx
+import numpy as np
+import pytest
+
+import mlxr._ext as ext
+import mlxr.fused as fused
+from mlxr.reference import softmax as reference
+
+pytestmark = pytest.mark.skipif(ext.gpu_kernels != "cuda", reason="extension built without CUDA kernels")
+
+DTYPES = [mx.float32, mx.float16, mx.bfloat16]
+NAMES = {mx.float32: "float32", mx.float16: "float16", mx.bfloat16: "bfloat16"}
+# Against the float64 oracle: a few float32 ulp (exp, sum order, division), or one rounding to
+# the half dtype; the absolute part only covers outputs in the dtype's subnormal range.
+RTOL = {mx.float32: 1e-5, mx.float16: 1e-3, mx.bfloat16: 8e-3}
+ATOL = {mx.float32: 1e-9, mx.float16: 1e-7, mx.bfloat16: 1e-30}
+# Row lengths around every configuration switch (f32 / half units of 16 bytes).
+ROW_SIZES = [1, 7, 32, 33, 256, 1000, 1024, 1025, 2048, 2049, 8192, 32768, 32769, 65536, 65537, 100003]
+
+
+@pytest.fixture(autouse=True)
+def _gpu_default():
+    with mx.stream(mx.gpu):
+        yield
+
+
+def rand(shape, dtype=mx.float32, key=0):
+    """Normal values with per-row scales from 0.1 to 10 (wide exp ranges, negatives)."""
+    k1, k2 = mx.random.split(mx.random.key(key))
+    scale = mx.power(10.0, mx.random.uniform(-1, 1, shape[:-1] + (1,), key=k2))
+    a = (mx.random.normal(shape, key=k1) * scale).astype(dtype)
+    mx.eval(a)
+    return a
+
+
+def as_np(a):
+    return np.array(a.astype(mx.float32)).astype(np.float64)
+
+
+def oracle(x, axis=-1):
+    """float64 in numpy: MLX's CPU float64 sum and exp are only about float32-accurate (a 32768
+    element row's float64 sum was off by 1.1e-5 relative)."""
+    x = as_np(x)
+    axis = tuple(range(x.ndim)) if axis is None else tuple(axis) if isinstance(axis, list) else axis
+    with np.errstate(invalid="ignore"):
+        e = np.exp(x - x.max(axis=axis, keepdims=True))
+        return e / e.sum(axis=axis, keepdims=True)
+
+
+def check(y, x, axis=-1):
+    got = as_np(y)
+    ref = oracle(x, axis)
+    np.testing.assert_allclose(got, ref, rtol=RTOL[x.dtype], atol=ATOL[x.dtype])
+
+
+def poison(shape, dtype):
+    y = fused.softmax(mx.full(shape, float("nan"), dtype=dtype))
+    mx.eval(y)
+    del y
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("n", ROW_SIZES)
+def test_matches_oracle_and_runs_fused(dtype, n):
+    x = rand((3 if n < 40000 else 2, n), dtype, 1)
+    poison(x.shape, dtype)
+    with fused.observe() as seen:
+        y = fused.softmax(x)
+        mx.eval(y)
+    assert any(k.startswith("gpu:softmax_") for k in seen.kernels) and not seen.fallbacks, seen
+    assert y.dtype == dtype
+    check(y, x)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", [(1037, 33), (4096, 128), (3, 5, 129), (2049, 1), (64, 4096)])
+def test_many_rows(dtype, shape):
+    x = rand(shape, dtype, 3)
+    check(fused.softmax(x), x)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("axis", [0, 1, (1, 2), (0, 2), None])
+def test_axes(dtype, axis):
+    x = rand((6, 50, 40), dtype, 4)
+    with fused.observe() as seen:
+        y = fused.softmax(x, axis=axis)
+        mx.eval(y)
+    assert any(k.startswith("gpu:softmax_") for k in seen.kernels)
+    check(y, x, axis=list(axis) if isinstance(axis, tuple) else axis)
+
+
+LAYOUTS = {
+    "transposed": ((77, 45), lambda a: a.T),
+    "strided": ((40, 80), lambda a: a[:, ::2]),
+    "reversed": ((40, 41), lambda a: a[::-1, ::-1]),
+    "offset": ((40, 43), lambda a: a[1:, 3:]),
+    "sliced_rows": ((64, 4104), lambda a: a[:, 5:4101]),
+    "broadcast_rows": ((1, 300), lambda a: mx.broadcast_to(a, (7, 300))),
+    "broadcast_elems": ((6, 1), lambda a: mx.broadcast_to(a, (6, 50))),
+    "eight_dims": ((2, 1, 3, 2, 2, 3, 2, 40), lambda a: a.transpose(1, 0, 2, 3, 4, 5, 6, 7)[..., ::-1]),
+}
+
+
+@pytest.mark.parametrize("layout", sorted(LAYOUTS))
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_layouts_without_copy(layout, dtype):
+    base_shape, view = LAYOUTS[layout]
+    x = view(rand(base_shape, dtype, 5))
+    check(fused.softmax(x), x)
+
+
+def test_special_values():
+    inf, nan = float("inf"), float("nan")
+    x = mx.array([[0.0, 1.0, 2.0, -inf], [1.0, nan, 0.0, 0.0], [inf, 1.0, 0.0, 0.0],
+                  [-inf, -inf, -inf, -inf], [1e30, -1e30, 0.0, 1e30]])
+    y = np.array(fused.softmax(x))
+    with mx.stream(mx.cpu):
+        r = np.array(reference(x))
+    np.testing.assert_array_equal(np.isnan(y), np.isnan(r))
+    assert y[0, 3] == 0.0
+    np.testing.assert_allclose(y[~np.isnan(r)], r[~np.isnan(r)], rtol=1e-6, atol=1e-30)
+    assert fused.softmax(mx.zeros((0, 8))).shape == (0, 8)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_in_place_on_donated_input(dtype):
+    x = rand((33, 4097), dtype, 9)
+    check(fused.softmax(x * 1), x)  # a temporary: donated and overwritten
+
+
+def test_grads_vmap_compile():
+    x, ct = rand((4, 300), key=13), rand((4, 300), key=14)
+    _, (g,) = mx.vjp(lambda a: fused.softmax(a), [x], [ct])
+    with mx.stream(mx.cpu):
+        _, (g_ref,) = mx.vjp(lambda a: reference(a), [x], [ct])
+    np.testing.assert_allclose(np.array(g), np.array(g_ref), rtol=1e-4, atol=1e-6)
+    y = mx.vmap(lambda a: fused.softmax(a), in_axes=1)(rand((8, 3, 16), key=15))
+    check(y, rand((8, 3, 16), key=15).transpose(1, 0, 2))
+    f = mx.compile(lambda a: fused.softmax(a), shapeless=True)
+    for rows in (2, 5):
+        x = rand((rows, 64), key=rows)
+        with fused.observe() as seen:
+            y = f(x)
+            mx.eval(y)
+        assert any(k.startswith("gpu:softmax_") for k in seen.kernels)
+        check(y, x)

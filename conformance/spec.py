@@ -138,6 +138,9 @@ class OpSpec:
     ranks: tuple[int, int] = (1, 4)
     max_elements: int = 1 << 15
     kernel: str | None = None
+    # The call derives statics from the last axis (rope: dims), so a shapeless-compiled call
+    # may only vary the other axes.
+    shape_bound_last_axis: bool = False
     errors: tuple[ErrorCase, ...] = ()
     xfails: tuple[XFail, ...] = ()
 

@@ -31,6 +31,8 @@ def _strategy(draw, case):
     sample = draw(samples(case.spec, case.dtype, nonempty=True, max_elements=4096))
     if case.variant == "shapeless":
         sample.extra["second_shape"] = [draw(st.integers(1, 9)) for _ in sample.shape]
+        if case.spec.shape_bound_last_axis:  # the call derives statics from it (rope's dims)
+            sample.extra["second_shape"][-1] = sample.shape[-1]
     return sample
 
 
@@ -44,7 +46,10 @@ def explicit(case):
         return []
     dtypes = case.dtypes()
     arrays = {a.name: ArgRecipe(dtypes[a.name], ValueRecipe()) for a in case.spec.arrays}
-    return [Sample((3, 1), arrays, {s.name: s.values[0] for s in case.spec.statics}, {"second_shape": [2, 1]})]
+    # Leading 1s up to the spec's minimum rank (e.g. rope needs rank >= 3).
+    lead = (1,) * max(0, case.spec.ranks[0] - 2)
+    return [Sample((*lead, 3, 1), arrays, {s.name: s.values[0] for s in case.spec.statics},
+                   {"second_shape": [*lead, 2, 1]})]
 
 
 def _risky(sample) -> bool:

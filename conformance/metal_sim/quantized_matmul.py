@@ -30,13 +30,16 @@ def run(x: np.ndarray, w: np.ndarray, scales: np.ndarray, biases: np.ndarray, tr
     """``x @ w_hat.T`` (transpose) or ``x @ w_hat`` on the simulator, for 2-D uint32 ``w`` and
     ``x``, ``scales``, ``biases`` already in the output ``dtype`` (bfloat16 as uint16 bits).
 
-    As on the GPU, every input is made row-contiguous first (the op's ``mx::contiguous``).
+    As on the GPU, every input is made row-contiguous first (the op's ``mx::contiguous``) and an
+    empty contraction gives zeros without a dispatch.
     """
     storage = _STORAGE[dtype]
     x, scales, biases = (np.ascontiguousarray(a, dtype=storage) for a in (x, scales, biases))
     w = np.ascontiguousarray(w, dtype=np.uint32)
     K = x.shape[-1]
     N = w.shape[0] if transpose else w.shape[1] * 32 // bits
+    if K == 0:  # the op returns zeros without a dispatch
+        return np.zeros((*x.shape[:-1], N), storage)
     out = poisoned((*x.shape[:-1], N), storage)
     if out.size == 0:
         return out

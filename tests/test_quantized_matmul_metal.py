@@ -1,0 +1,213 @@
+"""metal-sim: the Metal quantized_matmul kernels (GEMV and tiled GEMM, transpose and not) run
+on the CPU simulator through the launch plans of the Metal host, against the float64 oracle;
+planted kernel bugs the simulator or the oracle must catch.
+
+Tolerances are those of tests/test_quantized_matmul.py: the codes are exact, so only the
+float32 accumulation order (bounded from K and the terms' magnitudes) and one rounding to the
+output dtype separate a kernel from the oracle."""
+
+import mlx.core as mx
+import numpy as np
+import pytest
+from test_quantized_matmul import (
+    CASES,
+    EPS_OUT,
+    accumulation_tol,
+    assert_matches_oracle,
+    oracle_and_bound,
+    quantized,
+    rand,
+    to64,
+)
+
+from mlxr.conformance import metal_sim
+from mlxr.conformance.metal_sim import MetalSimError, executed, run_op
+from mlxr.conformance.metal_sim._compile import source_root
+from mlxr.conformance.metal_sim._runtime import Library, execute, poisoned
+from mlxr.conformance.metal_sim.quantized_matmul import plan
+from mlxr.fused._dispatch import METAL_KERNEL_DTYPES
+from mlxr.reference import quantized_matmul as reference
+
+if not metal_sim.available():
+    pytest.skip("metal-sim needs g++ and the kernel sources", allow_module_level=True)
+
+NAMES = {mx.float32: "float32", mx.float16: "float16", mx.bfloat16: "bfloat16"}
+GEMV_MAX_ROWS = 8  # kQmmGemvMaxRows, csrc/metal/launch/quantized_matmul.h
+
+
+def kernel(m, transpose, group_size, bits, dtype=mx.float32):
+    variant = "gemv" if m <= GEMV_MAX_ROWS else "gemm"
+    return f"quantized_matmul_{variant}_{'t' if transpose else 'n'}_b{bits}_g{group_size}_{NAMES[dtype]}"
+
+
+def weights(n, k, transpose, group_size, bits, dtype=mx.float32):
+    """mx.quantize output for an (n, k) product: w is N x K (transpose) or K x N."""
+    return quantized(*((n, k) if transpose else (k, n)), group_size, bits, dtype)
+
+
+def run_checked(x, wq, s, b, transpose, group_size, bits):
+    """The op on metal-sim; asserts exactly one dispatch of the expected kernel."""
+    m = x.size // x.shape[-1]
+    name = kernel(m, transpose, group_size, bits, mx.result_type(x, s))
+    before = executed[name]
+    y = run_op("quantized_matmul", x, wq, s, b, transpose, group_size, bits)
+    assert executed[name] == before + 1, f"{name} did not run"
+    return y
+
+
+# transpose: N = 40 is below 64, not a multiple of 32 and a partial GEMV block and GEMM tile;
+# K = 384 ends mid-pass of the GEMV lanes (256 codes per pass). No transpose: N = 128 (a
+# multiple of every group size), K = 45 leaves a partial GEMM K tile and idle GEMV lanes.
+@pytest.mark.parametrize("bits,group_size,transpose", CASES)
+@pytest.mark.parametrize("m", [1, 3, GEMV_MAX_ROWS, GEMV_MAX_ROWS + 1, 33])
+def test_matches_oracle(bits, group_size, transpose, m):
+    n, k = (40, 384) if transpose else (128, 45)
+    wq, s, b = weights(n, k, transpose, group_size, bits)
+    x = rand((m, k), key=m)
+    y = run_checked(x, wq, s, b, transpose, group_size, bits)
+    assert y.dtype == mx.float32
+    assert_matches_oracle(y, x, wq, s, b, transpose, group_size, bits)
+
+
+@pytest.mark.parametrize("n", [1, 3, 4, 7, 31, 33, 63, 65])
+@pytest.mark.parametrize("m", [1, GEMV_MAX_ROWS + 1])
+def test_output_sizes_transpose(n, m):
+    # MLX's Metal qmv once wrote zeros for N < 64 and a wrong last entry for N % 32 != 0.
+    wq, s, b = weights(n, 64, True, 64, 4)
+    x = rand((m, 64), key=n)
+    y = run_checked(x, wq, s, b, True, 64, 4)
+    assert y.shape == (m, n)
+    assert_matches_oracle(y, x, wq, s, b, True, 64, 4)
+
+
+@pytest.mark.parametrize("k", [1, 5, 31, 32, 33, 70])
+@pytest.mark.parametrize("m", [1, GEMV_MAX_ROWS + 1])
+def test_inner_sizes_no_transpose(k, m):
+    wq, s, b = weights(32, k, False, 32, 8)
+    x = rand((m, k), key=k)
+    y = run_checked(x, wq, s, b, False, 32, 8)
+    assert_matches_oracle(y, x, wq, s, b, False, 32, 8)
+
+
+@pytest.mark.parametrize("dtype", [mx.float16, mx.bfloat16], ids=NAMES.get)
+@pytest.mark.parametrize("transpose", [True, False])
+@pytest.mark.parametrize("m", [1, GEMV_MAX_ROWS + 1])
+def test_half_precision(dtype, transpose, m):
+    assert dtype in METAL_KERNEL_DTYPES["quantized_matmul"]
+    wq, s, b = weights(64, 96, transpose, 32, 4, dtype)
+    x = rand((m, 96), dtype, key=m)
+    y = run_checked(x, wq, s, b, transpose, 32, 4)
+    assert y.dtype == dtype
+    assert_matches_oracle(y, x, wq, s, b, transpose, 32, 4)
+    # Rounded once from float32, as the reference: at most one output ulp from it.
+    r = to64(reference(x, wq, s, b, transpose, 32, 4))
+    np.testing.assert_allclose(to64(y), r, rtol=2 * EPS_OUT[dtype], atol=1e-3 * np.abs(r).max())
+
+
+def test_batched_x_and_promotion():
+    wq, s, b = weights(24, 64, True, 64, 4)
+    for shape in [(2, 3, 64), (2, 5, 64)]:  # 6 rows: GEMV; 10: GEMM
+        x = rand(shape, mx.float16, key=len(shape))  # float16 x, float32 scales -> float32
+        y = run_checked(x, wq, s, b, True, 64, 4)
+        assert y.shape == shape[:-1] + (24,) and y.dtype == mx.float32
+        assert_matches_oracle(y, x, wq, s, b, True, 64, 4)
+
+
+def test_matches_mx_quantized_matmul():
+    wq, s, b = weights(72, 256, True, 64, 4)
+    for m in (2, 20):
+        x = rand((m, 256), key=m)
+        y, expected = run_op("quantized_matmul", x, wq, s, b), mx.quantized_matmul(x, wq, s, b)
+        # Two float32 accumulation orders: each within the oracle's bound of the exact result.
+        _, l2 = oracle_and_bound(x, wq, s, b, True, 64, 4)
+        assert np.all(np.abs(to64(y) - to64(expected)) <= 2 * accumulation_tol(256, l2))
+
+
+def test_empty_dispatches_nothing():
+    before = sum(executed.values())
+    wq, s, b = weights(24, 64, True, 64, 4)
+    assert run_op("quantized_matmul", mx.zeros((0, 64)), wq, s, b).shape == (0, 24)
+    wq, s, b = mx.zeros((0, 4), mx.uint32), mx.zeros((0, 1)), mx.zeros((0, 1))  # K = 0, N = 32
+    y = run_op("quantized_matmul", mx.zeros((3, 0)), wq, s, b, False, 32, 4)
+    assert y.shape == (3, 32) and not np.any(np.array(y))
+    assert sum(executed.values()) == before
+
+
+# ---------------------------------------------------------------- the launch plan
+@pytest.mark.parametrize("transpose", [True, False])
+@pytest.mark.parametrize("m", [1, GEMV_MAX_ROWS, GEMV_MAX_ROWS + 1, 100])
+def test_plan_shapes(transpose, m):
+    p = plan(m, 96, 256, transpose, 64, 4, "bfloat16")
+    assert p.kernel == kernel(m, transpose, 64, 4, mx.bfloat16)
+    if m <= GEMV_MAX_ROWS:
+        assert p.group == (64, 1, 1) and p.grid == (96 // (8 if transpose else 16), m, 1)
+    else:
+        assert p.group == (64, 1, 1) and p.grid == (3, -(-m // 32), 1)
+    assert [(a.kind, a.index, a.array) for a in p.args] == [
+        ("input", 0, 0), ("input", 1, 1), ("input", 2, 2), ("input", 3, 3), ("output", 4, 0),
+        ("bytes", 5, -1), ("bytes", 6, -1), ("bytes", 7, -1)]
+    assert [int.from_bytes(a.payload, "little") for a in p.args[5:]] == [m, 96, 256]
+
+
+# ---------------------------------------------------------------- planted bugs
+def mutant(tmp_path, old, new, group_size=64, bits=4):
+    """kernels/quantized_matmul.metal with one planted bug, instantiated for float32 at one
+    (group_size, bits) only (a fast build); fails if the text to replace is gone."""
+    source = (source_root() / "kernels" / "quantized_matmul.metal").read_text()
+    assert source.count(old) >= 1, f"planted-bug anchor not found: {old!r}"
+    source = source.replace(old, new)
+    head, _, _ = source.rpartition("instantiate_quantized_matmul(float32, float)")
+    path = tmp_path / "quantized_matmul.metal"
+    path.write_text(head + f"instantiate_qmm_shape(float32, float, {group_size}, {bits})\n")
+    return Library(path)
+
+
+def run_with(lib, m, n, k, transpose, group_size=64, bits=4):
+    """(kernel output, oracle check) of a float32 problem on a mutant library."""
+    wq, s, b = weights(n, k, transpose, group_size, bits)
+    x = rand((m, k), key=3)
+    out = poisoned((m, n), np.float32)
+    execute(plan(m, n, k, transpose, group_size, bits, "float32"), lib,
+            [np.array(a) for a in (x, wq, s, b)], [out])
+    return lambda: assert_matches_oracle(mx.array(out), x, wq, s, b, transpose, group_size, bits)
+
+
+def test_planted_missing_column_guard_reads_past_w(tmp_path):
+    lib = mutant(tmp_path, "for (uint c = 0; c < kGemvTCols && n0 + c < N; ++c)", "for (uint c = 0; c < kGemvTCols; ++c)")
+    with pytest.raises(MetalSimError, match=r"out-of-bounds read of buffer 'w'"):
+        run_with(lib, 1, 7, 64, True)
+
+
+def test_planted_missing_barrier_is_a_race(tmp_path):
+    barrier = "    threadgroup_barrier(mem_flags::mem_threadgroup);\n  }\n  for (uint a = 0;"
+    lib = mutant(tmp_path, barrier, "  }\n  for (uint a = 0;")
+    with pytest.raises(MetalSimError, match="threadgroup memory race"):
+        run_with(lib, 9, 32, 128, True)
+
+
+def test_planted_unguarded_k_tail_reads_past_w(tmp_path):
+    # No transpose, K = 40: the second K tile would dequantise rows 40..55 of a 40-row w (8 words a row).
+    lib = mutant(tmp_path, "    if (k0 + r >= K) {\n", "    if (k0 + r >= K + 16) {\n")
+    with pytest.raises(MetalSimError, match=r"out-of-bounds read of buffer 'w' at element 384 \(buffer holds 320\)"):
+        run_with(lib, 9, 64, 40, False)
+
+
+def test_planted_short_k_loop_fails_numerics(tmp_path):
+    # The GEMV lanes stop one code early: in bounds and race-free, so only numerics can tell.
+    lib = mutant(tmp_path, "for (uint k = simd_lane; k < K; k += kSimdSize)", "for (uint k = simd_lane; k + 1 < K; k += kSimdSize)")
+    with pytest.raises(AssertionError, match="error .* > tol"):
+        run_with(lib, 2, 64, 45, False)()
+
+
+def test_planted_wrong_group_fails_numerics(tmp_path):
+    # Scales of group k / 32 instead of k / group_size: only numerics can tell.
+    lib = mutant(tmp_path, "size_t g = n * groups + k / group_size;", "size_t g = n * groups + (k / 32) % groups;")
+    with pytest.raises(AssertionError, match="error .* > tol"):
+        run_with(lib, 1, 8, 256, True)()
+
+
+def test_planted_dropped_bias_fails_numerics(tmp_path):
+    lib = mutant(tmp_path, "acc[i * pack + j] += xk * (scale * code<bits>(word, j) + bias);",
+                 "acc[i * pack + j] += xk * scale * code<bits>(word, j);")
+    with pytest.raises(AssertionError, match="error .* > tol"):
+        run_with(lib, 2, 64, 50, False)()

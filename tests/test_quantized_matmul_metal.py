@@ -20,6 +20,8 @@ from test_quantized_matmul import (
     to64,
 )
 
+import mlxr.fused as fused
+from mlxr import _ext
 from mlxr.conformance import metal_sim
 from mlxr.conformance.metal_sim import MetalSimError, executed, run_op
 from mlxr.conformance.metal_sim._compile import source_root
@@ -111,6 +113,37 @@ def test_batched_x_and_promotion():
         y = run_checked(x, wq, s, b, True, 64, 4)
         assert y.shape == shape[:-1] + (24,) and y.dtype == mx.float32
         assert_matches_oracle(y, x, wq, s, b, True, 64, 4)
+
+
+@pytest.mark.parametrize("m,n,k,transpose", [(1, 256, 4096, True), (1, 4096, 256, False), (40, 96, 1024, True)])
+def test_model_sized_rows(m, n, k, transpose):
+    # Decode-sized contractions: the accumulation bound at K in the thousands.
+    wq, s, b = weights(n, k, transpose, 64, 4)
+    x = rand((m, k), key=k)
+    assert_matches_oracle(run_checked(x, wq, s, b, transpose, 64, 4), x, wq, s, b, transpose, 64, 4)
+
+
+def test_strided_inputs_are_copied_to_rows():
+    # As the op's mx::contiguous: a transposed x and a strided w reach the kernel as rows.
+    wq, s, b = weights(16, 64, True, 32, 8)
+    x = rand((64, 5), key=4)
+    x_view, w_view = np.array(x).T, np.repeat(np.array(wq), 2, axis=1)[:, ::2]
+    assert not x_view.flags.c_contiguous and not w_view.flags.c_contiguous
+    y = metal_sim.quantized_matmul.run(x_view, w_view, np.array(s), np.array(b), True, 32, 8, "float32")
+    assert_matches_oracle(mx.array(y), mx.swapaxes(x, 0, 1), wq, s, b, True, 32, 8)
+
+
+def test_entry_refuses_what_has_no_kernel():
+    wq, s, b = weights(16, 64, True, 64, 4)
+    x = rand((2, 64))
+    with pytest.raises(ValueError, match="mode='affine'"):
+        run_op("quantized_matmul", x, wq, s, None)
+    with pytest.raises(TypeError, match="3-D w"):
+        run_op("quantized_matmul", x, wq[None], s[None], b[None])
+    with pytest.raises(TypeError, match="float64"):
+        run_op("quantized_matmul", x.astype(mx.float64), wq, s, b)
+    with pytest.raises(ValueError, match="does not fit x"):
+        run_op("quantized_matmul", rand((2, 32)), wq, s, b)
 
 
 def test_matches_mx_quantized_matmul():
@@ -211,3 +244,19 @@ def test_planted_dropped_bias_fails_numerics(tmp_path):
                  "acc[i * pack + j] += xk * scale * code<bits>(word, j);")
     with pytest.raises(AssertionError, match="error .* > tol"):
         run_with(lib, 2, 64, 50, False)()
+
+
+# ---------------------------------------------------------------- on a Mac
+@pytest.mark.skipif(_ext.gpu_kernels != "metal", reason="extension built without Metal kernels")
+@pytest.mark.parametrize("bits,group_size,transpose", CASES)
+@pytest.mark.parametrize("m", [1, GEMV_MAX_ROWS + 1])
+def test_fused_op_on_the_metal_gpu(bits, group_size, transpose, m):
+    # The same kernels through MLX's Metal runtime: the host code, mlxr.metallib, real hardware.
+    n, k = (40, 384) if transpose else (128, 45)
+    wq, s, b = weights(n, k, transpose, group_size, bits)
+    x = rand((m, k), key=m)
+    with fused.observe() as seen:
+        y = fused.quantized_matmul(x, wq, s, b, transpose, group_size, bits, stream=mx.gpu)
+        mx.eval(y)
+    assert seen.kernels == {f"gpu:{kernel(m, transpose, group_size, bits)}": 1} and not seen.fallbacks
+    assert_matches_oracle(y, x, wq, s, b, transpose, group_size, bits)

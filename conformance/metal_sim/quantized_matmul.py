@@ -38,6 +38,12 @@ def run(x: np.ndarray, w: np.ndarray, scales: np.ndarray, biases: np.ndarray, tr
     w = np.ascontiguousarray(w, dtype=np.uint32)
     K = x.shape[-1]
     N = w.shape[0] if transpose else w.shape[1] * 32 // bits
+    # The host trusts the op's validation; here a mismatch would read the wrong codes.
+    codes = (N, K) if transpose else (K, N)
+    if w.shape[1] * 32 // bits != codes[1] or w.shape[0] != codes[0] or codes[1] % group_size:
+        raise ValueError(f"[quantized_matmul] w of shape {w.shape} does not fit x of shape {x.shape}")
+    if scales.shape != biases.shape or scales.shape != (codes[0], codes[1] // group_size):
+        raise ValueError(f"[quantized_matmul] scales/biases of shapes {scales.shape}, {biases.shape} do not fit w")
     if K == 0:  # the op returns zeros without a dispatch
         return np.zeros((*x.shape[:-1], N), storage)
     out = poisoned((*x.shape[:-1], N), storage)

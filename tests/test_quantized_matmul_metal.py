@@ -183,67 +183,87 @@ def test_plan_shapes(transpose, m):
 
 
 # ---------------------------------------------------------------- planted bugs
-def mutant(tmp_path, old, new, group_size=64, bits=4):
-    """kernels/quantized_matmul.metal with one planted bug, instantiated for float32 at one
-    (group_size, bits) only (a fast build); fails if the text to replace is gone."""
+# A build costs seconds of g++, so the bugs share two: the bugs of one build sit in kernels
+# that the other tests of that build never dispatch (gemv_t, gemv_n, gemm_t, gemm_n).
+BOUNDS_BUGS = {
+    # gemv_t: columns past N are read.
+    "column_guard": ("for (uint c = 0; c < kGemvTCols && n0 + c < N; ++c)", "for (uint c = 0; c < kGemvTCols; ++c)"),
+    # gemm_n: rows of w past K are dequantised.
+    "k_tail": ("    if (k0 + r >= K) {\n", "    if (k0 + r >= K + 16) {\n"),
+    # gemv_n: the lanes stop one code early (in bounds, race-free).
+    "short_k": ("for (uint k = simd_lane; k < K; k += kSimdSize)", "for (uint k = simd_lane; k + 1 < K; k += kSimdSize)"),
+}
+SYNC_AND_NUMERICS_BUGS = {
+    # gemm_t and gemm_n: the next K step overwrites tiles other threads still read.
+    "barrier": ("    threadgroup_barrier(mem_flags::mem_threadgroup);\n  }\n  for (uint a = 0;", "  }\n  for (uint a = 0;"),
+    # gemv_t: the scales of group k / 32 instead of k / group_size.
+    "group": ("size_t g = n * groups + k / group_size;", "size_t g = n * groups + (k / 32) % groups;"),
+    # gemv_n: w_hat without its bias.
+    "bias": ("acc[i * pack + j] += xk * (scale * code<bits>(word, j) + bias);", "acc[i * pack + j] += xk * scale * code<bits>(word, j);"),
+}
+
+
+def mutant(directory, bugs):
+    """kernels/quantized_matmul.metal with planted bugs, instantiated for float32, group size
+    64 and 4 bits only (a faster build); fails if a text to replace is gone."""
     source = (source_root() / "kernels" / "quantized_matmul.metal").read_text()
-    assert source.count(old) >= 1, f"planted-bug anchor not found: {old!r}"
-    source = source.replace(old, new)
+    for old, new in bugs.values():
+        assert source.count(old) == 1, f"planted-bug anchor not found once: {old!r}"
+        source = source.replace(old, new)
     head, _, _ = source.rpartition("instantiate_quantized_matmul(float32, float)")
-    path = tmp_path / "quantized_matmul.metal"
-    path.write_text(head + f"instantiate_qmm_shape(float32, float, {group_size}, {bits})\n")
+    path = directory / "quantized_matmul.metal"
+    path.write_text(head + "instantiate_qmm_shape(float32, float, 64, 4)\n")
     return Library(path)
 
 
-def run_with(lib, m, n, k, transpose, group_size=64, bits=4):
-    """(kernel output, oracle check) of a float32 problem on a mutant library."""
-    wq, s, b = weights(n, k, transpose, group_size, bits)
+@pytest.fixture(scope="module")
+def bounds_mutant(tmp_path_factory):
+    return mutant(tmp_path_factory.mktemp("bounds"), BOUNDS_BUGS)
+
+
+@pytest.fixture(scope="module")
+def sync_mutant(tmp_path_factory):
+    return mutant(tmp_path_factory.mktemp("sync"), SYNC_AND_NUMERICS_BUGS)
+
+
+def run_with(lib, m, n, k, transpose):
+    """Runs a float32 problem (group size 64, 4 bits) on a mutant; returns its oracle check."""
+    wq, s, b = weights(n, k, transpose, 64, 4)
     x = rand((m, k), key=3)
     out = poisoned((m, n), np.float32)
-    execute(plan(m, n, k, transpose, group_size, bits, "float32"), lib,
-            [np.array(a) for a in (x, wq, s, b)], [out])
-    return lambda: assert_matches_oracle(mx.array(out), x, wq, s, b, transpose, group_size, bits)
+    execute(plan(m, n, k, transpose, 64, 4, "float32"), lib, [np.array(a) for a in (x, wq, s, b)], [out])
+    return lambda: assert_matches_oracle(mx.array(out), x, wq, s, b, transpose, 64, 4)
 
 
-def test_planted_missing_column_guard_reads_past_w(tmp_path):
-    lib = mutant(tmp_path, "for (uint c = 0; c < kGemvTCols && n0 + c < N; ++c)", "for (uint c = 0; c < kGemvTCols; ++c)")
-    with pytest.raises(MetalSimError, match=r"out-of-bounds read of buffer 'w'"):
-        run_with(lib, 1, 7, 64, True)
+def test_planted_missing_column_guard_reads_past_w(bounds_mutant):
+    with pytest.raises(MetalSimError, match=r"gemv_t_b4_g64_float32: out-of-bounds read of buffer 'w'"):
+        run_with(bounds_mutant, 1, 7, 64, True)
 
 
-def test_planted_missing_barrier_is_a_race(tmp_path):
-    barrier = "    threadgroup_barrier(mem_flags::mem_threadgroup);\n  }\n  for (uint a = 0;"
-    lib = mutant(tmp_path, barrier, "  }\n  for (uint a = 0;")
-    with pytest.raises(MetalSimError, match="threadgroup memory race"):
-        run_with(lib, 9, 32, 128, True)
+def test_planted_unguarded_k_tail_reads_past_w(bounds_mutant):
+    # K = 40: the second K tile would dequantise rows 40..55 of a 40-row w (8 words a row).
+    with pytest.raises(MetalSimError, match=r"gemm_n_b4_g64_float32: out-of-bounds read of buffer 'w' at element 384 \(buffer holds 320\)"):
+        run_with(bounds_mutant, 9, 64, 40, False)
 
 
-def test_planted_unguarded_k_tail_reads_past_w(tmp_path):
-    # No transpose, K = 40: the second K tile would dequantise rows 40..55 of a 40-row w (8 words a row).
-    lib = mutant(tmp_path, "    if (k0 + r >= K) {\n", "    if (k0 + r >= K + 16) {\n")
-    with pytest.raises(MetalSimError, match=r"out-of-bounds read of buffer 'w' at element 384 \(buffer holds 320\)"):
-        run_with(lib, 9, 64, 40, False)
-
-
-def test_planted_short_k_loop_fails_numerics(tmp_path):
-    # The GEMV lanes stop one code early: in bounds and race-free, so only numerics can tell.
-    lib = mutant(tmp_path, "for (uint k = simd_lane; k < K; k += kSimdSize)", "for (uint k = simd_lane; k + 1 < K; k += kSimdSize)")
+def test_planted_short_k_loop_fails_numerics(bounds_mutant):
     with pytest.raises(AssertionError, match="error .* > tol"):
-        run_with(lib, 2, 64, 45, False)()
+        run_with(bounds_mutant, 2, 64, 45, False)()
 
 
-def test_planted_wrong_group_fails_numerics(tmp_path):
-    # Scales of group k / 32 instead of k / group_size: only numerics can tell.
-    lib = mutant(tmp_path, "size_t g = n * groups + k / group_size;", "size_t g = n * groups + (k / 32) % groups;")
+def test_planted_missing_barrier_is_a_race(sync_mutant):
+    with pytest.raises(MetalSimError, match="gemm_t_b4_g64_float32: threadgroup memory race"):
+        run_with(sync_mutant, 9, 32, 128, True)
+
+
+def test_planted_wrong_group_fails_numerics(sync_mutant):
     with pytest.raises(AssertionError, match="error .* > tol"):
-        run_with(lib, 1, 8, 256, True)()
+        run_with(sync_mutant, 1, 8, 256, True)()
 
 
-def test_planted_dropped_bias_fails_numerics(tmp_path):
-    lib = mutant(tmp_path, "acc[i * pack + j] += xk * (scale * code<bits>(word, j) + bias);",
-                 "acc[i * pack + j] += xk * scale * code<bits>(word, j);")
+def test_planted_dropped_bias_fails_numerics(sync_mutant):
     with pytest.raises(AssertionError, match="error .* > tol"):
-        run_with(lib, 2, 64, 50, False)()
+        run_with(sync_mutant, 2, 64, 50, False)()
 
 
 # ---------------------------------------------------------------- on a Mac

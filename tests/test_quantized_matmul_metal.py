@@ -92,17 +92,18 @@ def test_inner_sizes_no_transpose(k, m):
 
 
 @pytest.mark.parametrize("dtype", [mx.float16, mx.bfloat16], ids=NAMES.get)
+@pytest.mark.parametrize("bits,group_size", [(4, 32), (8, 128)])
 @pytest.mark.parametrize("transpose", [True, False])
 @pytest.mark.parametrize("m", [1, GEMV_MAX_ROWS + 1])
-def test_half_precision(dtype, transpose, m):
+def test_half_precision(dtype, bits, group_size, transpose, m):
     assert dtype in METAL_KERNEL_DTYPES["quantized_matmul"]
-    wq, s, b = weights(64, 96, transpose, 32, 4, dtype)
-    x = rand((m, 96), dtype, key=m)
-    y = run_checked(x, wq, s, b, transpose, 32, 4)
+    wq, s, b = weights(128, 256, transpose, group_size, bits, dtype)
+    x = rand((m, 256), dtype, key=m)
+    y = run_checked(x, wq, s, b, transpose, group_size, bits)
     assert y.dtype == dtype
-    assert_matches_oracle(y, x, wq, s, b, transpose, 32, 4)
+    assert_matches_oracle(y, x, wq, s, b, transpose, group_size, bits)
     # Rounded once from float32, as the reference: at most one output ulp from it.
-    r = to64(reference(x, wq, s, b, transpose, 32, 4))
+    r = to64(reference(x, wq, s, b, transpose, group_size, bits))
     np.testing.assert_allclose(to64(y), r, rtol=2 * EPS_OUT[dtype], atol=1e-3 * np.abs(r).max())
 
 
@@ -167,6 +168,13 @@ def test_empty_dispatches_nothing():
 
 
 # ---------------------------------------------------------------- the launch plan
+def test_every_plan_names_a_compiled_kernel():
+    planned = {plan(m, 64, 128, t, gs, bits, NAMES[dtype]).kernel
+               for m in (1, 100) for t in (True, False) for gs in (32, 64, 128) for bits in (4, 8)
+               for dtype in METAL_KERNEL_DTYPES["quantized_matmul"]}
+    assert len(planned) == 72 and planned <= metal_sim.library("quantized_matmul").names
+
+
 @pytest.mark.parametrize("transpose", [True, False])
 @pytest.mark.parametrize("m", [1, GEMV_MAX_ROWS, GEMV_MAX_ROWS + 1, 100])
 def test_plan_shapes(transpose, m):

@@ -13,11 +13,12 @@ using namespace metal;
 constant constexpr uint kSimdSize = 32;
 // GEMV: simdgroups per threadgroup; codes per lane per pass (transpose: along K, word
 // aligned, so a lane's codes share one group); output columns per simdgroup (kQmmGemv*
-// in the launch plan).
+// in the launch plan). No transpose, a lane reads kGemvNCols codes of one row of w: 16 or
+// 32 contiguous bytes.
 constant constexpr uint kGemvSimdgroups = 2;
 constant constexpr uint kGemvValues = 8;
 constant constexpr uint kGemvTCols = 4;
-constant constexpr uint kGemvNCols = 8;
+constant constexpr uint kGemvNCols = 32;
 // GEMM: a kTile x kTile block of out per threadgroup of kGemmThreads threads, K in kTile
 // steps; each thread owns kMicro x kMicro outputs strided by kTile / kMicro. Tiles are
 // stored [row][k] with a padded leading dimension against bank conflicts.
@@ -92,8 +93,8 @@ template <typename T, int group_size, int bits>
 
 // out[row, n0 + c] for c < kGemvNCols, no transpose: w is K x N codes. Lanes split K (k =
 // lane, lane + 32, ...; lanes past a short K add nothing) and accumulate x_k * w_hat[k, n]
-// for kGemvNCols word-aligned columns of one group; simd_sum adds the lanes. N is a multiple
-// of group_size, so a simdgroup's columns are all in range or all out.
+// for kGemvNCols (= 32) columns, which share one group; simd_sum adds the lanes. N is a
+// multiple of group_size (so of 32): a simdgroup's columns are all in range or all out.
 template <typename T, int group_size, int bits>
 [[kernel]] void qmm_gemv_n(
     device const T* x [[buffer(0)]],
@@ -118,7 +119,10 @@ template <typename T, int group_size, int bits>
   uint groups = N / group_size;
   x += static_cast<size_t>(row) * K;
 
-  float acc[kGemvNCols] = {0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f};
+  float acc[kGemvNCols];
+  for (uint c = 0; c < kGemvNCols; ++c) {
+    acc[c] = 0.0f;
+  }
   for (uint k = simd_lane; k < K; k += kSimdSize) {
     float xk = static_cast<float>(x[k]);
     size_t g = static_cast<size_t>(k) * groups + n0 / group_size;

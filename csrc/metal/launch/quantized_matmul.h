@@ -13,7 +13,7 @@ constexpr int64_t kQmmGemvMaxRows = 8;
 // kGemmThreads in kernels/quantized_matmul.metal).
 constexpr size_t kQmmGemvSimdgroups = 2;
 constexpr size_t kQmmGemvTCols = 4; // output columns per simdgroup, transpose
-constexpr size_t kQmmGemvNCols = 8; // output columns per simdgroup, no transpose
+constexpr size_t kQmmGemvNCols = 32; // output columns per simdgroup, no transpose
 constexpr size_t kQmmTile = 32;
 constexpr size_t kQmmGemmThreads = 64;
 

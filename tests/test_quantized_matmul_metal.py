@@ -116,12 +116,27 @@ def test_batched_x_and_promotion():
         assert_matches_oracle(y, x, wq, s, b, True, 64, 4)
 
 
+@pytest.mark.parametrize("dtype", [mx.float32, mx.float16], ids=NAMES.get)
 @pytest.mark.parametrize("m,n,k,transpose", [(1, 256, 4096, True), (1, 4096, 256, False), (40, 96, 1024, True)])
-def test_model_sized_rows(m, n, k, transpose):
-    # Decode-sized contractions: the accumulation bound at K in the thousands.
-    wq, s, b = weights(n, k, transpose, 64, 4)
-    x = rand((m, k), key=k)
+def test_model_sized_rows(dtype, m, n, k, transpose):
+    # Decode-sized contractions: the float32 accumulation bound at K in the thousands (a
+    # float16 accumulator would miss it by far).
+    wq, s, b = weights(n, k, transpose, 64, 4, dtype)
+    x = rand((m, k), dtype, key=k, scale=30.0)
     assert_matches_oracle(run_checked(x, wq, s, b, transpose, 64, 4), x, wq, s, b, transpose, 64, 4)
+
+
+def test_random_shapes():
+    # Shapes drawn around every block size: GEMV blocks of 8 / 64 columns, GEMM tiles of 32.
+    rng = np.random.default_rng(0)
+    for case in range(24):
+        bits, group_size, transpose = CASES[case % len(CASES)]
+        m = int(rng.integers(1, 70))
+        n = int(rng.integers(1, 100)) if transpose else group_size * int(rng.integers(1, 4))
+        k = group_size * int(rng.integers(1, 5)) if transpose else int(rng.integers(1, 100))
+        wq, s, b = weights(n, k, transpose, group_size, bits)
+        x = rand((m, k), key=case)
+        assert_matches_oracle(run_checked(x, wq, s, b, transpose, group_size, bits), x, wq, s, b, transpose, group_size, bits)
 
 
 def test_strided_inputs_are_copied_to_rows():

@@ -26,6 +26,11 @@ void QuantizedMatmul::eval_gpu(
   if (out.dtype() != mx::float32 && out.dtype() != mx::float16 && out.dtype() != mx::bfloat16) {
     throw std::runtime_error("[quantized_matmul] no Metal kernel for this dtype");
   }
+  if (x.dtype() != out.dtype() || inputs[1].dtype() != mx::uint32 ||
+      inputs[2].dtype() != out.dtype() || inputs[3].dtype() != out.dtype()) {
+    // The op casts x, scales and biases to the output dtype; the kernels read them as it.
+    throw std::runtime_error("[quantized_matmul] Metal kernels need x/scales/biases in the output dtype");
+  }
   for (const mx::array& in : inputs) {
     if (!in.flags().row_contiguous) {
       // The op inserts mx::contiguous on GPU streams, so this is a broken invariant.

@@ -258,35 +258,24 @@ def run_with(lib, m, n, k, transpose):
     return lambda: assert_matches_oracle(mx.array(out), x, wq, s, b, transpose, 64, 4)
 
 
-def test_planted_missing_column_guard_reads_past_w(bounds_mutant):
-    with pytest.raises(MetalSimError, match=r"gemv_t_b4_g64_float32: out-of-bounds read of buffer 'w'"):
-        run_with(bounds_mutant, 1, 7, 64, True)
+NUMERICS = (AssertionError, "error .* > tol")  # in bounds and race-free: only the oracle sees it
+PLANTED = {  # bug: (m, n, k, transpose), (error, match)
+    "column_guard": ((1, 7, 64, True), (MetalSimError, r"gemv_t_b4_g64_float32: out-of-bounds read of buffer 'w'")),
+    # The second K tile (K = 40) would dequantise rows 40..55 of a 40-row w (8 words a row).
+    "k_tail": ((9, 64, 40, False), (MetalSimError, r"gemm_n_b4_g64_float32: out-of-bounds read of buffer 'w' at element 384 \(buffer holds 320\)")),
+    "short_k": ((2, 64, 45, False), NUMERICS),
+    "barrier": ((9, 32, 128, True), (MetalSimError, "gemm_t_b4_g64_float32: threadgroup memory race")),
+    "group": ((1, 8, 256, True), NUMERICS),
+    "bias": ((2, 64, 50, False), NUMERICS),
+}
 
 
-def test_planted_unguarded_k_tail_reads_past_w(bounds_mutant):
-    # K = 40: the second K tile would dequantise rows 40..55 of a 40-row w (8 words a row).
-    with pytest.raises(MetalSimError, match=r"gemm_n_b4_g64_float32: out-of-bounds read of buffer 'w' at element 384 \(buffer holds 320\)"):
-        run_with(bounds_mutant, 9, 64, 40, False)
-
-
-def test_planted_short_k_loop_fails_numerics(bounds_mutant):
-    with pytest.raises(AssertionError, match="error .* > tol"):
-        run_with(bounds_mutant, 2, 64, 45, False)()
-
-
-def test_planted_missing_barrier_is_a_race(sync_mutant):
-    with pytest.raises(MetalSimError, match="gemm_t_b4_g64_float32: threadgroup memory race"):
-        run_with(sync_mutant, 9, 32, 128, True)
-
-
-def test_planted_wrong_group_fails_numerics(sync_mutant):
-    with pytest.raises(AssertionError, match="error .* > tol"):
-        run_with(sync_mutant, 1, 8, 256, True)()
-
-
-def test_planted_dropped_bias_fails_numerics(sync_mutant):
-    with pytest.raises(AssertionError, match="error .* > tol"):
-        run_with(sync_mutant, 2, 64, 50, False)()
+@pytest.mark.parametrize("bug", sorted(PLANTED))
+def test_planted_bug_is_caught(request, bug):
+    lib = request.getfixturevalue("bounds_mutant" if bug in BOUNDS_BUGS else "sync_mutant")
+    shape, (error, match) = PLANTED[bug]
+    with pytest.raises(error, match=match):
+        run_with(lib, *shape)()
 
 
 # ---------------------------------------------------------------- on a Mac

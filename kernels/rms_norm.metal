@@ -4,28 +4,12 @@
 // row-contiguous on GPU streams); the weight may have any stride, including 0 and negative.
 #include <metal_stdlib>
 
+#include "reduce.h"
+
 using namespace metal;
 
 // Elements each thread reads per pass; kept equal to kRMSNormReads in the launch plan.
 constant constexpr uint kReads = 4;
-constant constexpr uint kSimdSize = 32;
-
-// Sum over the threadgroup, returned to every thread. Each simdgroup adds the per-simdgroup
-// partials itself, so one barrier suffices and simd_sums is written once per dispatch.
-inline float threadgroup_sum(
-    float partial,
-    threadgroup float* simd_sums,
-    uint simd_lane,
-    uint simd_group,
-    uint n_simd_groups) {
-  partial = simd_sum(partial);
-  if (simd_lane == 0) {
-    simd_sums[simd_group] = partial;
-  }
-  threadgroup_barrier(mem_flags::mem_threadgroup);
-  float total = simd_lane < n_simd_groups ? simd_sums[simd_lane] : 0.0f;
-  return simd_sum(total);
-}
 
 // The reference's rounding: normalise in float32, round to T, then multiply by the weight
 // in T (one rounding of the exact product, as T * T does).

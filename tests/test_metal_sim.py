@@ -9,10 +9,11 @@ import pytest
 
 from mlxr.conformance import metal_sim
 from mlxr.conformance.metal_sim import MetalSimError, _rms_norm_plan, executed, run_op
-from mlxr.conformance.metal_sim._compile import source_root
 from mlxr.conformance.metal_sim._runtime import Library, execute, poisoned
 from mlxr.fused._dispatch import METAL_KERNEL_DTYPES
 from mlxr.reference import rms_norm as reference
+
+from _metal_sim import NAMES, as64, half_agreement, mutant, ran, rand
 
 if not metal_sim.available():
     pytest.skip("metal-sim needs g++ and the kernel sources", allow_module_level=True)
@@ -21,30 +22,12 @@ DTYPES = list(METAL_KERNEL_DTYPES["rms_norm"])
 # Against the float64 oracle: float32 round-off, or 1.5 ulp of the output dtype (the normalised
 # value and the weight product are each rounded, as the reference prescribes).
 TOL = {mx.float32: 1e-5, mx.float16: 2e-3, mx.bfloat16: 1.6e-2}
-NAMES = {mx.float32: "float32", mx.float16: "float16", mx.bfloat16: "bfloat16"}
-
-
-def rand(shape, dtype, key, scale=1.0):
-    a = (mx.random.normal(shape, key=mx.random.key(key)) * scale).astype(dtype)
-    mx.eval(a)
-    return a
-
-
-def as64(a):
-    return np.array(a.astype(mx.float32) if a.dtype == mx.bfloat16 else a).astype(np.float64)
 
 
 def check(y, x, w, eps, dtype):
     oracle = reference(x.astype(mx.float64), None if w is None else w.astype(mx.float64), eps)
     assert y.dtype == dtype and y.shape == x.shape
     np.testing.assert_allclose(as64(y), np.array(oracle), rtol=TOL[dtype], atol=TOL[dtype])
-
-
-def ran(kernel, fn):
-    before = executed[kernel]
-    result = fn()
-    assert executed[kernel] == before + 1, f"{kernel} did not run"
-    return result
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=NAMES.get)
@@ -74,19 +57,6 @@ def test_no_weight_batched_magnitudes(dtype, scale):
     # so a dropped or misplaced eps shows.
     x = rand((2, 3, 300), dtype, 5, scale=scale)
     check(run_op("rms_norm", x, None, 1e-5), x, None, 1e-5, dtype)
-
-
-def ulp_distance(a: np.ndarray, b: np.ndarray, bits: int) -> np.ndarray:
-    """Units in the last place between two arrays of float bit patterns (sign-magnitude)."""
-    sign = 1 << (bits - 1)
-    ordered = lambda v: np.where(v & sign, -(v & (sign - 1)), v).astype(np.int64)  # noqa: E731
-    return np.abs(ordered(a.astype(np.int64)) - ordered(b.astype(np.int64)))
-
-
-def half_agreement(y: mx.array, expected: mx.array) -> tuple[int, float]:
-    """(max ulp distance, fraction of bit-identical elements) of two half-precision arrays."""
-    a, b = np.array(y.view(mx.uint16)), np.array(expected.view(mx.uint16))
-    return int(ulp_distance(a, b, 16).max()), float(np.mean(a == b))
 
 
 @pytest.mark.parametrize("dtype", [mx.float16, mx.bfloat16], ids=NAMES.get)
@@ -239,15 +209,6 @@ def test_oversized_threadgroup_is_refused(selftest):
 
 
 # ---------------------------------------------------------------- planted bugs
-def mutant(tmp_path, old, new):
-    """kernels/rms_norm.metal with one planted bug; fails if the text to replace is gone."""
-    source = (source_root() / "kernels" / "rms_norm.metal").read_text()
-    assert source.count(old) >= 1, f"planted-bug anchor not found: {old!r}"
-    path = tmp_path / "rms_norm.metal"
-    path.write_text(source.replace(old, new))
-    return Library(path)
-
-
 def run_with(lib, d, n_rows=1, limit=1024, dtype="float32"):
     x = np.random.default_rng(4).standard_normal((n_rows, d)).astype(np.float32)
     w = np.ones(d, np.float32)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import mlx.core as mx
 import numpy as np
 
+from ...reference.layer_norm import layer_norm_dtype
+from . import layer_norm as _layer_norm
 from . import rms_norm as _rms_norm
 
 _NAMES = {mx.float32: "float32", mx.float16: "float16", mx.bfloat16: "bfloat16"}
@@ -18,20 +20,39 @@ def _to_mlx(a: np.ndarray, dtype: mx.Dtype) -> mx.array:
     return mx.array(a).view(mx.bfloat16) if dtype == mx.bfloat16 else mx.array(a)
 
 
+def _kernel_dtype(op: str, dtype: mx.Dtype) -> mx.Dtype:
+    if dtype not in _NAMES:
+        raise TypeError(f"[{op}] no Metal kernel for {dtype}")
+    return dtype
+
+
+def _cast(dtype: mx.Dtype, *arrays: mx.array | None) -> list[np.ndarray | None]:
+    """The arrays cast to ``dtype`` as numpy buffers (None stays None), as the op casts them."""
+    return [None if a is None else _to_numpy(a.astype(dtype)) for a in arrays]
+
+
 def rms_norm(x: mx.array, weight: mx.array | None, eps: float, *, max_threads_per_group: int = 1024) -> mx.array:
     """``mlxr.fused.rms_norm`` on the simulated Metal device: output dtype
     ``promote(x, weight)``, inputs cast to it, then the Metal kernel (float32 accumulation,
     normalised value rounded to the output dtype before the weight multiply)."""
-    dtype = mx.result_type(x, weight) if weight is not None else x.dtype
-    if dtype not in _NAMES:
-        raise TypeError(f"[rms_norm] no Metal kernel for {dtype}")
-    xs = _to_numpy(x.astype(dtype))
-    ws = None if weight is None else _to_numpy(weight.astype(dtype))
+    dtype = _kernel_dtype("rms_norm", mx.result_type(x, weight) if weight is not None else x.dtype)
+    xs, ws = _cast(dtype, x, weight)
     out = _rms_norm.run(xs, ws, eps, _NAMES[dtype], max_threads_per_group=max_threads_per_group)
     return _to_mlx(out, dtype)
 
 
-OPS = {"rms_norm": rms_norm}
+def layer_norm(x: mx.array, weight: mx.array | None, bias: mx.array | None, eps: float, *,
+               max_threads_per_group: int = 1024) -> mx.array:
+    """``mlxr.fused.layer_norm`` on the simulated Metal device: output dtype
+    ``layer_norm_dtype(x, weight, bias)``, inputs cast to it, then the Metal kernel (float32
+    mean and variance; normalised value, weight product and bias sum each rounded to it)."""
+    dtype = _kernel_dtype("layer_norm", layer_norm_dtype(x, weight, bias))
+    xs, ws, bs = _cast(dtype, x, weight, bias)
+    out = _layer_norm.run(xs, ws, bs, eps, _NAMES[dtype], max_threads_per_group=max_threads_per_group)
+    return _to_mlx(out, dtype)
+
+
+OPS = {"rms_norm": rms_norm, "layer_norm": layer_norm}
 
 
 def run_op(op: str, *args, **kwargs) -> mx.array:

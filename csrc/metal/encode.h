@@ -26,4 +26,13 @@ std::string encode(
     std::vector<mx::array>& outputs,
     mx::Stream stream);
 
+// Checks the row kernels' invariants (a float32 / float16 / bfloat16 `out`, a row-contiguous
+// `x`, rows of at most 2^32 - 1 elements) and returns the row length.
+int64_t row_size(const char* op, const mx::array& x, const mx::array& out);
+
+// Gives `out` the buffer of a donated `in` of the same item size (the row kernels read each
+// element before any thread writes it: metal-sim certifies them race-free in place), else a
+// fresh one.
+void reuse_or_allocate(const mx::array& in, mx::array& out);
+
 } // namespace mlxr::metal

@@ -3,12 +3,10 @@
 #include "rms_norm.h"
 
 #include <cstdint>
-#include <stdexcept>
 
 #include "kernel_log.h"
 #include "metal/encode.h"
 #include "metal/launch/rms_norm.h"
-#include "mlx/allocator.h"
 #include "mlx/backend/metal/utils.h"
 
 namespace mlxr {
@@ -22,26 +20,10 @@ void RMSNorm::eval_gpu(const std::vector<mx::array>& inputs, std::vector<mx::arr
   //                     has_weight (uint32) -> 6
   const mx::array& x = inputs[0];
   mx::array& out = outputs[0];
-  if (out.dtype() != mx::float32 && out.dtype() != mx::float16 && out.dtype() != mx::bfloat16) {
-    throw std::runtime_error("[rms_norm] no Metal kernel for this dtype");
-  }
-  if (!x.flags().row_contiguous) {
-    // The op inserts mx::contiguous on GPU streams, so this is a broken invariant.
-    throw std::runtime_error("[rms_norm] the Metal kernel needs a row-contiguous x");
-  }
-  // Each element is read before any thread writes it (metal-sim certifies it race-free in
-  // place), so a donated x is overwritten in place.
-  if (x.is_donatable() && x.itemsize() == out.itemsize()) {
-    out.copy_shared_buffer(x);
-  } else {
-    out.set_data(mx::allocator::malloc(out.nbytes()));
-  }
+  int64_t axis_size = metal::row_size("rms_norm", x, out);
+  metal::reuse_or_allocate(x, out);
   if (out.size() == 0) {
     return;
-  }
-  int64_t axis_size = x.ndim() ? x.shape(-1) : 1;
-  if (axis_size > static_cast<int64_t>(UINT32_MAX)) {
-    throw std::runtime_error("[rms_norm] rows longer than 2^32 - 1 elements");
   }
   metal_launch::RMSNormQuery query{
       static_cast<int64_t>(x.size()) / axis_size,

@@ -2,6 +2,7 @@
 // C ABI, so the simulator dispatches exactly what the host would. One function per op.
 #include <cstring>
 
+#include "metal/launch/layer_norm.h"
 #include "metal/launch/rms_norm.h"
 
 #define MLXR_PLAN_EXPORT extern "C" __attribute__((visibility("default")))
@@ -16,13 +17,27 @@ int64_t emit(const mlxr::metal_launch::Plan& plan, char* out, int64_t cap) {
   return static_cast<int64_t>(json.size());
 }
 
+mlxr::metal_launch::DeviceLimits limits(int64_t max_threads_per_group) {
+  mlxr::metal_launch::DeviceLimits limits;
+  limits.max_threads_per_group = static_cast<size_t>(max_threads_per_group);
+  return limits;
+}
+
 } // namespace
 
 MLXR_PLAN_EXPORT int64_t mlxr_plan_rms_norm(int64_t n_rows, int64_t axis_size, int64_t w_stride,
                                             const char* dtype, int has_weight, float eps,
                                             int64_t max_threads_per_group, char* out, int64_t cap) {
   mlxr::metal_launch::RMSNormQuery q{n_rows, axis_size, w_stride, dtype, has_weight != 0, eps};
-  mlxr::metal_launch::DeviceLimits limits;
-  limits.max_threads_per_group = static_cast<size_t>(max_threads_per_group);
-  return emit(mlxr::metal_launch::rms_norm_plan(q, limits), out, cap);
+  return emit(mlxr::metal_launch::rms_norm_plan(q, limits(max_threads_per_group)), out, cap);
+}
+
+MLXR_PLAN_EXPORT int64_t mlxr_plan_layer_norm(int64_t n_rows, int64_t axis_size, int64_t w_stride,
+                                              int64_t b_stride, const char* dtype, int has_weight,
+                                              int has_bias, float eps,
+                                              int64_t max_threads_per_group, char* out,
+                                              int64_t cap) {
+  mlxr::metal_launch::LayerNormQuery q{n_rows, axis_size, w_stride, b_stride, dtype,
+                                       has_weight != 0, has_bias != 0, eps};
+  return emit(mlxr::metal_launch::layer_norm_plan(q, limits(max_threads_per_group)), out, cap);
 }

@@ -53,6 +53,25 @@ struct DeviceLimits {
   size_t simd_size = 32;
 };
 
+// One threadgroup per row with `reads` elements per thread per pass: the single-pass kernel
+// while the row fits one threadgroup (whole simdgroups, partial ones padded), else the looped
+// kernel with the widest threadgroup.
+struct RowLaunch {
+  bool looped;
+  size_t threads;
+};
+
+inline RowLaunch row_launch(int64_t axis_size, size_t reads, const DeviceLimits& limits) {
+  size_t simd = limits.simd_size;
+  size_t max_group = limits.max_threads_per_group / simd * simd;
+  size_t threads_needed = (static_cast<size_t>(axis_size) + reads - 1) / reads;
+  size_t group = (threads_needed + simd - 1) / simd * simd;
+  if (group > max_group) {
+    return {true, max_group};
+  }
+  return {false, group ? group : simd};
+}
+
 // The plan as JSON, for the simulator and for debugging.
 inline std::string to_json(const Plan& p) {
   static const char* kinds[] = {"input", "output", "bytes"};

@@ -20,22 +20,12 @@ struct RMSNormQuery {
 // Buffers: 0 x (input 0), 1 weight (input 1; x when there is no weight, never read),
 // 2 out (output 0), 3 eps, 4 axis_size, 5 w_stride, 6 has_weight.
 // Rows that fit kRMSNormReads elements per thread in one threadgroup take the single-pass
-// kernel; longer rows the looped one with the widest threadgroup.
+// kernel; longer rows the looped one (row_launch).
 inline Plan rms_norm_plan(const RMSNormQuery& q, const DeviceLimits& limits = {}) {
-  size_t simd = limits.simd_size;
-  size_t max_group = limits.max_threads_per_group / simd * simd;
-  size_t axis = static_cast<size_t>(q.axis_size);
-  size_t threads_needed = (axis + kRMSNormReads - 1) / kRMSNormReads;
-  size_t group = (threads_needed + simd - 1) / simd * simd;
-
+  RowLaunch launch = row_launch(q.axis_size, kRMSNormReads, limits);
   Plan p;
-  if (group <= max_group) {
-    p.kernel = "rms_norm_" + q.dtype;
-    p.group = {group ? group : simd, 1, 1};
-  } else {
-    p.kernel = "rms_norm_looped_" + q.dtype;
-    p.group = {max_group, 1, 1};
-  }
+  p.kernel = (launch.looped ? "rms_norm_looped_" : "rms_norm_") + q.dtype;
+  p.group = {launch.threads, 1, 1};
   p.grid = {static_cast<size_t>(q.n_rows), 1, 1};
   p.input(0, 0, "x");
   p.input(1, q.has_weight ? 1 : 0, "weight");

@@ -5,23 +5,12 @@
 #include <metal_stdlib>
 
 #include "reduce.h"
+#include "rms_norm.h"
 
 using namespace metal;
 
 // Elements each thread reads per pass; kept equal to kRMSNormReads in the launch plan.
 constant constexpr uint kReads = 4;
-
-// The reference's rounding: normalise in float32, round to T, then multiply by the weight
-// in T (one rounding of the exact product, as T * T does).
-template <typename T>
-inline T rms_output(float value, float inv_rms, device const T* w, uint i, int64_t w_stride,
-               uint has_weight) {
-  T normed = static_cast<T>(value * inv_rms);
-  if (has_weight == 0) {
-    return normed;
-  }
-  return static_cast<T>(static_cast<float>(normed) * static_cast<float>(w[i * w_stride]));
-}
 
 // Rows of up to kReads * threads_per_threadgroup elements: each thread keeps its kReads
 // elements in registers between the reduction and the write.

@@ -94,6 +94,8 @@ def inline_includes(metal_file: Path, seen: set[Path] | None = None) -> str:
     seen = set() if seen is None else seen
     seen.add(metal_file)
     source = metal_file.read_text()
+    if seen - {metal_file}:  # a header: inlining is its include guard
+        source = re.sub(r"^[ \t]*#[ \t]*pragma[ \t]+once[ \t]*$", "", source, flags=re.M)
 
     def include(m: re.Match) -> str:
         for d in (metal_file.parent, source_root()):

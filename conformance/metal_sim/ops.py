@@ -5,7 +5,9 @@ from __future__ import annotations
 import mlx.core as mx
 import numpy as np
 
+from ...reference._dtypes import output_dtype
 from ...reference.layer_norm import layer_norm_dtype
+from . import add_rms_norm as _add_rms_norm
 from . import layer_norm as _layer_norm
 from . import rms_norm as _rms_norm
 
@@ -52,7 +54,18 @@ def layer_norm(x: mx.array, weight: mx.array | None, bias: mx.array | None, eps:
     return _to_mlx(out, dtype)
 
 
-OPS = {"rms_norm": rms_norm, "layer_norm": layer_norm}
+def add_rms_norm(x: mx.array, residual: mx.array, weight: mx.array | None, eps: float, *,
+                 max_threads_per_group: int = 1024) -> tuple[mx.array, mx.array]:
+    """``mlxr.fused.add_rms_norm`` on the simulated Metal device: ``(normed, h)`` in
+    ``promote(x, residual[, weight])``, inputs cast to it, then the Metal kernel (h the rounded
+    sum, normed the rms_norm kernel's arithmetic on that h)."""
+    dtype = _kernel_dtype("add_rms_norm", output_dtype(x, residual, weight))
+    xs, rs, ws = _cast(dtype, x, residual, weight)
+    normed, h = _add_rms_norm.run(xs, rs, ws, eps, _NAMES[dtype], max_threads_per_group=max_threads_per_group)
+    return _to_mlx(normed, dtype), _to_mlx(h, dtype)
+
+
+OPS = {"rms_norm": rms_norm, "layer_norm": layer_norm, "add_rms_norm": add_rms_norm}
 
 
 def run_op(op: str, *args, **kwargs) -> mx.array:

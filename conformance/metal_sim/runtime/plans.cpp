@@ -2,6 +2,7 @@
 // C ABI, so the simulator dispatches exactly what the host would. One function per op.
 #include <cstring>
 
+#include "metal/launch/add_rms_norm.h"
 #include "metal/launch/layer_norm.h"
 #include "metal/launch/rms_norm.h"
 
@@ -40,4 +41,13 @@ MLXR_PLAN_EXPORT int64_t mlxr_plan_layer_norm(int64_t n_rows, int64_t axis_size,
   mlxr::metal_launch::LayerNormQuery q{n_rows, axis_size, w_stride, b_stride, dtype,
                                        has_weight != 0, has_bias != 0, eps};
   return emit(mlxr::metal_launch::layer_norm_plan(q, limits(max_threads_per_group)), out, cap);
+}
+
+MLXR_PLAN_EXPORT int64_t mlxr_plan_add_rms_norm(int64_t n_rows, int64_t axis_size,
+                                                int64_t w_stride, const char* dtype,
+                                                int has_weight, float eps,
+                                                int64_t max_threads_per_group, char* out,
+                                                int64_t cap) {
+  mlxr::metal_launch::AddRMSNormQuery q{n_rows, axis_size, w_stride, dtype, has_weight != 0, eps};
+  return emit(mlxr::metal_launch::add_rms_norm_plan(q, limits(max_threads_per_group)), out, cap);
 }

@@ -1,0 +1,43 @@
+"""add_rms_norm on the simulator: what csrc/metal/add_rms_norm.cpp does on a Mac, with numpy
+buffers."""
+
+from __future__ import annotations
+
+import ctypes
+
+import numpy as np
+
+from ._buffers import STORAGE, rows, vector_stride
+from ._runtime import Plan, call_plan, execute, library, poisoned
+
+
+def plan(n_rows: int, axis_size: int, w_stride: int, dtype: str, has_weight: bool, eps: float,
+         max_threads_per_group: int = 1024) -> Plan:
+    """The launch plan of csrc/metal/launch/add_rms_norm.h for these arguments."""
+    return call_plan(
+        "add_rms_norm",
+        ctypes.c_int64(n_rows),
+        ctypes.c_int64(axis_size),
+        ctypes.c_int64(w_stride),
+        dtype.encode(),
+        ctypes.c_int(int(has_weight)),
+        ctypes.c_float(eps),
+        ctypes.c_int64(max_threads_per_group),
+    )
+
+
+def run(x: np.ndarray, residual: np.ndarray, weight: np.ndarray | None, eps: float, dtype: str, *,
+        max_threads_per_group: int = 1024) -> tuple[np.ndarray, np.ndarray]:
+    """``(normed, h)`` of ``x + residual`` (both already in the output ``dtype``; bfloat16 as
+    uint16 bits) on the simulator. As on the GPU, x and residual are made row-contiguous first
+    and the weight is bound as it is, strides and all."""
+    x, normed, axis, n_rows = rows(x, dtype)
+    residual = np.ascontiguousarray(residual, dtype=STORAGE[dtype])
+    h = poisoned(x.shape, STORAGE[dtype])
+    if x.size == 0:
+        return normed, h
+    w_stride = vector_stride(weight, STORAGE[dtype], "weight")
+    p = plan(n_rows, axis, w_stride, dtype, weight is not None, eps, max_threads_per_group)
+    inputs = [x, residual] if weight is None else [x, residual, weight]
+    execute(p, library("add_rms_norm"), inputs, [normed, h])
+    return normed, h

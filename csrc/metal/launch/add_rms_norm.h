@@ -1,0 +1,42 @@
+// Launch plan of kernels/add_rms_norm.metal: one threadgroup per row.
+#pragma once
+
+#include "plan.h"
+
+namespace mlxr::metal_launch {
+
+// Elements per thread per pass; kReads in kernels/add_rms_norm.metal.
+constexpr size_t kAddRMSNormReads = 4;
+
+struct AddRMSNormQuery {
+  int64_t n_rows; // rows of x, residual and both outputs are contiguous, axis_size apart
+  int64_t axis_size;
+  int64_t w_stride; // elements between weight entries (any sign, 0 for a broadcast)
+  std::string dtype; // output dtype: float32, float16, bfloat16
+  bool has_weight;
+  float eps;
+};
+
+// Buffers: 0 x (input 0), 1 residual (input 1), 2 weight (input 2; x when there is no weight,
+// never read), 3 normed (output 0), 4 h (output 1), 5 eps, 6 axis_size, 7 w_stride,
+// 8 has_weight. Rows that fit kAddRMSNormReads elements per thread in one threadgroup take the
+// single-pass kernel; longer rows the looped one (row_launch).
+inline Plan add_rms_norm_plan(const AddRMSNormQuery& q, const DeviceLimits& limits = {}) {
+  RowLaunch launch = row_launch(q.axis_size, kAddRMSNormReads, limits);
+  Plan p;
+  p.kernel = (launch.looped ? "add_rms_norm_looped_" : "add_rms_norm_") + q.dtype;
+  p.group = {launch.threads, 1, 1};
+  p.grid = {static_cast<size_t>(q.n_rows), 1, 1};
+  p.input(0, 0, "x");
+  p.input(1, 1, "residual");
+  p.input(2, q.has_weight ? 2 : 0, "weight");
+  p.output(3, 0, "normed");
+  p.output(4, 1, "h");
+  p.bytes<float>(5, "eps", q.eps);
+  p.bytes<uint32_t>(6, "axis_size", static_cast<uint32_t>(q.axis_size));
+  p.bytes<int64_t>(7, "w_stride", q.w_stride);
+  p.bytes<uint32_t>(8, "has_weight", q.has_weight ? 1u : 0u);
+  return p;
+}
+
+} // namespace mlxr::metal_launch

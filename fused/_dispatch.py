@@ -27,6 +27,7 @@ METAL_KERNEL_DTYPES = {
     "rms_norm": (mx.float32, mx.float16, mx.bfloat16),
     "layer_norm": (mx.float32, mx.float16, mx.bfloat16),
     "add_rms_norm": (mx.float32, mx.float16, mx.bfloat16),
+    "rope": (mx.float32, mx.float16, mx.bfloat16),
 }
 # Ops with a CUDA kernel (kernels/<op>.cuh + csrc/cuda/<op>.cu), and the dtypes each handles.
 CUDA_KERNEL_DTYPES = {

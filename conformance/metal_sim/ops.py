@@ -6,10 +6,13 @@ import mlx.core as mx
 import numpy as np
 
 from ...reference._dtypes import output_dtype
+from ...fused.rope import _offset_array
 from ...reference.layer_norm import layer_norm_dtype
+from ...reference.rope import rope_inv_freqs
 from . import add_rms_norm as _add_rms_norm
 from . import layer_norm as _layer_norm
 from . import rms_norm as _rms_norm
+from . import rope as _rope
 
 _NAMES = {mx.float32: "float32", mx.float16: "float16", mx.bfloat16: "bfloat16"}
 
@@ -65,7 +68,21 @@ def add_rms_norm(x: mx.array, residual: mx.array, weight: mx.array | None, eps: 
     return _to_mlx(normed, dtype), _to_mlx(h, dtype)
 
 
-OPS = {"rms_norm": rms_norm, "layer_norm": layer_norm, "add_rms_norm": add_rms_norm}
+def rope(a: mx.array, dims: int, *, traditional: bool, base: float | None, scale: float, offset,
+         freqs: mx.array | None = None, forward: bool = True, max_threads_per_group: int = 1024) -> mx.array:
+    """``mlxr.fused.rope`` on the simulated Metal device: output dtype ``a.dtype``; the float32
+    inverse frequencies the fused op computes (``rope_inv_freqs``) and int32 offsets go to the
+    Metal kernel (float32 angles and rotation, rounded once). ``forward=False`` is the inverse
+    map (the vjp's kernel)."""
+    dtype = _kernel_dtype("rope", a.dtype)
+    inv_freqs = rope_inv_freqs(dims, base, freqs, mx.float32)
+    offsets = _offset_array(offset, a.shape[0]).astype(mx.int32)
+    out = _rope.run(_to_numpy(a), np.array(offsets), np.array(inv_freqs), dims, traditional, scale,
+                    _NAMES[dtype], forward=forward, max_threads_per_group=max_threads_per_group)
+    return _to_mlx(out, dtype)
+
+
+OPS = {"rms_norm": rms_norm, "layer_norm": layer_norm, "add_rms_norm": add_rms_norm, "rope": rope}
 
 
 def run_op(op: str, *args, **kwargs) -> mx.array:

@@ -599,9 +599,11 @@ inline T as_type(const U& u) {
 template <typename T>
 using numeric_limits = std::numeric_limits<T>;
 namespace precise {
+using metal::cos;
 using metal::exp;
 using metal::log;
 using metal::rsqrt;
+using metal::sin;
 using metal::sqrt;
 } // namespace precise
 namespace fast {

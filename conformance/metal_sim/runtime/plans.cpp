@@ -5,6 +5,7 @@
 #include "metal/launch/add_rms_norm.h"
 #include "metal/launch/layer_norm.h"
 #include "metal/launch/rms_norm.h"
+#include "metal/launch/rope.h"
 
 #define MLXR_PLAN_EXPORT extern "C" __attribute__((visibility("default")))
 
@@ -50,4 +51,14 @@ MLXR_PLAN_EXPORT int64_t mlxr_plan_add_rms_norm(int64_t n_rows, int64_t axis_siz
                                                 int64_t cap) {
   mlxr::metal_launch::AddRMSNormQuery q{n_rows, axis_size, w_stride, dtype, has_weight != 0, eps};
   return emit(mlxr::metal_launch::add_rms_norm_plan(q, limits(max_threads_per_group)), out, cap);
+}
+
+MLXR_PLAN_EXPORT int64_t mlxr_plan_rope(int64_t n_groups, int64_t n_t, int64_t n_m,
+                                        int64_t row_size, int64_t dims, int64_t offset_stride,
+                                        int64_t inv_stride, const char* dtype, int traditional,
+                                        int forward, float scale, int64_t max_threads_per_group,
+                                        char* out, int64_t cap) {
+  mlxr::metal_launch::RopeQuery q{n_groups, n_t, n_m, row_size, dims, offset_stride, inv_stride,
+                                  dtype, traditional != 0, forward != 0, scale};
+  return emit(mlxr::metal_launch::rope_plan(q, limits(max_threads_per_group)), out, cap);
 }

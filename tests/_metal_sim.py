@@ -52,3 +52,16 @@ def mutant(tmp_path, old, new, stem="rms_norm"):
     for name, source in sources.items():
         (tmp_path / name).write_text(source.replace(old, new))
     return Library(tmp_path / f"{stem}.metal")
+
+
+def assert_row_plan(p, op: str, dtype: str, d: int, limit: int, n_rows: int, n_args: int) -> None:
+    """A row kernel's plan (4 elements per thread per pass): whole simdgroups, the single-pass
+    kernel while the row fits the thread limit, else the looped one at the limit, and buffers
+    bound in index order."""
+    threads = p.group[0]
+    assert threads % 32 == 0 and 32 <= threads <= limit and p.grid == (n_rows, 1, 1)
+    if d <= 4 * limit:
+        assert p.kernel == f"{op}_{dtype}" and threads >= -(-d // 4)
+    else:
+        assert p.kernel == f"{op}_looped_{dtype}" and threads == limit
+    assert [a.index for a in p.args] == list(range(n_args))

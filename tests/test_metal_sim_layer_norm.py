@@ -13,7 +13,7 @@ from mlxr.conformance.metal_sim.layer_norm import plan
 from mlxr.fused._dispatch import METAL_KERNEL_DTYPES
 from mlxr.reference import layer_norm as reference
 
-from _metal_sim import NAMES, as64, half_agreement, mutant, ran, rand
+from _metal_sim import NAMES, as64, assert_row_plan, half_agreement, mutant, ran, rand
 
 if not metal_sim.available():
     pytest.skip("metal-sim needs g++ and the kernel sources", allow_module_level=True)
@@ -172,13 +172,7 @@ def test_empty_input_dispatches_nothing():
 @pytest.mark.parametrize("limit", [1024, 64])
 def test_plan_shapes(d, limit):
     p = plan(5, d, 1, 1, "bfloat16", True, True, 1e-5, limit)
-    threads = p.group[0]
-    assert threads % 32 == 0 and 32 <= threads <= limit and p.grid == (5, 1, 1)
-    if d <= 4 * limit:
-        assert p.kernel == "layer_norm_bfloat16" and threads >= -(-d // 4)
-    else:
-        assert p.kernel == "layer_norm_looped_bfloat16" and threads == limit
-    assert [a.index for a in p.args] == list(range(10))
+    assert_row_plan(p, "layer_norm", "bfloat16", d, limit, n_rows=5, n_args=10)
     assert [a.kind for a in p.args] == ["input"] * 3 + ["output"] + ["bytes"] * 6
     assert [a.array for a in p.args[:4]] == [0, 1, 2, 0]
 

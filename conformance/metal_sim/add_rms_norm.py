@@ -3,27 +3,17 @@ buffers."""
 
 from __future__ import annotations
 
-import ctypes
-
 import numpy as np
 
 from ._buffers import STORAGE, rows, vector_stride
 from ._runtime import Plan, call_plan, execute, library, poisoned
+from .rms_norm import plan_args
 
 
-def plan(n_rows: int, axis_size: int, w_stride: int, dtype: str, has_weight: bool, eps: float,
-         max_threads_per_group: int = 1024) -> Plan:
-    """The launch plan of csrc/metal/launch/add_rms_norm.h for these arguments."""
-    return call_plan(
-        "add_rms_norm",
-        ctypes.c_int64(n_rows),
-        ctypes.c_int64(axis_size),
-        ctypes.c_int64(w_stride),
-        dtype.encode(),
-        ctypes.c_int(int(has_weight)),
-        ctypes.c_float(eps),
-        ctypes.c_int64(max_threads_per_group),
-    )
+def plan(*args, **kwargs) -> Plan:
+    """The launch plan of csrc/metal/launch/add_rms_norm.h for ``rms_norm.plan_args(*args,
+    **kwargs)`` (its query is an RMSNormQuery)."""
+    return call_plan("add_rms_norm", *plan_args(*args, **kwargs))
 
 
 def run(x: np.ndarray, residual: np.ndarray, weight: np.ndarray | None, eps: float, dtype: str, *,

@@ -6,7 +6,6 @@
 #include <cstdint>
 #include <stdexcept>
 
-#include "kernel_log.h"
 #include "metal/encode.h"
 #include "metal/launch/add_rms_norm.h"
 #include "mlx/backend/metal/utils.h"
@@ -44,14 +43,7 @@ void AddRMSNorm::eval_gpu(const std::vector<mx::array>& inputs, std::vector<mx::
       mx::type_to_name(normed), // kernel names end in float32 / float16 / bfloat16
       has_weight_,
       static_cast<float>(eps_)};
-  std::string kernel = metal::encode(
-      [&](const metal_launch::DeviceLimits& limits) {
-        return metal_launch::add_rms_norm_plan(query, limits);
-      },
-      inputs,
-      outputs,
-      stream());
-  record_kernel("gpu", kernel);
+  metal::encode(metal_launch::add_rms_norm_plan, query, inputs, outputs, stream());
 }
 
 } // namespace mlxr

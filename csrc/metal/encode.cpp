@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <stdexcept>
 
+#include "kernel_log.h"
 #include "mlx/allocator.h"
 #include "mlx/backend/metal/device.h"
 
@@ -64,6 +65,7 @@ std::string encode(
   encoder.dispatch_threadgroups(
       MTL::Size(plan.grid[0], plan.grid[1], plan.grid[2]),
       MTL::Size(plan.group[0], plan.group[1], plan.group[2]));
+  record_kernel("gpu", plan.kernel);
   return plan.kernel;
 }
 

@@ -19,12 +19,28 @@ using PlanFn = std::function<metal_launch::Plan(const metal_launch::DeviceLimits
 
 // Looks the plan's kernel up in mlxr.metallib (next to the extension module), plans again with
 // the pipeline's thread limit when the first plan asks for more, binds inputs / outputs /
-// bytes as the plan lists them and dispatches threadgroups. Returns the kernel's name.
+// bytes as the plan lists them, dispatches threadgroups and records the kernel as run on the
+// GPU (kernel_log.h). Returns the kernel's name.
 std::string encode(
     const PlanFn& make_plan,
     const std::vector<mx::array>& inputs,
     std::vector<mx::array>& outputs,
     mx::Stream stream);
+
+// encode() of an op's plan function (launch/<op>.h) for `query`.
+template <typename Query>
+std::string encode(
+    metal_launch::Plan (*plan)(const Query&, const metal_launch::DeviceLimits&),
+    const Query& query,
+    const std::vector<mx::array>& inputs,
+    std::vector<mx::array>& outputs,
+    mx::Stream stream) {
+  return encode(
+      [&](const metal_launch::DeviceLimits& limits) { return plan(query, limits); },
+      inputs,
+      outputs,
+      stream);
+}
 
 // Checks the row kernels' invariants (a float32 / float16 / bfloat16 `out`, a row-contiguous
 // `x`, rows of at most 2^32 - 1 elements) and returns the row length.

@@ -5,7 +5,6 @@
 
 #include <cstdint>
 
-#include "kernel_log.h"
 #include "metal/encode.h"
 #include "metal/launch/layer_norm.h"
 #include "mlx/backend/metal/utils.h"
@@ -39,14 +38,7 @@ void LayerNorm::eval_gpu(const std::vector<mx::array>& inputs, std::vector<mx::a
       has_weight_,
       has_bias_,
       static_cast<float>(eps_)};
-  std::string kernel = metal::encode(
-      [&](const metal_launch::DeviceLimits& limits) {
-        return metal_launch::layer_norm_plan(query, limits);
-      },
-      inputs,
-      outputs,
-      stream());
-  record_kernel("gpu", kernel);
+  metal::encode(metal_launch::layer_norm_plan, query, inputs, outputs, stream());
 }
 
 } // namespace mlxr

@@ -5,7 +5,6 @@
 #include <cstdint>
 #include <stdexcept>
 
-#include "kernel_log.h"
 #include "metal/encode.h"
 #include "metal/launch/rope.h"
 #include "mlx/backend/metal/utils.h"
@@ -53,12 +52,7 @@ void RoPE::eval_gpu(const std::vector<mx::array>& inputs, std::vector<mx::array>
       traditional_,
       forward_,
       static_cast<float>(scale_)};
-  std::string kernel = metal::encode(
-      [&](const metal_launch::DeviceLimits& limits) { return metal_launch::rope_plan(query, limits); },
-      inputs,
-      outputs,
-      stream());
-  record_kernel("gpu", kernel);
+  metal::encode(metal_launch::rope_plan, query, inputs, outputs, stream());
 }
 
 } // namespace mlxr

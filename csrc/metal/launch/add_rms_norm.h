@@ -2,31 +2,21 @@
 #pragma once
 
 #include "plan.h"
+#include "rms_norm.h"
 
 namespace mlxr::metal_launch {
 
 // Elements per thread per pass; kReads in kernels/add_rms_norm.metal.
 constexpr size_t kAddRMSNormReads = 4;
 
-struct AddRMSNormQuery {
-  int64_t n_rows; // rows of x, residual and both outputs are contiguous, axis_size apart
-  int64_t axis_size;
-  int64_t w_stride; // elements between weight entries (any sign, 0 for a broadcast)
-  std::string dtype; // output dtype: float32, float16, bfloat16
-  bool has_weight;
-  float eps;
-};
+// The arguments of the RMSNorm of h: rows of x, residual and both outputs are contiguous.
+using AddRMSNormQuery = RMSNormQuery;
 
 // Buffers: 0 x (input 0), 1 residual (input 1), 2 weight (input 2; x when there is no weight,
 // never read), 3 normed (output 0), 4 h (output 1), 5 eps, 6 axis_size, 7 w_stride,
-// 8 has_weight. Rows that fit kAddRMSNormReads elements per thread in one threadgroup take the
-// single-pass kernel; longer rows the looped one (row_launch).
+// 8 has_weight. Single-pass or looped kernel by row length (row_plan).
 inline Plan add_rms_norm_plan(const AddRMSNormQuery& q, const DeviceLimits& limits = {}) {
-  RowLaunch launch = row_launch(q.axis_size, kAddRMSNormReads, limits);
-  Plan p;
-  p.kernel = (launch.looped ? "add_rms_norm_looped_" : "add_rms_norm_") + q.dtype;
-  p.group = {launch.threads, 1, 1};
-  p.grid = {static_cast<size_t>(q.n_rows), 1, 1};
+  Plan p = row_plan("add_rms_norm", q.dtype, q.n_rows, q.axis_size, kAddRMSNormReads, limits);
   p.input(0, 0, "x");
   p.input(1, 1, "residual");
   p.input(2, q.has_weight ? 2 : 0, "weight");

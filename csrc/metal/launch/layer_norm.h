@@ -21,15 +21,10 @@ struct LayerNormQuery {
 
 // Buffers: 0 x (input 0), 1 weight (input 1; x when there is no weight, never read),
 // 2 bias (the input after the weight; x when there is no bias, never read), 3 out (output 0),
-// 4 eps, 5 axis_size, 6 w_stride, 7 b_stride, 8 has_weight, 9 has_bias.
-// Rows that fit kLayerNormReads elements per thread in one threadgroup take the single-pass
-// kernel; longer rows the looped one (row_launch).
+// 4 eps, 5 axis_size, 6 w_stride, 7 b_stride, 8 has_weight, 9 has_bias. Single-pass or
+// looped kernel by row length (row_plan).
 inline Plan layer_norm_plan(const LayerNormQuery& q, const DeviceLimits& limits = {}) {
-  RowLaunch launch = row_launch(q.axis_size, kLayerNormReads, limits);
-  Plan p;
-  p.kernel = (launch.looped ? "layer_norm_looped_" : "layer_norm_") + q.dtype;
-  p.group = {launch.threads, 1, 1};
-  p.grid = {static_cast<size_t>(q.n_rows), 1, 1};
+  Plan p = row_plan("layer_norm", q.dtype, q.n_rows, q.axis_size, kLayerNormReads, limits);
   p.input(0, 0, "x");
   p.input(1, q.has_weight ? 1 : 0, "weight");
   p.input(2, q.has_bias ? (q.has_weight ? 2 : 1) : 0, "bias");

@@ -18,15 +18,10 @@ struct RMSNormQuery {
 };
 
 // Buffers: 0 x (input 0), 1 weight (input 1; x when there is no weight, never read),
-// 2 out (output 0), 3 eps, 4 axis_size, 5 w_stride, 6 has_weight.
-// Rows that fit kRMSNormReads elements per thread in one threadgroup take the single-pass
-// kernel; longer rows the looped one (row_launch).
+// 2 out (output 0), 3 eps, 4 axis_size, 5 w_stride, 6 has_weight. Single-pass or looped
+// kernel by row length (row_plan).
 inline Plan rms_norm_plan(const RMSNormQuery& q, const DeviceLimits& limits = {}) {
-  RowLaunch launch = row_launch(q.axis_size, kRMSNormReads, limits);
-  Plan p;
-  p.kernel = (launch.looped ? "rms_norm_looped_" : "rms_norm_") + q.dtype;
-  p.group = {launch.threads, 1, 1};
-  p.grid = {static_cast<size_t>(q.n_rows), 1, 1};
+  Plan p = row_plan("rms_norm", q.dtype, q.n_rows, q.axis_size, kRMSNormReads, limits);
   p.input(0, 0, "x");
   p.input(1, q.has_weight ? 1 : 0, "weight");
   p.output(2, 0, "out");

@@ -28,6 +28,7 @@ METAL_KERNEL_DTYPES = {
     "layer_norm": (mx.float32, mx.float16, mx.bfloat16),
     "add_rms_norm": (mx.float32, mx.float16, mx.bfloat16),
     "rope": (mx.float32, mx.float16, mx.bfloat16),
+    "quantized_matmul": (mx.float32, mx.float16, mx.bfloat16),
 }
 # Ops with a CUDA kernel (kernels/<op>.cuh + csrc/cuda/<op>.cu), and the dtypes each handles.
 CUDA_KERNEL_DTYPES = {

@@ -4,6 +4,7 @@
 
 #include "metal/launch/add_rms_norm.h"
 #include "metal/launch/layer_norm.h"
+#include "metal/launch/quantized_matmul.h"
 #include "metal/launch/rms_norm.h"
 #include "metal/launch/rope.h"
 
@@ -61,4 +62,11 @@ MLXR_PLAN_EXPORT int64_t mlxr_plan_rope(int64_t n_groups, int64_t n_t, int64_t n
   mlxr::metal_launch::RopeQuery q{n_groups, n_t, n_m, row_size, dims, offset_stride, inv_stride,
                                   dtype, traditional != 0, forward != 0, scale};
   return emit(mlxr::metal_launch::rope_plan(q, limits(max_threads_per_group)), out, cap);
+}
+
+MLXR_PLAN_EXPORT int64_t mlxr_plan_quantized_matmul(int64_t M, int64_t N, int64_t K, int transpose,
+                                                    int group_size, int bits, const char* dtype,
+                                                    char* out, int64_t cap) {
+  mlxr::metal_launch::QuantizedMatmulQuery q{M, N, K, transpose != 0, group_size, bits, dtype};
+  return emit(mlxr::metal_launch::quantized_matmul_plan(q), out, cap);
 }

@@ -65,3 +65,12 @@ def assert_row_plan(p, op: str, dtype: str, d: int, limit: int, n_rows: int, n_a
     else:
         assert p.kernel == f"{op}_looped_{dtype}" and threads == limit
     assert [a.index for a in p.args] == list(range(n_args))
+
+
+# Weight (or bias) views of a 130-element vector with 65 entries, bound without a copy: the
+# kernels read them at their stride.
+WEIGHT_VIEWS = {
+    "strided": lambda v: v[::2],
+    "reversed": lambda v: v[:-66:-1],
+    "broadcast": lambda v: np.broadcast_to(v[:1], v[::2].shape),
+}

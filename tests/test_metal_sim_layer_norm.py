@@ -13,7 +13,7 @@ from mlxr.conformance.metal_sim.layer_norm import plan
 from mlxr.fused._dispatch import METAL_KERNEL_DTYPES
 from mlxr.reference import layer_norm as reference
 
-from _metal_sim import NAMES, as64, assert_row_plan, half_agreement, mutant, ran, rand
+from _metal_sim import NAMES, WEIGHT_VIEWS, as64, assert_row_plan, half_agreement, mutant, ran, rand
 
 if not metal_sim.available():
     pytest.skip("metal-sim needs g++ and the kernel sources", allow_module_level=True)
@@ -115,21 +115,14 @@ def test_mixed_dtypes_promote(x_dtype, w_dtype, b_dtype, out_dtype):
     check(y, x, w, b, 1e-5, out_dtype)
 
 
-VIEWS = {
-    "strided": lambda v: v[::2],
-    "reversed": lambda v: v[:-66:-1],
-    "broadcast": lambda v: np.broadcast_to(v[:1], v[::2].shape),
-}
-
-
-@pytest.mark.parametrize("w_view", list(VIEWS))
-@pytest.mark.parametrize("b_view", list(VIEWS))
+@pytest.mark.parametrize("w_view", list(WEIGHT_VIEWS))
+@pytest.mark.parametrize("b_view", list(WEIGHT_VIEWS))
 def test_weight_and_bias_strides_bound_without_copy(w_view, b_view):
     d = 65
     rng = np.random.default_rng(0)
     x = rng.standard_normal((3, d)).astype(np.float32)
-    w = VIEWS[w_view](rng.standard_normal(2 * d).astype(np.float32))
-    b = VIEWS[b_view](rng.standard_normal(2 * d).astype(np.float32))
+    w = WEIGHT_VIEWS[w_view](rng.standard_normal(2 * d).astype(np.float32))
+    b = WEIGHT_VIEWS[b_view](rng.standard_normal(2 * d).astype(np.float32))
     assert not w.flags.c_contiguous or w.strides[0] == 0
     y = metal_sim.layer_norm.run(x, w, b, 1e-5, "float32")
     x64 = x.astype(np.float64)

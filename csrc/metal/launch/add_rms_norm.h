@@ -22,10 +22,7 @@ inline Plan add_rms_norm_plan(const AddRMSNormQuery& q, const DeviceLimits& limi
   p.input(2, q.has_weight ? 2 : 0, "weight");
   p.output(3, 0, "normed");
   p.output(4, 1, "h");
-  p.bytes<float>(5, "eps", q.eps);
-  p.bytes<uint32_t>(6, "axis_size", static_cast<uint32_t>(q.axis_size));
-  p.bytes<int64_t>(7, "w_stride", q.w_stride);
-  p.bytes<uint32_t>(8, "has_weight", q.has_weight ? 1u : 0u);
+  rms_norm_bytes(p, 5, q);
   return p;
 }
 

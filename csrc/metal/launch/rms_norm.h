@@ -17,6 +17,15 @@ struct RMSNormQuery {
   float eps;
 };
 
+// set_bytes of eps, axis_size, w_stride and has_weight at buffers first .. first + 3 (also
+// add_rms_norm's).
+inline void rms_norm_bytes(Plan& p, int first, const RMSNormQuery& q) {
+  p.bytes<float>(first, "eps", q.eps);
+  p.bytes<uint32_t>(first + 1, "axis_size", static_cast<uint32_t>(q.axis_size));
+  p.bytes<int64_t>(first + 2, "w_stride", q.w_stride);
+  p.bytes<uint32_t>(first + 3, "has_weight", q.has_weight ? 1u : 0u);
+}
+
 // Buffers: 0 x (input 0), 1 weight (input 1; x when there is no weight, never read),
 // 2 out (output 0), 3 eps, 4 axis_size, 5 w_stride, 6 has_weight. Single-pass or looped
 // kernel by row length (row_plan).
@@ -25,10 +34,7 @@ inline Plan rms_norm_plan(const RMSNormQuery& q, const DeviceLimits& limits = {}
   p.input(0, 0, "x");
   p.input(1, q.has_weight ? 1 : 0, "weight");
   p.output(2, 0, "out");
-  p.bytes<float>(3, "eps", q.eps);
-  p.bytes<uint32_t>(4, "axis_size", static_cast<uint32_t>(q.axis_size));
-  p.bytes<int64_t>(5, "w_stride", q.w_stride);
-  p.bytes<uint32_t>(6, "has_weight", q.has_weight ? 1u : 0u);
+  rms_norm_bytes(p, 3, q);
   return p;
 }
 

@@ -1,4 +1,4 @@
-"""Helpers shared by the metal-sim kernel tests (tests/test_metal_sim*.py)."""
+"""Helpers shared by the metal-sim kernel tests (tests/test_metal_sim.py, tests/test_<op>_metal.py)."""
 
 from __future__ import annotations
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import shutil
 
-from . import quantized_matmul, rms_norm
+from . import add_rms_norm, layer_norm, quantized_matmul, rms_norm, rope
 from ._compile import MetalSimCompileError, source_root
 from ._runtime import Library, MetalSimError, Plan, execute, executed, library
 from .ops import OPS, run_op

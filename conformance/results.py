@@ -12,7 +12,8 @@ Schema ``mlxr-conformance/1``::
               "gpu_available": false},
       "git": {"commit": "<sha>" | null, "dirty": bool | null},
       "hypothesis": {"profile": "ci" | "thorough", "max_examples": 12, "derandomize": true},
-      "devices": ["cpu"],                           # devices requested
+      "devices": ["cpu", "metal-sim"],              # devices requested (metal-sim: simulated Metal)
+      "kernels": {"cpu": [ops], "cuda": [ops], "metal": [ops], "metal-sim": [ops]},  # ops with a kernel
       "results": [                                  # one per test (op × impl × device × dtype × check × variant)
         {
           "nodeid": "conformance/test_forward.py::test_forward[rms_norm-fused-cpu-float32]",
@@ -20,8 +21,8 @@ Schema ``mlxr-conformance/1``::
           "target": "mlxr.fused:rms_norm", "device": "cpu", "dtype": "float32" | "x=bfloat16,weight=float32",
           "check": "forward", "variant": null | "x:strided" | "n=17" | "vjp" | ...,
           "layout": "contiguous" | "strided" | ... | "any",
-          "outcome": "passed" | "failed" | "xfail" | "xpass" | "not-run",
-          "reason": null | "why not run / why expected to fail",
+          "outcome": "passed" | "failed" | "xfail" | "xpass" | "not-run" | "not-applicable",
+          "reason": null | "why not run / not applicable / expected to fail",
           "examples": 12,                           # examples executed (shrinking attempts included)
           "errors": {"abs": float, "rel": float, "ulp": float} | null,   # worst vs the oracle
           "failure": null | {"message": str, "example": {...recipe...} | null, "repro": "python -m ..." | null},
@@ -44,7 +45,7 @@ import os
 
 SCHEMA = "mlxr-conformance/1"
 DEFAULT_PATH = os.path.join("results", "conformance.json")
-OUTCOMES = ("passed", "failed", "xfail", "xpass", "not-run")
+OUTCOMES = ("passed", "failed", "xfail", "xpass", "not-run", "not-applicable")
 # Verdicts of an op × impl × device × dtype group.
 CERTIFIED, FAILED, EXPECTED_FAILURE, NOT_RUN, INCOMPLETE = (
     "certified", "failed", "expected failure", "not run", "incomplete")
@@ -123,6 +124,11 @@ def verdict(records: list[dict]) -> str:
     if outcomes["xfail"]:
         return EXPECTED_FAILURE
     return CERTIFIED
+
+
+def applicable(records: list[dict]) -> list[dict]:
+    """The records of checks that apply on their device."""
+    return [r for r in records if r["outcome"] != "not-applicable"]
 
 
 def worst(records: list[dict]) -> dict:

@@ -6,9 +6,8 @@ import ctypes
 
 import numpy as np
 
-from ._runtime import Plan, call_plan, execute, library, poisoned
-
-_STORAGE = {"float32": np.float32, "float16": np.float16, "bfloat16": np.uint16}
+from . import _host
+from ._runtime import Plan, call_plan
 
 
 def plan(n_rows: int, axis_size: int, w_stride: int, dtype: str, has_weight: bool, eps: float,
@@ -33,12 +32,11 @@ def run(x: np.ndarray, weight: np.ndarray | None, eps: float, dtype: str, *,
     As on the GPU, x is made row-contiguous first (the op's ``mx::contiguous``) and the weight
     is bound as it is, strides and all.
     """
-    storage = _STORAGE[dtype]
-    x = np.ascontiguousarray(x, dtype=storage)
-    out = poisoned(x.shape, storage)
+    storage = _host.STORAGE[dtype]
+    x = _host.row_contiguous(x, dtype)
     axis = x.shape[-1] if x.ndim else 1
     if x.size == 0:
-        return out
+        return np.empty(x.shape, storage)
     w_stride = 0
     if weight is not None:
         if weight.dtype != storage:
@@ -46,5 +44,4 @@ def run(x: np.ndarray, weight: np.ndarray | None, eps: float, dtype: str, *,
         w_stride = weight.strides[0] // weight.itemsize
     p = plan(x.size // axis, axis, w_stride, dtype, weight is not None, eps, max_threads_per_group)
     inputs = [x] if weight is None else [x, weight]
-    execute(p, library("rms_norm"), inputs, [out])
-    return out
+    return _host.dispatch("rms_norm", p, inputs, x.shape, dtype)

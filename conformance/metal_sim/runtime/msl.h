@@ -321,6 +321,23 @@ struct dptr {
   int64_t offset = 0;
   const char* name = "";
 
+  dptr() = default;
+  dptr(T* b, int64_t len, int64_t off, const char* n) : base(b), length(len), offset(off), name(n) {}
+  // An MSL pointer cast, e.g. (device const float4*)p: the same bytes as other elements, from
+  // an element aligned to the new element size (allocations are).
+  template <typename U, typename = std::enable_if_t<!std::is_same_v<std::remove_const_t<U>, std::remove_const_t<T>>>>
+  explicit dptr(const dptr<U>& o) : base(reinterpret_cast<T*>(o.base)), name(o.name) {
+    int64_t byte_offset = o.offset * static_cast<int64_t>(sizeof(U));
+    if (byte_offset % static_cast<int64_t>(sizeof(T)) != 0) {
+      std::ostringstream s;
+      s << "misaligned pointer cast of buffer '" << o.name << "': byte " << byte_offset
+        << " is not a multiple of the " << sizeof(T) << "-byte element";
+      fail(s.str());
+    }
+    length = o.length * static_cast<int64_t>(sizeof(U)) / static_cast<int64_t>(sizeof(T));
+    offset = byte_offset / static_cast<int64_t>(sizeof(T));
+  }
+
   T& at(int64_t i) const {
     int64_t k = offset + i;
     if (k < 0 || k >= length) {

@@ -3,6 +3,8 @@
 #include <cstring>
 
 #include "metal/launch/rms_norm.h"
+#include "metal/launch/softmax.h"
+#include "metal/launch/swiglu.h"
 
 #define MLXR_PLAN_EXPORT extern "C" __attribute__((visibility("default")))
 
@@ -16,6 +18,12 @@ int64_t emit(const mlxr::metal_launch::Plan& plan, char* out, int64_t cap) {
   return static_cast<int64_t>(json.size());
 }
 
+mlxr::metal_launch::DeviceLimits limits_of(int64_t max_threads_per_group) {
+  mlxr::metal_launch::DeviceLimits limits;
+  limits.max_threads_per_group = static_cast<size_t>(max_threads_per_group);
+  return limits;
+}
+
 } // namespace
 
 MLXR_PLAN_EXPORT int64_t mlxr_plan_rms_norm(int64_t n_rows, int64_t axis_size, int64_t w_stride,
@@ -25,4 +33,16 @@ MLXR_PLAN_EXPORT int64_t mlxr_plan_rms_norm(int64_t n_rows, int64_t axis_size, i
   mlxr::metal_launch::DeviceLimits limits;
   limits.max_threads_per_group = static_cast<size_t>(max_threads_per_group);
   return emit(mlxr::metal_launch::rms_norm_plan(q, limits), out, cap);
+}
+
+MLXR_PLAN_EXPORT int64_t mlxr_plan_softmax(int64_t n_rows, int64_t axis_size, const char* dtype,
+                                           int64_t max_threads_per_group, char* out, int64_t cap) {
+  mlxr::metal_launch::SoftmaxQuery q{n_rows, axis_size, dtype};
+  return emit(mlxr::metal_launch::softmax_plan(q, limits_of(max_threads_per_group)), out, cap);
+}
+
+MLXR_PLAN_EXPORT int64_t mlxr_plan_swiglu(int64_t size, const char* dtype, int aligned,
+                                          int64_t max_threads_per_group, char* out, int64_t cap) {
+  mlxr::metal_launch::SwiGLUQuery q{size, dtype, aligned != 0};
+  return emit(mlxr::metal_launch::swiglu_plan(q, limits_of(max_threads_per_group)), out, cap);
 }

@@ -26,4 +26,11 @@ std::string encode(
     std::vector<mx::array>& outputs,
     mx::Stream stream);
 
+// Throws "[op] no Metal kernel for this dtype" unless out is float32, float16 or bfloat16.
+void require_kernel_dtype(const char* op, const mx::array& out);
+
+// Gives out the buffer of `donor` when it is a donated input of out's item size (the kernel
+// must then be race-free in place), else a new allocation.
+void allocate_output(mx::array& out, const mx::array& donor);
+
 } // namespace mlxr::metal

@@ -22,20 +22,14 @@ void RMSNorm::eval_gpu(const std::vector<mx::array>& inputs, std::vector<mx::arr
   //                     has_weight (uint32) -> 6
   const mx::array& x = inputs[0];
   mx::array& out = outputs[0];
-  if (out.dtype() != mx::float32 && out.dtype() != mx::float16 && out.dtype() != mx::bfloat16) {
-    throw std::runtime_error("[rms_norm] no Metal kernel for this dtype");
-  }
+  metal::require_kernel_dtype("rms_norm", out);
   if (!x.flags().row_contiguous) {
     // The op inserts mx::contiguous on GPU streams, so this is a broken invariant.
     throw std::runtime_error("[rms_norm] the Metal kernel needs a row-contiguous x");
   }
   // Each element is read before any thread writes it (metal-sim certifies it race-free in
   // place), so a donated x is overwritten in place.
-  if (x.is_donatable() && x.itemsize() == out.itemsize()) {
-    out.copy_shared_buffer(x);
-  } else {
-    out.set_data(mx::allocator::malloc(out.nbytes()));
-  }
+  metal::allocate_output(out, x);
   if (out.size() == 0) {
     return;
   }

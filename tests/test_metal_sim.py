@@ -7,9 +7,10 @@ import mlx.core as mx
 import numpy as np
 import pytest
 
+from _metal_sim import NAMES, as64, ran, rand
+from _metal_sim import mutant as planted
 from mlxr.conformance import metal_sim
 from mlxr.conformance.metal_sim import MetalSimError, _rms_norm_plan, executed, run_op
-from mlxr.conformance.metal_sim._compile import source_root
 from mlxr.conformance.metal_sim._runtime import Library, execute, poisoned
 from mlxr.fused._dispatch import METAL_KERNEL_DTYPES
 from mlxr.reference import rms_norm as reference
@@ -21,30 +22,12 @@ DTYPES = list(METAL_KERNEL_DTYPES["rms_norm"])
 # Against the float64 oracle: float32 round-off, or 1.5 ulp of the output dtype (the normalised
 # value and the weight product are each rounded, as the reference prescribes).
 TOL = {mx.float32: 1e-5, mx.float16: 2e-3, mx.bfloat16: 1.6e-2}
-NAMES = {mx.float32: "float32", mx.float16: "float16", mx.bfloat16: "bfloat16"}
-
-
-def rand(shape, dtype, key, scale=1.0):
-    a = (mx.random.normal(shape, key=mx.random.key(key)) * scale).astype(dtype)
-    mx.eval(a)
-    return a
-
-
-def as64(a):
-    return np.array(a.astype(mx.float32) if a.dtype == mx.bfloat16 else a).astype(np.float64)
 
 
 def check(y, x, w, eps, dtype):
     oracle = reference(x.astype(mx.float64), None if w is None else w.astype(mx.float64), eps)
     assert y.dtype == dtype and y.shape == x.shape
     np.testing.assert_allclose(as64(y), np.array(oracle), rtol=TOL[dtype], atol=TOL[dtype])
-
-
-def ran(kernel, fn):
-    before = executed[kernel]
-    result = fn()
-    assert executed[kernel] == before + 1, f"{kernel} did not run"
-    return result
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=NAMES.get)
@@ -239,13 +222,11 @@ def test_oversized_threadgroup_is_refused(selftest):
 
 
 # ---------------------------------------------------------------- planted bugs
+
+
 def mutant(tmp_path, old, new):
-    """kernels/rms_norm.metal with one planted bug; fails if the text to replace is gone."""
-    source = (source_root() / "kernels" / "rms_norm.metal").read_text()
-    assert source.count(old) >= 1, f"planted-bug anchor not found: {old!r}"
-    path = tmp_path / "rms_norm.metal"
-    path.write_text(source.replace(old, new))
-    return Library(path)
+    """kernels/rms_norm.metal with one planted bug."""
+    return planted(tmp_path, "rms_norm", old, new)
 
 
 def run_with(lib, d, n_rows=1, limit=1024, dtype="float32"):

@@ -5,7 +5,6 @@
 #include <cstdint>
 #include <stdexcept>
 
-#include "kernel_log.h"
 #include "metal/encode.h"
 #include "metal/launch/rms_norm.h"
 #include "mlx/allocator.h"
@@ -44,14 +43,7 @@ void RMSNorm::eval_gpu(const std::vector<mx::array>& inputs, std::vector<mx::arr
       mx::type_to_name(out), // kernel names end in float32 / float16 / bfloat16
       has_weight_,
       static_cast<float>(eps_)};
-  std::string kernel = metal::encode(
-      [&](const metal_launch::DeviceLimits& limits) {
-        return metal_launch::rms_norm_plan(query, limits);
-      },
-      inputs,
-      outputs,
-      stream());
-  record_kernel("gpu", kernel);
+  metal::encode_plan(metal_launch::rms_norm_plan, query, inputs, outputs, stream());
 }
 
 } // namespace mlxr

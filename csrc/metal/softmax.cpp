@@ -5,7 +5,6 @@
 #include <cstdint>
 #include <stdexcept>
 
-#include "kernel_log.h"
 #include "metal/encode.h"
 #include "metal/launch/softmax.h"
 #include "mlx/allocator.h"
@@ -40,14 +39,7 @@ void Softmax::eval_gpu(const std::vector<mx::array>& inputs, std::vector<mx::arr
   }
   metal_launch::SoftmaxQuery query{
       static_cast<int64_t>(x.size()) / axis_size, axis_size, mx::type_to_name(out)};
-  std::string kernel = metal::encode(
-      [&](const metal_launch::DeviceLimits& limits) {
-        return metal_launch::softmax_plan(query, limits);
-      },
-      inputs,
-      outputs,
-      stream());
-  record_kernel("gpu", kernel);
+  metal::encode_plan(metal_launch::softmax_plan, query, inputs, outputs, stream());
 }
 
 } // namespace mlxr

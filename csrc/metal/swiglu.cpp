@@ -5,7 +5,6 @@
 #include <cstdint>
 #include <stdexcept>
 
-#include "kernel_log.h"
 #include "metal/encode.h"
 #include "metal/launch/swiglu.h"
 #include "mlx/allocator.h"
@@ -38,14 +37,7 @@ void SwiGLU::eval_gpu(const std::vector<mx::array>& inputs, std::vector<mx::arra
   bool aligned = gate.offset() % vector_bytes == 0 && up.offset() % vector_bytes == 0 &&
       out.offset() % vector_bytes == 0;
   metal_launch::SwiGLUQuery query{static_cast<int64_t>(out.size()), mx::type_to_name(out), aligned};
-  std::string kernel = metal::encode(
-      [&](const metal_launch::DeviceLimits& limits) {
-        return metal_launch::swiglu_plan(query, limits);
-      },
-      inputs,
-      outputs,
-      stream());
-  record_kernel("gpu", kernel);
+  metal::encode_plan(metal_launch::swiglu_plan, query, inputs, outputs, stream());
 }
 
 } // namespace mlxr

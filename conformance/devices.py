@@ -57,13 +57,13 @@ def available(device: str) -> tuple[bool, str]:
 def target(spec, device: str, target: str) -> str | None:
     """The implementation certified on ``device`` for the requested ``target``, or None.
 
-    On metal-sim the fused op is its Metal kernel's host; other module:attr candidates run as
-    given; the reference and native ops have no kernel there."""
+    On metal-sim only the fused op runs, as its Metal kernel's host (where it has one): other
+    candidates are not Metal kernels."""
     if device != METAL_SIM:
         return target
-    if target == spec.fused:
-        return f"mlxr.conformance.metal_sim.ops:{spec.name}" if spec.name in metal_sim_ops() else None
-    return None if target in (spec.reference, spec.native) else target
+    if target == spec.fused and spec.name in metal_sim_ops():
+        return f"mlxr.conformance.metal_sim.ops:{spec.name}"
+    return None
 
 
 def dtypes(spec, device: str) -> tuple[str, ...]:

@@ -84,15 +84,27 @@ def load(path: str) -> dict:
     return document
 
 
+def backend(record: dict, document: dict) -> str:
+    """What ran a record: cpu, metal-sim, or the GPU backend of its run's build (cuda, metal)."""
+    if record.get("backend"):
+        return record["backend"]
+    if record["device"] == "gpu":
+        return document.get("mlx", {}).get("build") or "gpu"
+    return record["device"]
+
+
 def merge(*documents: dict) -> dict:
-    """One document from several runs: later runs replace earlier results of the same test."""
+    """One document from several runs (e.g. Linux cpu + metal-sim, a CUDA machine, a Mac): later
+    runs replace earlier results of the same test; each result keeps its ``backend``."""
     if not documents:
         raise ValueError("nothing to merge")
     merged = dict(documents[-1])
+    merged["devices"] = list(dict.fromkeys(dev for d in documents for dev in d.get("devices") or ()))
+    merged["kernels"] = next((d["kernels"] for d in reversed(documents) if d.get("kernels")), None)
     by_id = {}
     for d in documents:
         for r in d["results"]:
-            by_id[(r["nodeid"], r["target"])] = r
+            by_id[(r["nodeid"], r["target"], backend(r, d))] = {**r, "backend": backend(r, d)}
     merged["results"] = list(by_id.values())
     return merged
 

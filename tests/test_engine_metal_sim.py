@@ -82,3 +82,19 @@ def test_planted_metal_kernel_bug_fails_certification(tmp_path, monkeypatch):
     failed = {v for (c, _, v), o in outcomes(document).items() if o == "failed"}
     assert {"n=4095", "n=4096", "n=4097"} <= failed and "n=1" not in failed
     assert {verdict(v) for v in groups(document).values()} == {FAILED}
+
+
+def test_report_merges_runs_of_several_machines():
+    from mlxr.conformance.results import merge
+
+    def run(build, device, kernels=None):
+        record = {"nodeid": f"t[rms_norm-{device}]", "op": "rms_norm", "impl": "fused", "target": "t",
+                  "device": device, "dtype": "float32", "check": "forward", "variant": None, "outcome": "passed",
+                  "errors": None}
+        return {"mlx": {"build": build}, "devices": [device], "kernels": kernels, "results": [record]}
+
+    linux = run("cpu", "metal-sim", {"metal": ["rms_norm"], "metal-sim": ["rms_norm"]})
+    document = merge(linux, run("cuda", "gpu"), run("metal", "gpu"))
+    assert document["devices"] == ["metal-sim", "gpu"] and document["kernels"] == linux["kernels"]
+    row = report.summarize(document)["backends"]["rows"][0]
+    assert row["CUDA GPU"] == row["Metal GPU"] == row["metal-sim (simulated)"] == "certified (1)"

@@ -28,7 +28,9 @@ def register(subparsers) -> None:
 
     p = subparsers.add_parser("report", help="render conformance results (table, Markdown, JSON, HTML)",
                               description=__doc__.strip().splitlines()[0])
-    p.add_argument("--results", default=DEFAULT_PATH, metavar="FILE", help=f"results JSON (default {DEFAULT_PATH})")
+    p.add_argument("--results", action="append", metavar="FILE",
+                   help=f"results JSON (default {DEFAULT_PATH}); repeat to merge runs of several machines "
+                        "(e.g. Linux cpu + metal-sim, a CUDA GPU, a Mac's Metal GPU)")
     p.add_argument("--markdown", metavar="FILE", help="also write a Markdown report (e.g. CONFORMANCE.md)")
     p.add_argument("--json", action="store_true", help="print the summary as JSON instead of a table")
     p.add_argument("--html", metavar="DIR", help="also write DIR/index.html")
@@ -38,10 +40,14 @@ def register(subparsers) -> None:
 def summarize(document: dict) -> dict:
     """Per op × impl × device × dtype: verdict, counts, worst errors, failures; and the
     per-op backend overview of the fused op."""
-    from ..results import applicable, groups, verdict, worst
+    from ..results import applicable, backend, groups, verdict, worst
 
     rows = []
-    for (op, impl, target, device, dtype), records in groups(document).items():
+    # Merged runs may hold one device on two backends (a CUDA machine's gpu, a Mac's gpu).
+    split = [(key, be, [r for r in records if backend(r, document) == be])
+             for key, records in groups(document).items()
+             for be in dict.fromkeys(backend(r, document) for r in records)]
+    for (op, impl, target, device, dtype), be, records in split:
         counts = {}
         for r in records:
             counts[r["outcome"]] = counts.get(r["outcome"], 0) + 1
@@ -57,6 +63,7 @@ def summarize(document: dict) -> dict:
         xfails = sorted({f"{r['check']}[{r['variant']}]: {r.get('reason')}" for r in records if r["outcome"] == "xfail"})
         rows.append({
             "op": op, "impl": impl, "target": target, "device": device, "dtype": dtype,
+            "backend": be,
             "verdict": verdict(records), "counts": counts, "checks": len(applicable(records)),
             "errors": worst([r for r in records if r["check"] in FORWARD_CHECKS]),
             "grad_errors": worst([r for r in records if r["check"] == "autodiff"]),
@@ -69,14 +76,12 @@ def summarize(document: dict) -> dict:
 def backends(document: dict, rows: list[dict]) -> dict:
     """Per op, the fused op's verdicts by backend: "certified (3)" (dtype count per verdict),
     "no kernel" where the backend has none for the op, "not run here" where it was not run."""
-    build = document.get("mlx", {}).get("build")
     kernels = document.get("kernels") or {}
-    column = {"cpu": "cpu", "metal-sim": "metal-sim", "gpu": build if build in ("cuda", "metal") else None}
     cells: dict[str, dict[str, list[str]]] = {}
     for r in rows:
         cells.setdefault(r["op"], {})
-        if r["impl"] == "fused" and column.get(r["device"]):
-            cells[r["op"]].setdefault(column[r["device"]], []).append(r["verdict"])
+        if r["impl"] == "fused":
+            cells[r["op"]].setdefault(r["backend"], []).append(r["verdict"])
     out = []
     for op, by_backend in sorted(cells.items()):
         row = {"op": op}
@@ -119,7 +124,8 @@ HEADER = ("op", "impl", "device", "dtype", "verdict", "checks passed", "max abs"
 
 def _cells(row) -> tuple:
     e, g = row["errors"], row["grad_errors"]
-    return (row["op"], row["impl"], row["device"], row["dtype"], row["verdict"], _passed(row),
+    device = row["device"] if row["backend"] == row["device"] else f"{row['device']} ({row['backend']})"
+    return (row["op"], row["impl"], device, row["dtype"], row["verdict"], _passed(row),
             _fmt(e["abs"]), _fmt(e["rel"]), _fmt(e["ulp"]), _fmt(g["ulp"]))
 
 
@@ -205,18 +211,24 @@ def html_page(summary: dict) -> str:
 
 
 def run(args) -> int:
-    from ..results import load
+    from ..results import DEFAULT_PATH, load, merge
 
-    path = args.results
-    if not os.path.exists(path):
-        print(f"no conformance results at {path}.\nProduce them with:\n"
-              f"  pytest conformance/ -n auto --results {path}\n"
-              f"or certify one op:\n  mlxr-conform certify rms_norm --results {path}", file=sys.stderr)
-        return 1
+    documents = []
+    for path in args.results or [DEFAULT_PATH]:
+        if not os.path.exists(path):
+            print(f"no conformance results at {path}.\nProduce them with:\n"
+                  f"  pytest conformance/ -n auto --results {path}\n"
+                  f"or certify one op:\n  mlxr-conform certify rms_norm --results {path}", file=sys.stderr)
+            return 1
+        try:
+            documents.append(load(path))
+        except (ValueError, KeyError, json.JSONDecodeError) as e:
+            print(f"{path}: cannot read conformance results ({e})", file=sys.stderr)
+            return 1
     try:
-        summary = summarize(load(path))
-    except (ValueError, KeyError, json.JSONDecodeError) as e:
-        print(f"{path}: cannot read conformance results ({e})", file=sys.stderr)
+        summary = summarize(merge(*documents) if len(documents) > 1 else documents[0])
+    except (ValueError, KeyError) as e:
+        print(f"cannot summarise conformance results ({e})", file=sys.stderr)
         return 1
     print(json.dumps(summary, indent=1) if args.json else text(summary))
     if args.markdown:

@@ -98,3 +98,16 @@ def test_report_merges_runs_of_several_machines():
     assert document["devices"] == ["metal-sim", "gpu"] and document["kernels"] == linux["kernels"]
     row = report.summarize(document)["backends"]["rows"][0]
     assert row["CUDA GPU"] == row["Metal GPU"] == row["metal-sim (simulated)"] == "certified (1)"
+
+
+def test_every_metal_kernel_is_certified_on_metal_sim():
+    # One op = one stem: a Metal kernel has its launch plan, host and metal-sim host, so the
+    # metal-sim device certifies every op of METAL_KERNEL_DTYPES.
+    from mlxr.conformance.devices import metal_sim_ops
+    from mlxr.fused._dispatch import METAL_KERNEL_DTYPES
+
+    root = source_root()
+    pieces = {op: [p for p in (f"kernels/{op}.metal", f"csrc/metal/launch/{op}.h", f"csrc/metal/{op}.cpp")
+                   if not (root / p).is_file()] for op in METAL_KERNEL_DTYPES}
+    assert not any(pieces.values()), pieces
+    assert set(METAL_KERNEL_DTYPES) == set(metal_sim_ops())

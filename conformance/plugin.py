@@ -204,10 +204,12 @@ def _identity_from_nodeid(config, nodeid: str) -> dict | None:
 
     name, _, params = nodeid.partition("[")
     check = name.rpartition("::test_")[2]
-    parts = params.rstrip("]").split("-", 4)
+    # The device id "metal-sim" holds the separator: protect it while splitting.
+    parts = params.rstrip("]").replace("-metal-sim-", "-metal_sim-", 1).split("-", 4)
     if check not in CHECKS or len(parts) < 4:
         return None
     op, impl_id, device, dtype_id = parts[:4]
+    device = device.replace("metal_sim", "metal-sim")
     spec = all_specs(tuple(config.getoption("spec"))).get(op)
     if spec is None:
         return None

@@ -111,3 +111,16 @@ def test_every_metal_kernel_is_certified_on_metal_sim():
                    if not (root / p).is_file()] for op in METAL_KERNEL_DTYPES}
     assert not any(pieces.values()), pieces
     assert set(METAL_KERNEL_DTYPES) == set(metal_sim_ops())
+
+
+def test_crashed_metal_sim_test_is_recorded_with_its_device():
+    from mlxr.conformance.plugin import _identity_from_nodeid
+
+    class Config:
+        def getoption(self, name):
+            return []
+
+    nodeid = "conformance/test_layouts.py::test_layouts[softmax-fused-metal-sim-float16-x:offset]"
+    identity = _identity_from_nodeid(Config(), nodeid)
+    assert (identity["device"], identity["dtype"], identity["variant"]) == ("metal-sim", "float16", "x:offset")
+    assert (identity["impl"], identity["target"]) == ("fused", "mlxr.conformance.metal_sim.ops:softmax")

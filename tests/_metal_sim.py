@@ -1,4 +1,5 @@
-"""Helpers shared by the metal-sim kernel tests (tests/test_metal_sim.py, tests/test_<op>_metal.py)."""
+"""Helpers of the metal-sim kernel tests: inputs, float64 comparisons, plan shapes and
+planted-bug kernels."""
 
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ def as64(a):
 
 
 def ran(kernel, fn):
-    """``fn()``, asserting that it dispatched ``kernel`` once on the simulator."""
+    """fn(), asserting it dispatched ``kernel`` once on the simulator."""
     before = executed[kernel]
     result = fn()
     assert executed[kernel] == before + 1, f"{kernel} did not run"
@@ -43,7 +44,7 @@ def half_agreement(y: mx.array, expected: mx.array) -> tuple[int, float]:
     return int(ulp_distance(a, b, 16).max()), float(np.mean(a == b))
 
 
-def mutant(tmp_path, old, new, stem="rms_norm"):
+def mutant(tmp_path, stem, old, new):
     """kernels/<stem>.metal and the kernel headers it includes, with one planted bug (in
     whichever file holds the text); fails if the text to replace is gone."""
     files = [source_root() / "kernels" / f"{stem}.metal", *sorted((source_root() / "kernels").glob("*.h"))]

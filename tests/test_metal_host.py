@@ -10,10 +10,9 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 MLX_INCLUDE = Path(mlx.core.__file__).parent / "include"
-METAL_SOURCES = sorted((ROOT / "csrc" / "metal").glob("*.cpp"))
-# Each op's host file and its op builder (csrc/<op>.cpp: the eval_gpu declaration, the Metal
-# contiguous copy).
-SOURCES = METAL_SOURCES + [ROOT / "csrc" / p.name for p in METAL_SOURCES if (ROOT / "csrc" / p.name).exists()]
+HOSTS = sorted((ROOT / "csrc" / "metal").glob("*.cpp"))
+# Each Metal host's op source too: its builder inserts mx::contiguous under MLXR_METAL.
+SOURCES = HOSTS + [ROOT / "csrc" / h.name for h in HOSTS if (ROOT / "csrc" / h.name).exists()]
 
 
 @pytest.mark.skipif(shutil.which("g++") is None, reason="needs g++")

@@ -7,13 +7,13 @@ import mlx.core as mx
 import numpy as np
 import pytest
 
+from _metal_sim import NAMES, WEIGHT_VIEWS, as64, assert_row_plan, half_agreement, ran, rand
+from _metal_sim import mutant as planted
 from mlxr.conformance import metal_sim
 from mlxr.conformance.metal_sim import MetalSimError, _rms_norm_plan, executed, run_op
 from mlxr.conformance.metal_sim._runtime import Library, execute, poisoned
 from mlxr.fused._dispatch import METAL_KERNEL_DTYPES
 from mlxr.reference import rms_norm as reference
-
-from _metal_sim import NAMES, WEIGHT_VIEWS, as64, assert_row_plan, half_agreement, mutant, ran, rand
 
 if not metal_sim.available():
     pytest.skip("metal-sim needs g++ and the kernel sources", allow_module_level=True)
@@ -199,6 +199,13 @@ def test_oversized_threadgroup_is_refused(selftest):
 
 
 # ---------------------------------------------------------------- planted bugs
+
+
+def mutant(tmp_path, old, new):
+    """kernels/rms_norm.metal with one planted bug."""
+    return planted(tmp_path, "rms_norm", old, new)
+
+
 def run_with(lib, d, n_rows=1, limit=1024, dtype="float32"):
     x = np.random.default_rng(4).standard_normal((n_rows, d)).astype(np.float32)
     w = np.ones(d, np.float32)

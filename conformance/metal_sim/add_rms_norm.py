@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._buffers import STORAGE, rows, vector_stride
+from . import _host
 from ._runtime import Plan, call_plan, execute, library, poisoned
 from .rms_norm import plan_args
 
@@ -21,12 +21,13 @@ def run(x: np.ndarray, residual: np.ndarray, weight: np.ndarray | None, eps: flo
     """``(normed, h)`` of ``x + residual`` (both already in the output ``dtype``; bfloat16 as
     uint16 bits) on the simulator. As on the GPU, x and residual are made row-contiguous first
     and the weight is bound as it is, strides and all."""
-    x, normed, axis, n_rows = rows(x, dtype)
-    residual = np.ascontiguousarray(residual, dtype=STORAGE[dtype])
-    h = poisoned(x.shape, STORAGE[dtype])
+    storage = _host.STORAGE[dtype]
+    x, axis, n_rows = _host.rows(x, dtype)
+    residual = _host.row_contiguous(residual, dtype)
+    normed, h = poisoned(x.shape, storage), poisoned(x.shape, storage)
     if x.size == 0:
         return normed, h
-    w_stride = vector_stride(weight, STORAGE[dtype], "weight")
+    w_stride = _host.vector_stride(weight, storage, "weight")
     p = plan(n_rows, axis, w_stride, dtype, weight is not None, eps, max_threads_per_group)
     inputs = [x, residual] if weight is None else [x, residual, weight]
     execute(p, library("add_rms_norm"), inputs, [normed, h])

@@ -6,8 +6,8 @@ import ctypes
 
 import numpy as np
 
-from ._buffers import STORAGE, rows, vector_stride
-from ._runtime import Plan, call_plan, execute, library
+from . import _host
+from ._runtime import Plan, call_plan
 
 
 def plan(n_rows: int, axis_size: int, w_stride: int, b_stride: int, dtype: str, has_weight: bool,
@@ -32,13 +32,12 @@ def run(x: np.ndarray, weight: np.ndarray | None, bias: np.ndarray | None, eps: 
     """LayerNorm of ``x`` (already in the output ``dtype``; bfloat16 as uint16 bits) on the
     simulator. As on the GPU, x is made row-contiguous first and the weight and bias are bound
     as they are, strides and all."""
-    x, out, axis, n_rows = rows(x, dtype)
+    x, axis, n_rows = _host.rows(x, dtype)
     if x.size == 0:
-        return out
-    w_stride = vector_stride(weight, STORAGE[dtype], "weight")
-    b_stride = vector_stride(bias, STORAGE[dtype], "bias")
+        return np.empty(x.shape, _host.STORAGE[dtype])
+    w_stride = _host.vector_stride(weight, _host.STORAGE[dtype], "weight")
+    b_stride = _host.vector_stride(bias, _host.STORAGE[dtype], "bias")
     p = plan(n_rows, axis, w_stride, b_stride, dtype, weight is not None, bias is not None, eps,
              max_threads_per_group)
     inputs = [x] + [a for a in (weight, bias) if a is not None]
-    execute(p, library("layer_norm"), inputs, [out])
-    return out
+    return _host.dispatch("layer_norm", p, inputs, x.shape, dtype)

@@ -14,6 +14,8 @@ from . import layer_norm as _layer_norm
 from . import quantized_matmul as _quantized_matmul
 from . import rms_norm as _rms_norm
 from . import rope as _rope
+from . import softmax as _softmax
+from . import swiglu as _swiglu
 
 _NAMES = {mx.float32: "float32", mx.float16: "float16", mx.bfloat16: "bfloat16"}
 
@@ -101,12 +103,38 @@ def quantized_matmul(x: mx.array, w: mx.array, scales: mx.array, biases: mx.arra
     return _to_mlx(out, dtype)
 
 
+def softmax(x: mx.array, axis=-1) -> mx.array:
+    """``mlxr.fused.softmax`` on the simulated Metal device: output dtype ``x.dtype``; other axes
+    transposed to the end (and copied to rows, the op's ``mx::contiguous``), then the Metal kernel
+    over the flattened softmax axes (float32 arithmetic, one rounding)."""
+    from mlxr.fused.softmax import _axes
+
+    _kernel_dtype("softmax", x.dtype)
+    axes = _axes(x, axis)
+    perm = [a for a in range(x.ndim) if a not in axes] + list(axes)
+    moved = mx.transpose(x, perm) if x.ndim else x.reshape(1)
+    y = _to_mlx(_softmax.run(_to_numpy(moved), max(len(axes), 1), _NAMES[x.dtype]), x.dtype)
+    return mx.transpose(y, [perm.index(a) for a in range(x.ndim)]) if x.ndim else y.reshape(())
+
+
+def swiglu(gate: mx.array, up: mx.array) -> mx.array:
+    """``mlxr.fused.swiglu`` on the simulated Metal device: output dtype ``promote(gate, up)``;
+    both cast, broadcast to one shape and copied to rows (the op's ``mx::contiguous``), then the
+    Metal kernel (float32 arithmetic, one rounding)."""
+    dtype = _kernel_dtype("swiglu", mx.result_type(gate, up))
+    shape = tuple(mx.broadcast_shapes(gate.shape, up.shape))
+    g, u = (_to_numpy(mx.broadcast_to(a.astype(dtype), shape)) for a in (gate, up))
+    return _to_mlx(_swiglu.run(g, u, _NAMES[dtype]), dtype)
+
+
 OPS = {
     "rms_norm": rms_norm,
     "quantized_matmul": quantized_matmul,
     "layer_norm": layer_norm,
     "add_rms_norm": add_rms_norm,
     "rope": rope,
+    "softmax": softmax,
+    "swiglu": swiglu,
 }
 
 

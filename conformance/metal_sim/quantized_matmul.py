@@ -7,7 +7,7 @@ import ctypes
 
 import numpy as np
 
-from ._buffers import STORAGE
+from ._host import STORAGE
 from ._runtime import Plan, call_plan, execute, library, poisoned
 
 

@@ -6,8 +6,8 @@ import ctypes
 
 import numpy as np
 
-from ._buffers import STORAGE, rows, vector_stride
-from ._runtime import Plan, call_plan, execute, library
+from . import _host
+from ._runtime import Plan, call_plan
 
 
 def plan_args(n_rows: int, axis_size: int, w_stride: int, dtype: str, has_weight: bool, eps: float,
@@ -29,11 +29,10 @@ def run(x: np.ndarray, weight: np.ndarray | None, eps: float, dtype: str, *,
     As on the GPU, x is made row-contiguous first (the op's ``mx::contiguous``) and the weight
     is bound as it is, strides and all.
     """
-    x, out, axis, n_rows = rows(x, dtype)
+    x, axis, n_rows = _host.rows(x, dtype)
     if x.size == 0:
-        return out
-    w_stride = vector_stride(weight, STORAGE[dtype], "weight")
+        return np.empty(x.shape, _host.STORAGE[dtype])
+    w_stride = _host.vector_stride(weight, _host.STORAGE[dtype], "weight")
     p = plan(n_rows, axis, w_stride, dtype, weight is not None, eps, max_threads_per_group)
     inputs = [x] if weight is None else [x, weight]
-    execute(p, library("rms_norm"), inputs, [out])
-    return out
+    return _host.dispatch("rms_norm", p, inputs, x.shape, dtype)

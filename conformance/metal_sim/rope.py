@@ -6,8 +6,8 @@ import ctypes
 
 import numpy as np
 
-from ._buffers import rows, vector_stride
-from ._runtime import Plan, call_plan, execute, library
+from . import _host
+from ._runtime import Plan, call_plan
 
 
 def plan(n_groups: int, n_t: int, n_m: int, row_size: int, dims: int, offset_stride: int, inv_stride: int,
@@ -29,14 +29,13 @@ def run(x: np.ndarray, offset: np.ndarray, inv_freqs: np.ndarray, dims: int, tra
     """RoPE of ``x`` (shape ``(B, *, T, D)``, in ``dtype``; bfloat16 as uint16 bits) on the
     simulator, ``offset`` int32 of size 1 or B, ``inv_freqs`` float32 of size ``dims / 2``. As on
     the GPU, x is made row-contiguous first; offset and inv_freqs are bound as they are."""
-    x, out, row_size, n_rows = rows(x, dtype)
+    x, row_size, n_rows = _host.rows(x, dtype)
     if x.size == 0:
-        return out
+        return np.empty(x.shape, _host.STORAGE[dtype])
     n_groups = offset.size if offset.size > 1 else 1
     n_t = x.shape[-2]
     p = plan(n_groups, n_t, n_rows // (n_groups * n_t), row_size, dims,
-             vector_stride(offset.reshape(-1) if offset.ndim == 0 else offset, np.int32, "offset"),
-             vector_stride(inv_freqs, np.float32, "inv_freqs"),
+             _host.vector_stride(offset.reshape(-1) if offset.ndim == 0 else offset, np.int32, "offset"),
+             _host.vector_stride(inv_freqs, np.float32, "inv_freqs"),
              dtype, traditional, forward, scale, max_threads_per_group)
-    execute(p, library("rope"), [x, offset, inv_freqs], [out])
-    return out
+    return _host.dispatch("rope", p, [x, offset, inv_freqs], x.shape, dtype)

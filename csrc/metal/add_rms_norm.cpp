@@ -31,8 +31,8 @@ void AddRMSNorm::eval_gpu(const std::vector<mx::array>& inputs, std::vector<mx::
   }
   // The usual decoder loop donates the old residual stream to the new one; each element of
   // h (normed) is written by the thread that read it from residual (x).
-  metal::reuse_or_allocate(x, normed);
-  metal::reuse_or_allocate(residual, h);
+  metal::allocate_output(normed, x);
+  metal::allocate_output(h, residual);
   if (normed.size() == 0) {
     return;
   }
@@ -43,7 +43,7 @@ void AddRMSNorm::eval_gpu(const std::vector<mx::array>& inputs, std::vector<mx::
       mx::type_to_name(normed), // kernel names end in float32 / float16 / bfloat16
       has_weight_,
       static_cast<float>(eps_)};
-  metal::encode(metal_launch::add_rms_norm_plan, query, inputs, outputs, stream());
+  metal::encode_plan(metal_launch::add_rms_norm_plan, query, inputs, outputs, stream());
 }
 
 } // namespace mlxr

@@ -5,7 +5,6 @@
 #include <filesystem>
 #include <stdexcept>
 
-#include "kernel_log.h"
 #include "mlx/allocator.h"
 #include "mlx/backend/metal/device.h"
 
@@ -65,14 +64,25 @@ std::string encode(
   encoder.dispatch_threadgroups(
       MTL::Size(plan.grid[0], plan.grid[1], plan.grid[2]),
       MTL::Size(plan.group[0], plan.group[1], plan.group[2]));
-  record_kernel("gpu", plan.kernel);
   return plan.kernel;
 }
 
-int64_t row_size(const char* op, const mx::array& x, const mx::array& out) {
+void require_kernel_dtype(const char* op, const mx::array& out) {
   if (out.dtype() != mx::float32 && out.dtype() != mx::float16 && out.dtype() != mx::bfloat16) {
     throw std::runtime_error(std::string("[") + op + "] no Metal kernel for this dtype");
   }
+}
+
+void allocate_output(mx::array& out, const mx::array& donor) {
+  if (donor.is_donatable() && donor.itemsize() == out.itemsize()) {
+    out.copy_shared_buffer(donor);
+  } else {
+    out.set_data(mx::allocator::malloc(out.nbytes()));
+  }
+}
+
+int64_t row_size(const char* op, const mx::array& x, const mx::array& out) {
+  require_kernel_dtype(op, out);
   if (!x.flags().row_contiguous) {
     // The op inserts mx::contiguous on GPU streams, so this is a broken invariant.
     throw std::runtime_error(std::string("[") + op + "] the Metal kernel needs a row-contiguous x");
@@ -82,14 +92,6 @@ int64_t row_size(const char* op, const mx::array& x, const mx::array& out) {
     throw std::runtime_error(std::string("[") + op + "] rows longer than 2^32 - 1 elements");
   }
   return axis_size;
-}
-
-void reuse_or_allocate(const mx::array& in, mx::array& out) {
-  if (in.is_donatable() && in.itemsize() == out.itemsize()) {
-    out.copy_shared_buffer(in);
-  } else {
-    out.set_data(mx::allocator::malloc(out.nbytes()));
-  }
 }
 
 } // namespace mlxr::metal

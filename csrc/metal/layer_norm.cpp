@@ -22,7 +22,7 @@ void LayerNorm::eval_gpu(const std::vector<mx::array>& inputs, std::vector<mx::a
   const mx::array& x = inputs[0];
   mx::array& out = outputs[0];
   int64_t axis_size = metal::row_size("layer_norm", x, out);
-  metal::reuse_or_allocate(x, out);
+  metal::allocate_output(out, x);
   if (out.size() == 0) {
     return;
   }
@@ -38,7 +38,7 @@ void LayerNorm::eval_gpu(const std::vector<mx::array>& inputs, std::vector<mx::a
       has_weight_,
       has_bias_,
       static_cast<float>(eps_)};
-  metal::encode(metal_launch::layer_norm_plan, query, inputs, outputs, stream());
+  metal::encode_plan(metal_launch::layer_norm_plan, query, inputs, outputs, stream());
 }
 
 } // namespace mlxr

@@ -49,7 +49,7 @@ void QuantizedMatmul::eval_gpu(
   metal_launch::QuantizedMatmulQuery query{
       M, N, K, transpose_, group_size_, bits_,
       mx::type_to_name(out)}; // kernel names end in float32 / float16 / bfloat16
-  metal::encode(metal_launch::quantized_matmul_plan, query, inputs, outputs, stream());
+  metal::encode_plan(metal_launch::quantized_matmul_plan, query, inputs, outputs, stream());
 }
 
 } // namespace mlxr

@@ -29,7 +29,7 @@ void RoPE::eval_gpu(const std::vector<mx::array>& inputs, std::vector<mx::array>
     throw std::runtime_error("[rope] the Metal kernel takes int32 offsets and float32 frequencies");
   }
   // Each element is read and then written by the same thread: a donated x is rotated in place.
-  metal::reuse_or_allocate(x, out);
+  metal::allocate_output(out, x);
   if (out.size() == 0) {
     return;
   }
@@ -52,7 +52,7 @@ void RoPE::eval_gpu(const std::vector<mx::array>& inputs, std::vector<mx::array>
       traditional_,
       forward_,
       static_cast<float>(scale_)};
-  metal::encode(metal_launch::rope_plan, query, inputs, outputs, stream());
+  metal::encode_plan(metal_launch::rope_plan, query, inputs, outputs, stream());
 }
 
 } // namespace mlxr

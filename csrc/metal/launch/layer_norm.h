@@ -1,7 +1,7 @@
 // Launch plan of kernels/layer_norm.metal: one threadgroup per row.
 #pragma once
 
-#include "plan.h"
+#include "rows.h"
 
 namespace mlxr::metal_launch {
 
@@ -22,9 +22,10 @@ struct LayerNormQuery {
 // Buffers: 0 x (input 0), 1 weight (input 1; x when there is no weight, never read),
 // 2 bias (the input after the weight; x when there is no bias, never read), 3 out (output 0),
 // 4 eps, 5 axis_size, 6 w_stride, 7 b_stride, 8 has_weight, 9 has_bias. Single-pass or
-// looped kernel by row length (row_plan).
+// looped kernel by row length (plan_rows).
 inline Plan layer_norm_plan(const LayerNormQuery& q, const DeviceLimits& limits = {}) {
-  Plan p = row_plan("layer_norm", q.dtype, q.n_rows, q.axis_size, kLayerNormReads, limits);
+  Plan p;
+  plan_rows(p, "layer_norm", q.dtype, q.n_rows, q.axis_size, kLayerNormReads, limits);
   p.input(0, 0, "x");
   p.input(1, q.has_weight ? 1 : 0, "weight");
   p.input(2, q.has_bias ? (q.has_weight ? 2 : 1) : 0, "bias");

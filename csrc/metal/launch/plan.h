@@ -53,37 +53,6 @@ struct DeviceLimits {
   size_t simd_size = 32;
 };
 
-// One threadgroup per row with `reads` elements per thread per pass: the single-pass kernel
-// while the row fits one threadgroup (whole simdgroups, partial ones padded), else the looped
-// kernel with the widest threadgroup.
-struct RowLaunch {
-  bool looped;
-  size_t threads;
-};
-
-inline RowLaunch row_launch(int64_t axis_size, size_t reads, const DeviceLimits& limits) {
-  size_t simd = limits.simd_size;
-  size_t max_group = limits.max_threads_per_group / simd * simd;
-  size_t threads_needed = (static_cast<size_t>(axis_size) + reads - 1) / reads;
-  size_t group = (threads_needed + simd - 1) / simd * simd;
-  if (group > max_group) {
-    return {true, max_group};
-  }
-  return {false, group ? group : simd};
-}
-
-// A plan with one threadgroup per row of `axis_size` elements, `reads` per thread per pass:
-// kernel `<op>_<dtype>` (single-pass) or `<op>_looped_<dtype>` (row_launch); bindings follow.
-inline Plan row_plan(const std::string& op, const std::string& dtype, int64_t n_rows,
-                     int64_t axis_size, size_t reads, const DeviceLimits& limits) {
-  RowLaunch launch = row_launch(axis_size, reads, limits);
-  Plan p;
-  p.kernel = op + (launch.looped ? "_looped_" : "_") + dtype;
-  p.group = {launch.threads, 1, 1};
-  p.grid = {static_cast<size_t>(n_rows), 1, 1};
-  return p;
-}
-
 // The plan as JSON, for the simulator and for debugging.
 inline std::string to_json(const Plan& p) {
   static const char* kinds[] = {"input", "output", "bytes"};

@@ -1,7 +1,7 @@
 // Launch plan of kernels/rms_norm.metal: one threadgroup per row.
 #pragma once
 
-#include "plan.h"
+#include "rows.h"
 
 namespace mlxr::metal_launch {
 
@@ -27,10 +27,12 @@ inline void rms_norm_bytes(Plan& p, int first, const RMSNormQuery& q) {
 }
 
 // Buffers: 0 x (input 0), 1 weight (input 1; x when there is no weight, never read),
-// 2 out (output 0), 3 eps, 4 axis_size, 5 w_stride, 6 has_weight. Single-pass or looped
-// kernel by row length (row_plan).
+// 2 out (output 0), 3 eps, 4 axis_size, 5 w_stride, 6 has_weight.
+// Rows that fit kRMSNormReads elements per thread in one threadgroup take the single-pass
+// kernel; longer rows the looped one with the widest threadgroup.
 inline Plan rms_norm_plan(const RMSNormQuery& q, const DeviceLimits& limits = {}) {
-  Plan p = row_plan("rms_norm", q.dtype, q.n_rows, q.axis_size, kRMSNormReads, limits);
+  Plan p;
+  plan_rows(p, "rms_norm", q.dtype, q.n_rows, q.axis_size, kRMSNormReads, limits);
   p.input(0, 0, "x");
   p.input(1, q.has_weight ? 1 : 0, "weight");
   p.output(2, 0, "out");

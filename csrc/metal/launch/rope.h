@@ -4,7 +4,7 @@
 
 #include <algorithm>
 
-#include "plan.h"
+#include "rows.h"
 
 namespace mlxr::metal_launch {
 
@@ -34,14 +34,12 @@ struct RopeQuery {
 // kernel with the widest threadgroup.
 inline Plan rope_plan(const RopeQuery& q, const DeviceLimits& limits = {}) {
   int64_t units = q.dims / 2 + (q.row_size - q.dims);
-  RowLaunch launch = row_launch(units, 1, limits);
   int64_t rows_per_group = std::max(kRopeRowsPerGroup, (q.n_m + kRopeMaxGridY - 1) / kRopeMaxGridY);
   rows_per_group = std::min(rows_per_group, std::max<int64_t>(q.n_m, 1));
+  // A "row" of plan_rows is a unit (one thread's pair or copied feature) here.
   Plan p;
-  p.kernel = (launch.looped ? "rope_looped_" : "rope_") + q.dtype;
-  p.group = {launch.threads, 1, 1};
-  p.grid = {static_cast<size_t>(q.n_groups * q.n_t),
-            static_cast<size_t>((q.n_m + rows_per_group - 1) / rows_per_group), 1};
+  plan_rows(p, "rope", q.dtype, q.n_groups * q.n_t, units, 1, limits);
+  p.grid[1] = static_cast<size_t>((q.n_m + rows_per_group - 1) / rows_per_group);
   p.input(0, 0, "x");
   p.input(1, 1, "offset");
   p.input(2, 2, "inv_freqs");

@@ -176,12 +176,9 @@ def run_with(lib, d, limit=1024, dtype="float32", n_rows=2, residual_scale=0.01)
 
 
 def test_planted_unguarded_h_write_is_out_of_bounds(tmp_path):
-    lib = mutant(
-        tmp_path,
+    lib = mutant(tmp_path, "add_rms_norm",
         "      h[first + k] = sum;\n      values[k] = static_cast<float>(sum);\n    }",
-        "      values[k] = static_cast<float>(sum);\n    }\n    h[first + k] = static_cast<T>(values[k]);",
-        "add_rms_norm",
-    )
+        "      values[k] = static_cast<float>(sum);\n    }\n    h[first + k] = static_cast<T>(values[k]);")
     with pytest.raises(MetalSimError, match=r"out-of-bounds access of buffer 'h' at element 33 "):
         run_with(lib, 33, n_rows=1)
 
@@ -192,11 +189,11 @@ def test_planted_unrounded_h_in_norm_fails(tmp_path, limit):
     # float16, so the residual is mostly rounded away in h but not in the unrounded sum.
     unrounded = "static_cast<float>(x[{0}]) + static_cast<float>(residual[{0}])"
     if limit == 1024:  # the single-pass kernel
-        lib = mutant(tmp_path, "values[k] = static_cast<float>(sum);",
-                     f"values[k] = {unrounded.format('first + k')};", "add_rms_norm")
+        lib = mutant(tmp_path, "add_rms_norm", "values[k] = static_cast<float>(sum);",
+                     f"values[k] = {unrounded.format('first + k')};")
     else:
-        lib = mutant(tmp_path, "      T stored = h[base + k];\n",
-                     f"      float stored = {unrounded.format('base + k')};\n", "add_rms_norm")
+        lib = mutant(tmp_path, "add_rms_norm", "      T stored = h[base + k];\n",
+                     f"      float stored = {unrounded.format('base + k')};\n")
     (x, r, w), (normed, h) = run_with(lib, 1000, limit=limit, dtype="float16")
     worst, same = half_agreement(mx.array(normed), mlxr.fused.add_rms_norm(
         mx.array(x), mx.array(r), mx.array(w), 1e-5, stream=mx.cpu)[0])
@@ -205,7 +202,7 @@ def test_planted_unrounded_h_in_norm_fails(tmp_path, limit):
 
 def test_planted_looped_norm_of_x_fails(tmp_path):
     # The second pass must read h back, not x.
-    lib = mutant(tmp_path, "      T stored = h[base + k];\n", "      T stored = x[base + k];\n", "add_rms_norm")
+    lib = mutant(tmp_path, "add_rms_norm", "      T stored = h[base + k];\n", "      T stored = x[base + k];\n")
     (x, r, w), (normed, h) = run_with(lib, 1000, limit=64, residual_scale=100)
     expected, _ = add_rms_norm64(x, r, w)
     assert not np.allclose(normed, expected, rtol=1e-3, atol=1e-3)

@@ -190,26 +190,23 @@ def run_with(lib, d, limit=1024, n_rows=2):
 def test_planted_shared_reduction_array_is_a_race(tmp_path):
     # Reusing the mean's array for the variance lets a fast simdgroup overwrite a partial sum
     # another simdgroup has yet to read.
-    lib = mutant(tmp_path, "threadgroup_sum(sum_sq, var_sums,", "threadgroup_sum(sum_sq, mean_sums,", "layer_norm")
+    lib = mutant(tmp_path, "layer_norm", "threadgroup_sum(sum_sq, var_sums,", "threadgroup_sum(sum_sq, mean_sums,")
     with pytest.raises(MetalSimError, match="race"):
         run_with(lib, 1024)
 
 
 def test_planted_padding_in_variance_fails_numerics(tmp_path):
     # Threads past the row end must add 0, not (0 - mean)^2, to the variance.
-    lib = mutant(tmp_path, "values[k] = first + k < axis_size ? values[k] - mean : 0.0f;",
-                 "values[k] = values[k] - mean;", "layer_norm")
+    lib = mutant(tmp_path, "layer_norm", "values[k] = first + k < axis_size ? values[k] - mean : 0.0f;",
+                 "values[k] = values[k] - mean;")
     y, expected = run_with(lib, 33)
     assert not np.allclose(y, expected, rtol=1e-3)
 
 
 def test_planted_one_pass_variance_fails_numerics(tmp_path):
-    lib = mutant(
-        tmp_path,
+    lib = mutant(tmp_path, "layer_norm",
         "      float centred = static_cast<float>(x[base + k]) - mean;\n      sum_sq += centred * centred;",
-        "      float value = static_cast<float>(x[base + k]);\n      sum_sq += value * value - mean * mean;",
-        "layer_norm",
-    )
+        "      float value = static_cast<float>(x[base + k]);\n      sum_sq += value * value - mean * mean;")
     x = rand((4, 300), mx.float32, 11, shift=3000.0)
     out = poisoned((4, 300), np.float32)
     execute(plan(4, 300, 0, 0, "float32", False, False, 1e-5, 64), lib, [np.array(x)], [out])
@@ -218,8 +215,8 @@ def test_planted_one_pass_variance_fails_numerics(tmp_path):
 
 
 def test_planted_unrounded_normalised_value_breaks_agreement(tmp_path):
-    lib = mutant(tmp_path, "T y = static_cast<T>(centred * inv_std);",
-                 "float y = centred * inv_std;", "layer_norm")
+    lib = mutant(tmp_path, "layer_norm", "T y = static_cast<T>(centred * inv_std);",
+                 "float y = centred * inv_std;")
     x = rand((8, 1024), mx.float16, 8)
     w, b = rand((1024,), mx.float16, 9, scale=2.0), rand((1024,), mx.float16, 10)
     out = poisoned((8, 1024), np.float16)
@@ -229,7 +226,7 @@ def test_planted_unrounded_normalised_value_breaks_agreement(tmp_path):
 
 
 def test_planted_bias_stride_ignored_fails(tmp_path):
-    lib = mutant(tmp_path, "b[i * b_stride]", "b[i]", "layer_norm")
+    lib = mutant(tmp_path, "layer_norm", "b[i * b_stride]", "b[i]")
     rng = np.random.default_rng(1)
     x = rng.standard_normal((2, 40)).astype(np.float32)
     b = rng.standard_normal(80).astype(np.float32)[::-2]

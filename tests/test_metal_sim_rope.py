@@ -231,7 +231,7 @@ def run_with(lib, shape=(2, 10, 3, 40), dims=32, traditional=False, forward=True
 
 
 def test_planted_unguarded_unit_is_out_of_bounds(tmp_path):
-    lib = mutant(tmp_path, "  if (lid < units) {\n", "  {\n", "rope")
+    lib = mutant(tmp_path, "rope", "  if (lid < units) {\n", "  {\n")
     # 16 pairs + 8 copied features: threads 24..31 run into the next row, another
     # threadgroup's.
     with pytest.raises(MetalSimError, match="device memory race: .* writes out"):
@@ -241,33 +241,33 @@ def test_planted_unguarded_unit_is_out_of_bounds(tmp_path):
 def test_planted_unclamped_row_chunk_is_caught(tmp_path):
     # 10 heads in chunks of 8: the second chunk must stop at 2 rows, not rotate 8 (the next
     # group's rows, which another threadgroup owns, or past the end).
-    lib = mutant(tmp_path, "uint n_rows = min(rows_per_group, n_m - m_begin);", "uint n_rows = rows_per_group;", "rope")
+    lib = mutant(tmp_path, "rope", "uint n_rows = min(rows_per_group, n_m - m_begin);", "uint n_rows = rows_per_group;")
     with pytest.raises(MetalSimError, match="device memory race: .* writes out"):
         run_with(lib)
 
 
 def test_planted_missing_tail_copy_leaves_poison(tmp_path):
-    lib = mutant(tmp_path, "      rows.copy(first_row + static_cast<size_t>(m) * n_t, rows.dims + (u - half_dims));\n",
-                 "", "rope")
+    lib = mutant(tmp_path, "rope", "      rows.copy(first_row + static_cast<size_t>(m) * n_t, rows.dims + (u - half_dims));\n",
+                 "")
     out, expected = run_with(lib)
     assert np.isnan(out[..., 32:]).all() and np.allclose(out[..., :32], expected[..., :32], rtol=1e-5, atol=1e-5)
 
 
 def test_planted_traditional_as_halves_fails(tmp_path):
-    lib = mutant(tmp_path, "size_t i2 = i1 + (traditional != 0 ? 1 : half_dims);", "size_t i2 = i1 + half_dims;", "rope")
+    lib = mutant(tmp_path, "rope", "size_t i2 = i1 + (traditional != 0 ? 1 : half_dims);", "size_t i2 = i1 + half_dims;")
     with pytest.raises(MetalSimError, match="device memory race: .* writes out"):
         # Traditional pair i starts at 2i: pair 2i + half_dims collides with another thread's.
         run_with(lib, traditional=True)
 
 
 def test_planted_ignored_direction_fails(tmp_path):
-    lib = mutant(tmp_path, "s = forward != 0 ? s : -s;", "", "rope")
+    lib = mutant(tmp_path, "rope", "s = forward != 0 ? s : -s;", "")
     out, expected = run_with(lib, forward=False)
     assert not np.allclose(out, expected, rtol=1e-3, atol=1e-3)
 
 
 def test_planted_ignored_offset_stride_is_out_of_bounds(tmp_path):
-    lib = mutant(tmp_path, "offsets[g * offset_stride]", "offsets[g]", "rope")
+    lib = mutant(tmp_path, "rope", "offsets[g * offset_stride]", "offsets[g]")
     x = np.zeros((3, 1, 2, 8), np.float32)
     offsets = np.array([1, 2, 3], np.int32)[::-1]
     out = poisoned(x.shape, np.float32)

@@ -20,10 +20,10 @@ from . import _report_bench
 # Checks on ordinary inputs: their errors are the "worst error" columns. special_values is left
 # out (huge inputs overflow the reference too) and autodiff has its own column.
 FORWARD_CHECKS = ("forward", "thresholds", "layouts", "vmap", "compile")
-BENCH_PATH = "results/bench.json"
 # Overview columns: (key, label). Records of device "gpu" belong to the build's GPU backend.
 BACKENDS = (("cpu", "cpu"), ("cuda", "CUDA GPU"), ("metal-sim", "metal-sim (simulated)"), ("metal", "Metal GPU"))
 NOT_RUN_HERE, NO_KERNEL = "not run here", "no kernel"
+BENCH_PATH = "results/bench.json"
 
 
 def register(subparsers) -> None:
@@ -215,7 +215,6 @@ def html_page(summary: dict, bench_rows: list[dict] | None = None, plot_files: l
             "<h2>The fused op by backend</h2><p>metal-sim: the Metal kernels on a CPU simulator (simulated)</p>"
             f"<table>{overview}</table><h2>By implementation, device and dtype</h2>"
             f"<table><tr>{head}</tr>{body}</table><ul>{details}</ul>" + _bench_html(bench_rows, plot_files))
-
 
 
 def _bench_html(rows: list[dict] | None, plot_files) -> str:

@@ -85,24 +85,6 @@ def rope(a: mx.array, dims: int, *, traditional: bool, base: float | None, scale
     return _to_mlx(out, dtype)
 
 
-def quantized_matmul(x: mx.array, w: mx.array, scales: mx.array, biases: mx.array | None = None,
-                     transpose: bool = True, group_size: int | None = None, bits: int | None = None,
-                     mode: str = "affine") -> mx.array:
-    """``mlxr.fused.quantized_matmul`` on the simulated Metal device: ``x @ w_hat.T``
-    (transpose) or ``x @ w_hat`` with ``w_hat = scales * q + biases`` per group, output dtype
-    ``promote(x, scales)``, x/scales/biases cast to it, float32 accumulation, one rounding.
-    Only 2-D ``w`` has a kernel (the fused op runs batched ``w`` as its reference)."""
-    if mode != "affine" or biases is None:
-        raise ValueError("[quantized_matmul] the Metal kernels take mode='affine' with biases")
-    dtype = mx.result_type(x, scales)
-    if dtype not in _NAMES or w.ndim != 2:
-        raise TypeError(f"[quantized_matmul] no Metal kernel for {dtype} with {w.ndim}-D w")
-    group_size, bits = 64 if group_size is None else group_size, 4 if bits is None else bits
-    x_np, scales_np, biases_np = (_to_numpy(a.astype(dtype)) for a in (x, scales, biases))
-    out = _quantized_matmul.run(x_np, np.array(w), scales_np, biases_np, transpose, group_size, bits, _NAMES[dtype])
-    return _to_mlx(out, dtype)
-
-
 def softmax(x: mx.array, axis=-1) -> mx.array:
     """``mlxr.fused.softmax`` on the simulated Metal device: output dtype ``x.dtype``; other axes
     transposed to the end (and copied to rows, the op's ``mx::contiguous``), then the Metal kernel
@@ -127,14 +109,32 @@ def swiglu(gate: mx.array, up: mx.array) -> mx.array:
     return _to_mlx(_swiglu.run(g, u, _NAMES[dtype]), dtype)
 
 
+def quantized_matmul(x: mx.array, w: mx.array, scales: mx.array, biases: mx.array | None = None,
+                     transpose: bool = True, group_size: int | None = None, bits: int | None = None,
+                     mode: str = "affine") -> mx.array:
+    """``mlxr.fused.quantized_matmul`` on the simulated Metal device: ``x @ w_hat.T``
+    (transpose) or ``x @ w_hat`` with ``w_hat = scales * q + biases`` per group, output dtype
+    ``promote(x, scales)``, x/scales/biases cast to it, float32 accumulation, one rounding.
+    Only 2-D ``w`` has a kernel (the fused op runs batched ``w`` as its reference)."""
+    if mode != "affine" or biases is None:
+        raise ValueError("[quantized_matmul] the Metal kernels take mode='affine' with biases")
+    dtype = mx.result_type(x, scales)
+    if dtype not in _NAMES or w.ndim != 2:
+        raise TypeError(f"[quantized_matmul] no Metal kernel for {dtype} with {w.ndim}-D w")
+    group_size, bits = 64 if group_size is None else group_size, 4 if bits is None else bits
+    x_np, scales_np, biases_np = (_to_numpy(a.astype(dtype)) for a in (x, scales, biases))
+    out = _quantized_matmul.run(x_np, np.array(w), scales_np, biases_np, transpose, group_size, bits, _NAMES[dtype])
+    return _to_mlx(out, dtype)
+
+
 OPS = {
     "rms_norm": rms_norm,
     "quantized_matmul": quantized_matmul,
+    "softmax": softmax,
+    "swiglu": swiglu,
     "layer_norm": layer_norm,
     "add_rms_norm": add_rms_norm,
     "rope": rope,
-    "softmax": softmax,
-    "swiglu": swiglu,
 }
 
 

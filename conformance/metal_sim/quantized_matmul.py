@@ -7,8 +7,8 @@ import ctypes
 
 import numpy as np
 
-from ._host import STORAGE
 from ._runtime import Plan, call_plan, execute, library, poisoned
+from ._host import STORAGE as _STORAGE
 
 
 def plan(M: int, N: int, K: int, transpose: bool, group_size: int, bits: int, dtype: str) -> Plan:
@@ -33,7 +33,7 @@ def run(x: np.ndarray, w: np.ndarray, scales: np.ndarray, biases: np.ndarray, tr
     As on the GPU, every input is made row-contiguous first (the op's ``mx::contiguous``) and an
     empty contraction gives zeros without a dispatch.
     """
-    storage = STORAGE[dtype]
+    storage = _STORAGE[dtype]
     x, scales, biases = (np.ascontiguousarray(a, dtype=storage) for a in (x, scales, biases))
     w = np.ascontiguousarray(w, dtype=np.uint32)
     K = x.shape[-1]

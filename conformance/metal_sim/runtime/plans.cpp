@@ -66,13 +66,6 @@ MLXR_PLAN_EXPORT int64_t mlxr_plan_rope(int64_t n_groups, int64_t n_t, int64_t n
   return emit(mlxr::metal_launch::rope_plan(q, limits_of(max_threads_per_group)), out, cap);
 }
 
-MLXR_PLAN_EXPORT int64_t mlxr_plan_quantized_matmul(int64_t M, int64_t N, int64_t K, int transpose,
-                                                    int group_size, int bits, const char* dtype,
-                                                    char* out, int64_t cap) {
-  mlxr::metal_launch::QuantizedMatmulQuery q{M, N, K, transpose != 0, group_size, bits, dtype};
-  return emit(mlxr::metal_launch::quantized_matmul_plan(q), out, cap);
-}
-
 MLXR_PLAN_EXPORT int64_t mlxr_plan_softmax(int64_t n_rows, int64_t axis_size, const char* dtype,
                                            int64_t max_threads_per_group, char* out, int64_t cap) {
   mlxr::metal_launch::SoftmaxQuery q{n_rows, axis_size, dtype};
@@ -83,4 +76,11 @@ MLXR_PLAN_EXPORT int64_t mlxr_plan_swiglu(int64_t size, const char* dtype, int a
                                           int64_t max_threads_per_group, char* out, int64_t cap) {
   mlxr::metal_launch::SwiGLUQuery q{size, dtype, aligned != 0};
   return emit(mlxr::metal_launch::swiglu_plan(q, limits_of(max_threads_per_group)), out, cap);
+}
+
+MLXR_PLAN_EXPORT int64_t mlxr_plan_quantized_matmul(int64_t M, int64_t N, int64_t K, int transpose,
+                                                    int group_size, int bits, const char* dtype,
+                                                    char* out, int64_t cap) {
+  mlxr::metal_launch::QuantizedMatmulQuery q{M, N, K, transpose != 0, group_size, bits, dtype};
+  return emit(mlxr::metal_launch::quantized_matmul_plan(q), out, cap);
 }

@@ -65,12 +65,13 @@ def test_not_applicable_checks_are_neither_passed_nor_owed():
 
 @needs_sim
 def test_planted_metal_kernel_bug_fails_certification(tmp_path, monkeypatch):
-    # A source tree whose rms_norm kernel adds only the first simdgroup's partial sum: race-free,
-    # so only the numbers can show it (rows over 128 elements).
+    # A source tree whose rms_norm kernel adds only the first simdgroup's partial sum (in the
+    # shared reduction it includes): race-free, so only the numbers can show it (rows over 128
+    # elements).
     root = tmp_path / "src"
     shutil.copytree(source_root() / "kernels", root / "kernels")
     shutil.copytree(source_root() / "csrc" / "metal" / "launch", root / "csrc" / "metal" / "launch")
-    kernel = root / "kernels" / "rms_norm.metal"
+    kernel = root / "kernels" / "reduce.h"
     source = kernel.read_text()
     anchor = "simd_lane < n_simd_groups ? simd_sums[simd_lane]"
     assert anchor in source

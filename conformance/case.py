@@ -15,6 +15,7 @@ import shlex
 import mlx.core as mx
 
 from . import layouts
+from .devices import mlx_device
 from .numerics import Errors, Verdict, arbitrate, dtype_name
 from .spec import OpSpec, Tolerance, dtype_case, resolve
 from .strategies import Sample, values
@@ -54,7 +55,6 @@ class Inputs:
     parents: dict  # buffers the views live in
 
 
-DEVICES = {"cpu": mx.cpu, "gpu": mx.gpu}
 
 
 @dataclasses.dataclass
@@ -62,7 +62,7 @@ class Case:
     spec: OpSpec
     impl: str  # fused / native / reference / candidate
     target: str  # module:attr
-    device: str  # cpu / gpu
+    device: str  # cpu / gpu / metal-sim (mlxr.conformance.devices)
     dtype: str  # dtype case name
     check: str
     variant: str | None = None
@@ -82,11 +82,11 @@ class Case:
 
     @property
     def stream(self) -> mx.Device:
-        return mx.Device(DEVICES[self.device])
+        return mlx_device(self.device)
 
     def call(self, fn, args: dict, device: str | None = None):
         """Run ``fn`` on this case's device (or ``device``) and evaluate the result."""
-        with mx.stream(mx.Device(DEVICES[device or self.device])):
+        with mx.stream(mlx_device(device or self.device)):
             out = self.spec.invoke(fn, args)
             if isinstance(out, mx.array):
                 mx.eval(out)

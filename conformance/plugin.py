@@ -1,7 +1,8 @@
 """pytest plugin of the conformance engine (entry point ``pytest11: mlxr_conformance``).
 
 Options: ``--profile ci|thorough``, ``--candidate OP=MODULE:ATTR`` (repeatable; also
-``OP=fused|native|reference``), ``--device all|cpu|gpu``, ``--op NAME`` (repeatable),
+``OP=fused|native|reference``), ``--device all|cpu|gpu|metal-sim`` (metal-sim: the Metal kernels on
+the CPU simulator, see ``mlxr.conformance.devices``), ``--op NAME`` (repeatable),
 ``--results FILE`` (default ``results/conformance.json``, written only when conformance tests ran).
 
 Tests marked ``@pytest.mark.mlxr_check("<check>")`` taking a ``case`` argument are parametrized
@@ -14,6 +15,7 @@ Nothing is imported at load time beyond pytest and the standard library.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import platform
 import subprocess
@@ -23,6 +25,8 @@ import time
 import pytest
 
 _PROPERTY = "mlxr"
+# Skip reasons starting so are recorded as outcome "not-applicable" (never passed, never owed).
+NOT_APPLICABLE = "not applicable"
 
 
 def pytest_addoption(parser):
@@ -31,8 +35,9 @@ def pytest_addoption(parser):
                     help="hypothesis profile of the conformance checks (default: ci)")
     group.addoption("--candidate", action="append", default=[], metavar="OP=MODULE:ATTR",
                     help="certify this implementation of OP instead of its fused port (repeatable)")
-    group.addoption("--device", choices=("all", "cpu", "gpu"), default="all",
-                    help="devices to certify on (default: every available one)")
+    group.addoption("--device", choices=("all", "cpu", "gpu", "metal-sim"), default="all",
+                    help="devices to certify on (default: every available one; metal-sim: the Metal "
+                         "kernels on the CPU simulator, where g++ is present)")
     group.addoption("--op", action="append", default=[], metavar="NAME",
                     help="only these ops (repeatable; default: every spec)")
     group.addoption("--spec", action="append", default=[], metavar="MODULE",
@@ -59,14 +64,14 @@ def _candidates(config) -> dict[str, list[str]]:
     return out
 
 
-def _devices(config) -> list[tuple[str, bool]]:
-    import mlx.core as mx
+def _devices(config) -> list[tuple[str, bool, str]]:
+    """(device, available, why not) of each device to certify on."""
+    from .devices import DEVICES, available
 
-    gpu = mx.is_available(mx.gpu)
     choice = config.getoption("device")
     if choice == "all":
-        return [("cpu", True)] + ([("gpu", True)] if gpu else [])
-    return [(choice, choice == "cpu" or gpu)]
+        return [(d, True, "") for d in DEVICES if available(d)[0]]
+    return [(choice, *available(choice))]
 
 
 def _safe_id(text: str) -> str:
@@ -100,25 +105,35 @@ def pytest_generate_tests(metafunc):
     metafunc.parametrize("case", params)
 
 
-def _params(config, check, spec, target):
+def _params(config, check, spec, requested):
+    from . import devices
     from .case import Case, CheckFailure
 
-    impl = spec.label(target)
+    impl = spec.label(requested)
     # Test ids name external candidates by their attribute, so several can run side by side.
-    name = impl if impl != "candidate" else target.rpartition(":")[2]
+    name = impl if impl != "candidate" else requested.rpartition(":")[2]
     params = []
-    for device, available in _devices(config):
-        for dtype in spec.dtypes.get(device, ()):
+    for device, available, why in _devices(config):
+        target = devices.target(spec, device, requested)
+        if target is None:  # e.g. the reference on metal-sim: no kernel to certify
+            continue
+        case_spec = spec
+        if device == devices.METAL_SIM:
+            case_spec = dataclasses.replace(spec, max_elements=min(spec.max_elements, devices.METAL_SIM_MAX_ELEMENTS))
+        for dtype in devices.dtypes(spec, device):
             for variant in check.variants(spec, impl, device, dtype):
-                case = Case(spec, impl, target, device, dtype, check.NAME, variant, config.getoption("profile"),
+                case = Case(case_spec, impl, target, device, dtype, check.NAME, variant, config.getoption("profile"),
                             spec_modules=tuple(config.getoption("spec")))
                 marks = []
                 reason = spec.xfail_reason(check.NAME, impl, target, device, dtype, variant)
-                if reason:
+                inapplicable = devices.not_applicable(device, check.NAME, variant)
+                if inapplicable:
+                    marks.append(pytest.mark.skip(reason=f"{NOT_APPLICABLE} on {device}: {inapplicable}"))
+                elif reason:
                     case.expected_failure = True
                     marks.append(pytest.mark.xfail(strict=True, reason=reason, raises=CheckFailure))
                 if not available:
-                    marks.append(pytest.mark.skip(reason=f"not run: device {device} is not available"))
+                    marks.append(pytest.mark.skip(reason=f"not run: {why}"))
                 parts = [spec.name, name, device, _safe_id(dtype)] + ([variant] if variant else [])
                 params.append(pytest.param(case, id="-".join(parts), marks=marks))
     return params
@@ -173,8 +188,8 @@ def _outcome(report, data) -> tuple[str, str | None]:
         if hasattr(report, "wasxfail"):
             return "xfail", data.get("xfail")
         longrepr = report.longrepr
-        reason = longrepr[2] if isinstance(longrepr, tuple) else str(longrepr)
-        return "not-run", reason.removeprefix("Skipped: ")
+        reason = (longrepr[2] if isinstance(longrepr, tuple) else str(longrepr)).removeprefix("Skipped: ")
+        return ("not-applicable" if reason.startswith(NOT_APPLICABLE) else "not-run"), reason
     if report.failed:
         if data.get("xfail") and report.when == "call" and "XPASS" in (report.longreprtext or ""):
             return "xpass", f"unexpectedly passed; declared: {data['xfail']}"
@@ -189,16 +204,21 @@ def _identity_from_nodeid(config, nodeid: str) -> dict | None:
 
     name, _, params = nodeid.partition("[")
     check = name.rpartition("::test_")[2]
-    parts = params.rstrip("]").split("-", 4)
+    # The device id "metal-sim" holds the separator: protect it while splitting.
+    parts = params.rstrip("]").replace("-metal-sim-", "-metal_sim-", 1).split("-", 4)
     if check not in CHECKS or len(parts) < 4:
         return None
     op, impl_id, device, dtype_id = parts[:4]
+    device = device.replace("metal_sim", "metal-sim")
     spec = all_specs(tuple(config.getoption("spec"))).get(op)
     if spec is None:
         return None
-    dtype = next((d for d in spec.dtypes.get(device, ()) if _safe_id(d) == dtype_id), dtype_id)
+    from .devices import dtypes, target as device_target
+
+    dtype = next((d for d in dtypes(spec, device) if _safe_id(d) == dtype_id), dtype_id)
     target = spec.target(impl_id) or next((t for t in _candidates(config).get(op, []) if t.endswith(f":{impl_id}")), impl_id)
-    return {"op": op, "impl": spec.label(target) if ":" in target else impl_id, "target": target, "device": device,
+    target = device_target(spec, device, target) or target
+    return {"op": op, "impl": impl_id if spec.target(impl_id) != impl_id else spec.label(target), "target": target, "device": device,
             "dtype": dtype, "check": check, "variant": parts[4] if len(parts) > 4 else None,
             "layout": None, "examples": None, "errors": None,
             "failure": {"message": f"the test process crashed; rerun alone: pytest '{nodeid}' -p no:xdist",
@@ -258,6 +278,7 @@ def metadata(config) -> dict:
 
     import mlxr
 
+    from .devices import kernels
     from .profiles import PROFILES
 
     try:
@@ -276,7 +297,8 @@ def metadata(config) -> dict:
         "mlx": {"version": mx.__version__, "build": build, "cpu_isa": isa, "gpu_available": mx.is_available(mx.gpu)},
         "git": _git(os.path.dirname(os.path.abspath(mlxr.__file__))),
         "hypothesis": {"profile": profile, **PROFILES[profile]},
-        "devices": [d for d, _ in _devices(config)] if choice == "all" else [choice],
+        "devices": [d for d, *_ in _devices(config)] if choice == "all" else [choice],
+        "kernels": kernels(),
     }
 
 

@@ -12,7 +12,8 @@ Schema ``mlxr-conformance/1``::
               "gpu_available": false},
       "git": {"commit": "<sha>" | null, "dirty": bool | null},
       "hypothesis": {"profile": "ci" | "thorough", "max_examples": 12, "derandomize": true},
-      "devices": ["cpu"],                           # devices requested
+      "devices": ["cpu", "metal-sim"],              # devices requested (metal-sim: simulated Metal)
+      "kernels": {"cpu": [ops], "cuda": [ops], "metal": [ops], "metal-sim": [ops]},  # ops with a kernel
       "results": [                                  # one per test (op × impl × device × dtype × check × variant)
         {
           "nodeid": "conformance/test_forward.py::test_forward[rms_norm-fused-cpu-float32]",
@@ -20,8 +21,8 @@ Schema ``mlxr-conformance/1``::
           "target": "mlxr.fused:rms_norm", "device": "cpu", "dtype": "float32" | "x=bfloat16,weight=float32",
           "check": "forward", "variant": null | "x:strided" | "n=17" | "vjp" | ...,
           "layout": "contiguous" | "strided" | ... | "any",
-          "outcome": "passed" | "failed" | "xfail" | "xpass" | "not-run",
-          "reason": null | "why not run / why expected to fail",
+          "outcome": "passed" | "failed" | "xfail" | "xpass" | "not-run" | "not-applicable",
+          "reason": null | "why not run / not applicable / expected to fail",
           "examples": 12,                           # examples executed (shrinking attempts included)
           "errors": {"abs": float, "rel": float, "ulp": float} | null,   # worst vs the oracle
           "failure": null | {"message": str, "example": {...recipe...} | null, "repro": "python -m ..." | null},
@@ -44,7 +45,7 @@ import os
 
 SCHEMA = "mlxr-conformance/1"
 DEFAULT_PATH = os.path.join("results", "conformance.json")
-OUTCOMES = ("passed", "failed", "xfail", "xpass", "not-run")
+OUTCOMES = ("passed", "failed", "xfail", "xpass", "not-run", "not-applicable")
 # Verdicts of an op × impl × device × dtype group.
 CERTIFIED, FAILED, EXPECTED_FAILURE, NOT_RUN, INCOMPLETE = (
     "certified", "failed", "expected failure", "not run", "incomplete")
@@ -83,15 +84,27 @@ def load(path: str) -> dict:
     return document
 
 
+def backend(record: dict, document: dict) -> str:
+    """What ran a record: cpu, metal-sim, or the GPU backend of its run's build (cuda, metal)."""
+    if record.get("backend"):
+        return record["backend"]
+    if record["device"] == "gpu":
+        return document.get("mlx", {}).get("build") or "gpu"
+    return record["device"]
+
+
 def merge(*documents: dict) -> dict:
-    """One document from several runs: later runs replace earlier results of the same test."""
+    """One document from several runs (e.g. Linux cpu + metal-sim, a CUDA machine, a Mac): later
+    runs replace earlier results of the same test; each result keeps its ``backend``."""
     if not documents:
         raise ValueError("nothing to merge")
     merged = dict(documents[-1])
+    merged["devices"] = list(dict.fromkeys(dev for d in documents for dev in d.get("devices") or ()))
+    merged["kernels"] = next((d["kernels"] for d in reversed(documents) if d.get("kernels")), None)
     by_id = {}
     for d in documents:
         for r in d["results"]:
-            by_id[(r["nodeid"], r["target"])] = r
+            by_id[(r["nodeid"], r["target"], backend(r, d))] = {**r, "backend": backend(r, d)}
     merged["results"] = list(by_id.values())
     return merged
 
@@ -112,7 +125,9 @@ def verdict(records: list[dict]) -> str:
     """certified: every check ran and passed; expected failure: no failure, but some checks are
     declared expected failures (each with a reason in the spec); failed: any failure or
     unexpected pass; not run / incomplete: none / some checks did not run (a check that did
-    not run never counts as passed)."""
+    not run never counts as passed). Checks not applicable on the device (metal-sim: MLX
+    transforms around the kernel) are left out: they neither pass nor are owed."""
+    records = applicable(records)
     outcomes = collections.Counter(r["outcome"] for r in records)
     if outcomes["failed"] or outcomes["xpass"]:
         return FAILED
@@ -123,6 +138,11 @@ def verdict(records: list[dict]) -> str:
     if outcomes["xfail"]:
         return EXPECTED_FAILURE
     return CERTIFIED
+
+
+def applicable(records: list[dict]) -> list[dict]:
+    """The records of checks that apply on their device."""
+    return [r for r in records if r["outcome"] != "not-applicable"]
 
 
 def worst(records: list[dict]) -> dict:

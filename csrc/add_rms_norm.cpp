@@ -7,6 +7,9 @@
 #include "cpu/isa.h"
 #include "cpu/rows.h"
 #include "kernel_log.h"
+#ifdef MLXR_METAL
+#include "metal/contiguous.h"
+#endif
 #include "mlx/allocator.h"
 #include "mlx/backend/cpu/encoder.h"
 #include "mlx/ops.h"
@@ -231,6 +234,10 @@ std::vector<mx::array> add_rms_norm(
     Fallback fallback,
     mx::Stream stream) {
   std::vector<mx::array> inputs{x, residual};
+#ifdef MLXR_METAL
+  inputs[0] = metal::contiguous_rows(x, stream);
+  inputs[1] = metal::contiguous_rows(residual, stream);
+#endif
   if (weight) {
     inputs.push_back(*weight);
   }

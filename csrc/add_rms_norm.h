@@ -17,7 +17,7 @@ class AddRMSNorm : public FusedPrimitive {
   // outputs: {normed, h}
   void eval_cpu(const std::vector<mx::array>& inputs, std::vector<mx::array>& outputs)
       override;
-#ifdef MLXR_CUDA // GPU kernel: CUDA only so far (no kernels/add_rms_norm.metal yet)
+#ifdef MLXR_GPU
   void eval_gpu(const std::vector<mx::array>& inputs, std::vector<mx::array>& outputs)
       override;
 #endif

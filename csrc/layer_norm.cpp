@@ -7,6 +7,9 @@
 #include "cpu/isa.h"
 #include "cpu/rows.h"
 #include "kernel_log.h"
+#ifdef MLXR_METAL
+#include "metal/contiguous.h"
+#endif
 #include "mlx/allocator.h"
 #include "mlx/backend/cpu/encoder.h"
 #include "mlx/ops.h"
@@ -274,6 +277,9 @@ mx::array layer_norm(
     Fallback fallback,
     mx::Stream stream) {
   std::vector<mx::array> inputs{x};
+#ifdef MLXR_METAL
+  inputs[0] = metal::contiguous_rows(x, stream);
+#endif
   if (weight) {
     inputs.push_back(*weight);
   }

@@ -7,6 +7,9 @@
 #include "cpu/isa.h"
 #include "cpu/rows.h"
 #include "kernel_log.h"
+#ifdef MLXR_METAL
+#include "metal/contiguous.h"
+#endif
 #include "mlx/allocator.h"
 #include "mlx/backend/cpu/encoder.h"
 #include "mlx/ops.h"
@@ -193,11 +196,7 @@ mx::array rms_norm(
 #endif
   std::vector<mx::array> inputs{x};
 #ifdef MLXR_METAL
-  // The Metal kernel reads contiguous rows. MLX's own copy (contiguous_copy_gpu) is not
-  // exported, so the copy is a graph node; it shares the buffer when x is row-contiguous.
-  if (stream.device == mx::Device::gpu) {
-    inputs[0] = mx::contiguous(x, false, stream);
-  }
+  inputs[0] = metal::contiguous_rows(x, stream);
 #endif
   if (weight) {
     inputs.push_back(*weight);

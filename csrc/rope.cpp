@@ -12,6 +12,9 @@
 #include "cpu/rows.h"
 #include "cpu/sincos.h"
 #include "kernel_log.h"
+#ifdef MLXR_METAL
+#include "metal/contiguous.h"
+#endif
 #include "mlx/allocator.h"
 #include "mlx/backend/cpu/encoder.h"
 #include "mlx/ops.h"
@@ -466,6 +469,9 @@ mx::array rope(
   mx::Dtype acc = x.dtype() == mx::float64 ? mx::float64 : mx::float32;
   std::vector<mx::array> inputs{
       x, mx::astype(offset, mx::int32, stream), mx::astype(inv_freqs, acc, stream)};
+#ifdef MLXR_METAL
+  inputs[0] = metal::contiguous_rows(x, stream);
+#endif
   return mx::array(
       x.shape(),
       x.dtype(),

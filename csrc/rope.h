@@ -25,7 +25,7 @@ class RoPE : public FusedPrimitive {
 
   void eval_cpu(const std::vector<mx::array>& inputs, std::vector<mx::array>& outputs)
       override;
-#ifdef MLXR_CUDA // GPU kernel: CUDA only so far (no kernels/rope.metal yet)
+#ifdef MLXR_GPU
   void eval_gpu(const std::vector<mx::array>& inputs, std::vector<mx::array>& outputs)
       override;
 #endif

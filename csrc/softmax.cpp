@@ -456,8 +456,16 @@ bool Softmax::is_equivalent(const mx::Primitive& other) const {
 }
 
 mx::array softmax(const mx::array& x, int n_axes, Fallback fallback, mx::Stream stream) {
+  mx::array input = x;
+#ifdef MLXR_METAL
+  // The Metal kernel reads contiguous rows (csrc/metal/README.md, "Layouts"): a graph copy,
+  // sharing the buffer when x is row-contiguous.
+  if (stream.device == mx::Device::gpu) {
+    input = mx::contiguous(x, false, stream);
+  }
+#endif
   return mx::array(
-      x.shape(), x.dtype(), std::make_shared<Softmax>(stream, std::move(fallback), n_axes), {x});
+      x.shape(), x.dtype(), std::make_shared<Softmax>(stream, std::move(fallback), n_axes), {input});
 }
 
 } // namespace mlxr

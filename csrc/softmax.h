@@ -15,7 +15,7 @@ class Softmax : public FusedPrimitive {
 
   void eval_cpu(const std::vector<mx::array>& inputs, std::vector<mx::array>& outputs)
       override;
-#ifdef MLXR_CUDA // GPU kernel: CUDA only so far (no kernels/softmax.metal yet)
+#ifdef MLXR_GPU // CUDA: csrc/cuda/softmax.cu; Metal: csrc/metal/softmax.cpp
   void eval_gpu(const std::vector<mx::array>& inputs, std::vector<mx::array>& outputs)
       override;
 #endif

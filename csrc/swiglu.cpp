@@ -246,8 +246,16 @@ bool SwiGLU::is_equivalent(const mx::Primitive& other) const {
 }
 
 mx::array swiglu(const mx::array& gate, const mx::array& up, Fallback fallback, mx::Stream stream) {
+  std::vector<mx::array> inputs{gate, up};
+#ifdef MLXR_METAL
+  // The Metal kernel reads gate and up as flat contiguous spans (csrc/metal/README.md,
+  // "Layouts"); broadcast views are materialised here.
+  if (stream.device == mx::Device::gpu) {
+    inputs = {mx::contiguous(gate, false, stream), mx::contiguous(up, false, stream)};
+  }
+#endif
   return mx::array(gate.shape(), gate.dtype(), std::make_shared<SwiGLU>(stream, std::move(fallback)),
-                   {gate, up});
+                   std::move(inputs));
 }
 
 } // namespace mlxr

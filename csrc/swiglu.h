@@ -14,7 +14,7 @@ class SwiGLU : public FusedPrimitive {
 
   void eval_cpu(const std::vector<mx::array>& inputs, std::vector<mx::array>& outputs)
       override;
-#ifdef MLXR_CUDA // GPU kernel: CUDA only so far (no kernels/swiglu.metal yet)
+#ifdef MLXR_GPU // CUDA: csrc/cuda/swiglu.cu; Metal: csrc/metal/swiglu.cpp
   void eval_gpu(const std::vector<mx::array>& inputs, std::vector<mx::array>& outputs)
       override;
 #endif

@@ -4,40 +4,13 @@
 // row-contiguous on GPU streams); the weight may have any stride, including 0 and negative.
 #include <metal_stdlib>
 
+#include "reduce.h"
+#include "rms_norm.h"
+
 using namespace metal;
 
 // Elements each thread reads per pass; kept equal to kRMSNormReads in the launch plan.
 constant constexpr uint kReads = 4;
-constant constexpr uint kSimdSize = 32;
-
-// Sum over the threadgroup, returned to every thread. Each simdgroup adds the per-simdgroup
-// partials itself, so one barrier suffices and simd_sums is written once per dispatch.
-inline float threadgroup_sum(
-    float partial,
-    threadgroup float* simd_sums,
-    uint simd_lane,
-    uint simd_group,
-    uint n_simd_groups) {
-  partial = simd_sum(partial);
-  if (simd_lane == 0) {
-    simd_sums[simd_group] = partial;
-  }
-  threadgroup_barrier(mem_flags::mem_threadgroup);
-  float total = simd_lane < n_simd_groups ? simd_sums[simd_lane] : 0.0f;
-  return simd_sum(total);
-}
-
-// The reference's rounding: normalise in float32, round to T, then multiply by the weight
-// in T (one rounding of the exact product, as T * T does).
-template <typename T>
-inline T rms_output(float value, float inv_rms, device const T* w, uint i, int64_t w_stride,
-               uint has_weight) {
-  T normed = static_cast<T>(value * inv_rms);
-  if (has_weight == 0) {
-    return normed;
-  }
-  return static_cast<T>(static_cast<float>(normed) * static_cast<float>(w[i * w_stride]));
-}
 
 // Rows of up to kReads * threads_per_threadgroup elements: each thread keeps its kReads
 // elements in registers between the reduction and the write.

@@ -10,8 +10,9 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 MLX_INCLUDE = Path(mlx.core.__file__).parent / "include"
-SOURCES = sorted((ROOT / "csrc" / "metal").glob("*.cpp")) + [ROOT / "csrc" / "rms_norm.cpp"]
-SOURCES += [ROOT / "csrc" / "quantized_matmul.cpp"]
+HOSTS = sorted((ROOT / "csrc" / "metal").glob("*.cpp"))
+# Each Metal host's op source too: its builder inserts mx::contiguous under MLXR_METAL.
+SOURCES = HOSTS + [ROOT / "csrc" / h.name for h in HOSTS if (ROOT / "csrc" / h.name).exists()]
 
 
 @pytest.mark.skipif(shutil.which("g++") is None, reason="needs g++")

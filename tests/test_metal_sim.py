@@ -7,9 +7,10 @@ import mlx.core as mx
 import numpy as np
 import pytest
 
+from _metal_sim import NAMES, WEIGHT_VIEWS, as64, assert_row_plan, half_agreement, ran, rand
+from _metal_sim import mutant as planted
 from mlxr.conformance import metal_sim
 from mlxr.conformance.metal_sim import MetalSimError, _rms_norm_plan, executed, run_op
-from mlxr.conformance.metal_sim._compile import source_root
 from mlxr.conformance.metal_sim._runtime import Library, execute, poisoned
 from mlxr.fused._dispatch import METAL_KERNEL_DTYPES
 from mlxr.reference import rms_norm as reference
@@ -21,30 +22,12 @@ DTYPES = list(METAL_KERNEL_DTYPES["rms_norm"])
 # Against the float64 oracle: float32 round-off, or 1.5 ulp of the output dtype (the normalised
 # value and the weight product are each rounded, as the reference prescribes).
 TOL = {mx.float32: 1e-5, mx.float16: 2e-3, mx.bfloat16: 1.6e-2}
-NAMES = {mx.float32: "float32", mx.float16: "float16", mx.bfloat16: "bfloat16"}
-
-
-def rand(shape, dtype, key, scale=1.0):
-    a = (mx.random.normal(shape, key=mx.random.key(key)) * scale).astype(dtype)
-    mx.eval(a)
-    return a
-
-
-def as64(a):
-    return np.array(a.astype(mx.float32) if a.dtype == mx.bfloat16 else a).astype(np.float64)
 
 
 def check(y, x, w, eps, dtype):
     oracle = reference(x.astype(mx.float64), None if w is None else w.astype(mx.float64), eps)
     assert y.dtype == dtype and y.shape == x.shape
     np.testing.assert_allclose(as64(y), np.array(oracle), rtol=TOL[dtype], atol=TOL[dtype])
-
-
-def ran(kernel, fn):
-    before = executed[kernel]
-    result = fn()
-    assert executed[kernel] == before + 1, f"{kernel} did not run"
-    return result
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=NAMES.get)
@@ -76,19 +59,6 @@ def test_no_weight_batched_magnitudes(dtype, scale):
     check(run_op("rms_norm", x, None, 1e-5), x, None, 1e-5, dtype)
 
 
-def ulp_distance(a: np.ndarray, b: np.ndarray, bits: int) -> np.ndarray:
-    """Units in the last place between two arrays of float bit patterns (sign-magnitude)."""
-    sign = 1 << (bits - 1)
-    ordered = lambda v: np.where(v & sign, -(v & (sign - 1)), v).astype(np.int64)  # noqa: E731
-    return np.abs(ordered(a.astype(np.int64)) - ordered(b.astype(np.int64)))
-
-
-def half_agreement(y: mx.array, expected: mx.array) -> tuple[int, float]:
-    """(max ulp distance, fraction of bit-identical elements) of two half-precision arrays."""
-    a, b = np.array(y.view(mx.uint16)), np.array(expected.view(mx.uint16))
-    return int(ulp_distance(a, b, 16).max()), float(np.mean(a == b))
-
-
 @pytest.mark.parametrize("dtype", [mx.float16, mx.bfloat16], ids=NAMES.get)
 def test_half_precision_rounds_like_mlx(dtype):
     # The oracle tolerance cannot see the rounding order; MLX's own kernel (same rule: round
@@ -105,15 +75,11 @@ def test_mixed_dtypes_promote():
     check(y, x, w, 1e-5, mx.float32)
 
 
-@pytest.mark.parametrize(
-    "view",
-    [lambda w: w[::2], lambda w: w[:-66:-1], lambda w: np.broadcast_to(w[:1], w[::2].shape)],
-    ids=["strided", "reversed", "broadcast"],
-)
+@pytest.mark.parametrize("view", list(WEIGHT_VIEWS))
 def test_weight_strides_bound_without_copy(view):
     d = 65
     x = np.random.default_rng(0).standard_normal((3, d)).astype(np.float32)
-    w = view(np.random.default_rng(1).standard_normal(2 * d).astype(np.float32))
+    w = WEIGHT_VIEWS[view](np.random.default_rng(1).standard_normal(2 * d).astype(np.float32))
     assert not w.flags.c_contiguous or w.strides[0] == 0
     y = metal_sim.rms_norm.run(x, w, 1e-5, "float32")
     expected = x / np.sqrt(np.mean(x.astype(np.float64) ** 2, -1, keepdims=True) + 1e-5) * w
@@ -147,13 +113,7 @@ def test_empty_input_dispatches_nothing():
 @pytest.mark.parametrize("limit", [1024, 64])
 def test_plan_shapes(d, limit):
     p = _rms_norm_plan(5, d, 1, "float16", True, 1e-5, limit)
-    threads = p.group[0]
-    assert threads % 32 == 0 and 32 <= threads <= limit and p.grid == (5, 1, 1)
-    if d <= 4 * limit:
-        assert p.kernel == "rms_norm_float16" and threads >= -(-d // 4)
-    else:
-        assert p.kernel == "rms_norm_looped_float16" and threads == limit
-    assert [a.index for a in p.args] == list(range(7))
+    assert_row_plan(p, "rms_norm", "float16", d, limit, n_rows=5, n_args=7)
     assert [a.kind for a in p.args] == ["input", "input", "output"] + ["bytes"] * 4
 
 
@@ -239,13 +199,11 @@ def test_oversized_threadgroup_is_refused(selftest):
 
 
 # ---------------------------------------------------------------- planted bugs
+
+
 def mutant(tmp_path, old, new):
-    """kernels/rms_norm.metal with one planted bug; fails if the text to replace is gone."""
-    source = (source_root() / "kernels" / "rms_norm.metal").read_text()
-    assert source.count(old) >= 1, f"planted-bug anchor not found: {old!r}"
-    path = tmp_path / "rms_norm.metal"
-    path.write_text(source.replace(old, new))
-    return Library(path)
+    """kernels/rms_norm.metal with one planted bug."""
+    return planted(tmp_path, "rms_norm", old, new)
 
 
 def run_with(lib, d, n_rows=1, limit=1024, dtype="float32"):

@@ -6,6 +6,8 @@ import re
 
 import mlx.core as mx
 
+from ..devices import dtypes
+
 NAME = "errors"
 EXAMPLES = 0  # deterministic: each error case runs once
 
@@ -13,7 +15,7 @@ EXAMPLES = 0  # deterministic: each error case runs once
 def variants(spec, impl, device, dtype):
     # Error cases do not depend on the dtype case: run them with the device's first one only.
     # References validate nothing by contract (the fused op validates before calling them).
-    if impl == "reference" or dtype != spec.dtypes[device][0]:
+    if impl == "reference" or dtype != dtypes(spec, device)[0]:
         return []
     return [e.name for e in spec.errors]
 

@@ -1,12 +1,14 @@
 """The kit's own fused op really ran its fused kernel (``mlxr.fused.observe()``), eagerly and
 under mx.compile, for every layout — or, where no kernel exists for the device and dtype,
 that the fallback was taken *and recorded* (then the check reports "not run": a fallback is
-not a certified port). Applies to ``impl == "fused"`` only."""
+not a certified port). Applies to ``impl == "fused"`` only. On metal-sim: the op's Metal kernel
+was dispatched on the simulator (``metal_sim.executed``), eagerly."""
 
 from __future__ import annotations
 
 import mlx.core as mx
 
+from ..devices import METAL_SIM
 from ..numerics import dtype_name
 from ..strategies import samples
 
@@ -31,6 +33,8 @@ def run(case, sample):
     out_dtype = case.reference(inputs.plain).dtype
     present = {k: v for k, v in inputs.args.items()}
     fn = case.fn
+    if case.device == METAL_SIM:
+        return _dispatched_on_metal_sim(case, sample, present, out_dtype)
     if case.variant == "compile":
         arrays = [a.name for a in case.spec.arrays if present[a.name] is not None]
         constants = {k: v for k, v in present.items() if k not in arrays}
@@ -50,3 +54,15 @@ def run(case, sample):
     if not seen.fallbacks:
         case.fail(f"no kernel for {case.device}/{dtype_name(out_dtype)} and no fallback recorded (silent fallback)", sample)
     pytest.skip(f"not run: no fused {case.device} kernel for {dtype_name(out_dtype)} (fallback observed)")
+
+
+def _dispatched_on_metal_sim(case, sample, present, out_dtype):
+    from ..metal_sim import executed
+
+    before = dict(executed)
+    case.candidate(present)
+    ran = [k for k, v in executed.items() if v != before.get(k, 0)]
+    # Kernel names are <op>[_<variant>]_<dtype>.
+    prefix, suffix = f"{case.spec.kernel}_", f"_{dtype_name(out_dtype)}"
+    if not any(k.startswith(prefix) and k.endswith(suffix) for k in ran):
+        case.fail(f"no Metal kernel {prefix}*{suffix} was dispatched on metal-sim (dispatched: {ran})", sample)

@@ -17,7 +17,8 @@ def register(subparsers) -> None:
     p.add_argument("op", help="op name (a spec in mlxr.conformance.specs)")
     p.add_argument("--candidate", metavar="MODULE:ATTR",
                    help="implementation to certify (default: the kit's fused op; also fused|native|reference)")
-    p.add_argument("--device", choices=("cpu", "gpu"), help="only this device (default: every available one)")
+    p.add_argument("--device", choices=("cpu", "gpu", "metal-sim"),
+                   help="only this device (default: every available one; metal-sim: the Metal kernel on the CPU simulator)")
     p.add_argument("--profile", choices=("ci", "thorough"), default="ci", help="hypothesis profile (default ci)")
     p.add_argument("--results", metavar="FILE", help="keep the results JSON here (default: a temporary file)")
     p.add_argument("--spec", metavar="MODULE", action="append", default=[],

@@ -1,8 +1,11 @@
 """``mlxr-conform report``: render a conformance results file (it only reads JSON).
 
-Table op × implementation × device × dtype with the verdict (certified / failed / expected
-failure / not run / incomplete), the worst errors vs the float64 oracle, failing checks with
-their one-line reproduction, and where the results come from (MLX version/build, machine...).
+A per-op overview of the kit's fused op by backend (cpu, CUDA GPU, metal-sim — the Metal
+kernels on the CPU simulator, marked simulated — and the real Metal GPU, "not run here" unless
+the results come from a Mac), then a table op × implementation × device × dtype with the
+verdict (certified / failed / expected failure / not run / incomplete), the worst errors vs the
+float64 oracle, failing checks with their one-line reproduction, and where the results come
+from (MLX version/build, machine...).
 """
 
 from __future__ import annotations
@@ -17,6 +20,9 @@ from . import _report_bench
 # Checks on ordinary inputs: their errors are the "worst error" columns. special_values is left
 # out (huge inputs overflow the reference too) and autodiff has its own column.
 FORWARD_CHECKS = ("forward", "thresholds", "layouts", "vmap", "compile")
+# Overview columns: (key, label). Records of device "gpu" belong to the build's GPU backend.
+BACKENDS = (("cpu", "cpu"), ("cuda", "CUDA GPU"), ("metal-sim", "metal-sim (simulated)"), ("metal", "Metal GPU"))
+NOT_RUN_HERE, NO_KERNEL = "not run here", "no kernel"
 BENCH_PATH = "results/bench.json"
 
 
@@ -25,7 +31,9 @@ def register(subparsers) -> None:
 
     p = subparsers.add_parser("report", help="render conformance results (table, Markdown, JSON, HTML)",
                               description=__doc__.strip().splitlines()[0])
-    p.add_argument("--results", default=DEFAULT_PATH, metavar="FILE", help=f"results JSON (default {DEFAULT_PATH})")
+    p.add_argument("--results", action="append", metavar="FILE",
+                   help=f"results JSON (default {DEFAULT_PATH}); repeat to merge runs of several machines "
+                        "(e.g. Linux cpu + metal-sim, a CUDA GPU, a Mac's Metal GPU)")
     p.add_argument("--markdown", metavar="FILE", help="also write a Markdown report (e.g. CONFORMANCE.md)")
     p.add_argument("--json", action="store_true", help="print the summary as JSON instead of a table")
     p.add_argument("--html", metavar="DIR", help="also write DIR/index.html (tables and benchmark plots)")
@@ -35,11 +43,16 @@ def register(subparsers) -> None:
 
 
 def summarize(document: dict) -> dict:
-    """Per op × impl × device × dtype: verdict, counts, worst errors, failures."""
-    from ..results import groups, verdict, worst
+    """Per op × impl × device × dtype: verdict, counts, worst errors, failures; and the
+    per-op backend overview of the fused op."""
+    from ..results import applicable, backend, groups, verdict, worst
 
     rows = []
-    for (op, impl, target, device, dtype), records in groups(document).items():
+    # Merged runs may hold one device on two backends (a CUDA machine's gpu, a Mac's gpu).
+    split = [(key, be, [r for r in records if backend(r, document) == be])
+             for key, records in groups(document).items()
+             for be in dict.fromkeys(backend(r, document) for r in records)]
+    for (op, impl, target, device, dtype), be, records in split:
         counts = {}
         for r in records:
             counts[r["outcome"]] = counts.get(r["outcome"], 0) + 1
@@ -50,15 +63,46 @@ def summarize(document: dict) -> dict:
             for r in records if r["outcome"] in ("failed", "xpass")
         ]
         not_run = sorted({f"{r['check']}: {r.get('reason')}" for r in records if r["outcome"] == "not-run"})
+        not_applicable = sorted({r["check"] + (f"[{r['variant']}]" if r["check"] == "fused_path" else "")
+                                 for r in records if r["outcome"] == "not-applicable"})
         xfails = sorted({f"{r['check']}[{r['variant']}]: {r.get('reason')}" for r in records if r["outcome"] == "xfail"})
         rows.append({
             "op": op, "impl": impl, "target": target, "device": device, "dtype": dtype,
-            "verdict": verdict(records), "counts": counts, "checks": len(records),
+            "backend": be,
+            "verdict": verdict(records), "counts": counts, "checks": len(applicable(records)),
             "errors": worst([r for r in records if r["check"] in FORWARD_CHECKS]),
             "grad_errors": worst([r for r in records if r["check"] == "autodiff"]),
             "failures": failures, "not_run": not_run, "expected_failures": xfails,
+            "not_applicable": not_applicable,
         })
-    return {"source": _source(document), "rows": rows}
+    return {"source": _source(document), "rows": rows, "backends": backends(document, rows)}
+
+
+def backends(document: dict, rows: list[dict]) -> dict:
+    """Per op, the fused op's verdicts by backend: "certified (3)" (dtype count per verdict),
+    "no kernel" where the backend has none for the op, "not run here" where it was not run."""
+    kernels = document.get("kernels") or {}
+    cells: dict[str, dict[str, list[str]]] = {}
+    for r in rows:
+        cells.setdefault(r["op"], {})
+        if r["impl"] == "fused":
+            cells[r["op"]].setdefault(r["backend"], []).append(r["verdict"])
+    out = []
+    for op, by_backend in sorted(cells.items()):
+        row = {"op": op}
+        for key, label in BACKENDS:
+            verdicts = by_backend.get(key)
+            if verdicts:
+                row[label] = ", ".join(f"{v} ({verdicts.count(v)})" for v in sorted(set(verdicts)))
+            else:
+                row[label] = NO_KERNEL if key in kernels and op not in kernels[key] else NOT_RUN_HERE
+        out.append(row)
+    return {"columns": ["op"] + [label for _, label in BACKENDS], "rows": out}
+
+
+def _backend_lines(summary: dict) -> list[list[str]]:
+    b = summary["backends"]
+    return [b["columns"]] + [[r[c] for c in b["columns"]] for r in b["rows"]]
 
 
 def _source(d: dict) -> dict:
@@ -85,7 +129,8 @@ HEADER = ("op", "impl", "device", "dtype", "verdict", "checks passed", "max abs"
 
 def _cells(row) -> tuple:
     e, g = row["errors"], row["grad_errors"]
-    return (row["op"], row["impl"], row["device"], row["dtype"], row["verdict"], _passed(row),
+    device = row["device"] if row["backend"] == row["device"] else f"{row['device']} ({row['backend']})"
+    return (row["op"], row["impl"], device, row["dtype"], row["verdict"], _passed(row),
             _fmt(e["abs"]), _fmt(e["rel"]), _fmt(e["ulp"]), _fmt(g["ulp"]))
 
 
@@ -94,14 +139,20 @@ def _source_line(s: dict) -> str:
             f"{s['machine']} · commit {s['commit']} · profile {s['profile']} · {s['created']} ({s['duration_s']} s)")
 
 
-def text(summary: dict) -> str:
-    rows = [HEADER] + [_cells(r) for r in summary["rows"]]
-    widths = [max(len(str(r[i])) for r in rows) for i in range(len(HEADER))]
-    lines = [_source_line(summary["source"]), ""]
+def _aligned(rows: list) -> list[str]:
+    widths = [max(len(str(r[i])) for r in rows) for i in range(len(rows[0]))]
+    lines = []
     for i, r in enumerate(rows):
         lines.append("  ".join(str(c).ljust(w) for c, w in zip(r, widths)).rstrip())
         if i == 0:
             lines.append("  ".join("-" * w for w in widths))
+    return lines
+
+
+def text(summary: dict) -> str:
+    lines = [_source_line(summary["source"]), "", "Fused op by backend (dtypes per verdict):"]
+    lines += _aligned(_backend_lines(summary)) + [""]
+    lines += _aligned([HEADER] + [_cells(r) for r in summary["rows"]])
     lines += _details(summary, bullet="  ")
     return "\n".join(lines)
 
@@ -116,6 +167,8 @@ def _details(summary: dict, bullet: str) -> list[str]:
                 lines.append(f"{bullet}  reproduce: {f['repro']}")
         for n in r["not_run"]:
             lines.append(f"{bullet}NOT RUN {head}: {n}")
+        if r["not_applicable"]:
+            lines.append(f"{bullet}not applicable {head}: {', '.join(r['not_applicable'])}")
         for x in r["expected_failures"]:
             lines.append(f"{bullet}expected failure {head}: {x}")
     return ([""] + lines) if lines else lines
@@ -126,7 +179,15 @@ def markdown(summary: dict, bench_rows: list[dict] | None = None) -> str:
            "Errors are the worst seen vs the float64 oracle on ordinary inputs (forward, thresholds, layouts, "
            "vmap, compile); gradients separately. Produced by `pytest conformance/ --results FILE` and rendered "
            "by `mlxr-conform report`.", "",
-           "| " + " | ".join(HEADER) + " |", "|" + "---|" * len(HEADER)]
+           "## The fused op by backend", "",
+           "Dtypes per verdict. metal-sim runs the Metal kernels (`kernels/*.metal`) through their launch plans "
+           "on a CPU simulator: simulated, not Apple hardware; the Metal GPU column needs a Mac "
+           "(`.github/workflows/macos-metal.yml`).", ""]
+    backend_rows = _backend_lines(summary)
+    out += ["| " + " | ".join(backend_rows[0]) + " |", "|" + "---|" * len(backend_rows[0])]
+    out += ["| " + " | ".join(r) + " |" for r in backend_rows[1:]]
+    out += ["", "## By implementation, device and dtype", "",
+            "| " + " | ".join(HEADER) + " |", "|" + "---|" * len(HEADER)]
     out += ["| " + " | ".join(str(c) for c in _cells(r)) + " |" for r in summary["rows"]]
     details = _details(summary, bullet="- ")
     if details:
@@ -144,10 +205,15 @@ def html_page(summary: dict, bench_rows: list[dict] | None = None, plot_files: l
                                                   "".join(f"<td>{esc(str(c))}</td>" for c in _cells(r)))
                    for r in summary["rows"])
     details = "".join(f"<li><code>{esc(line.strip())}</code></li>" for line in _details(summary, "") if line)
+    backend_rows = _backend_lines(summary)
+    overview = "<tr>{}</tr>".format("".join(f"<th>{esc(c)}</th>" for c in backend_rows[0])) + "".join(
+        "<tr>{}</tr>".format("".join(f"<td>{esc(c)}</td>" for c in r)) for r in backend_rows[1:])
     return (f"<!doctype html><meta charset='utf-8'><title>mlxr conformance</title><style>"
             "td,th{padding:2px 8px;text-align:left}.certified{background:#dfd}.failed{background:#fdd}"
             ".not-run,.incomplete{background:#eee}.expected-failure{background:#ffd}</style>"
             f"<h1>Conformance</h1><p>{esc(_source_line(summary['source']))}</p>"
+            "<h2>The fused op by backend</h2><p>metal-sim: the Metal kernels on a CPU simulator (simulated)</p>"
+            f"<table>{overview}</table><h2>By implementation, device and dtype</h2>"
             f"<table><tr>{head}</tr>{body}</table><ul>{details}</ul>" + _bench_html(bench_rows, plot_files))
 
 
@@ -163,18 +229,24 @@ def _bench_html(rows: list[dict] | None, plot_files) -> str:
 
 
 def run(args) -> int:
-    from ..results import load
+    from ..results import DEFAULT_PATH, load, merge
 
-    path = args.results
-    if not os.path.exists(path):
-        print(f"no conformance results at {path}.\nProduce them with:\n"
-              f"  pytest conformance/ -n auto --results {path}\n"
-              f"or certify one op:\n  mlxr-conform certify rms_norm --results {path}", file=sys.stderr)
-        return 1
+    documents = []
+    for path in args.results or [DEFAULT_PATH]:
+        if not os.path.exists(path):
+            print(f"no conformance results at {path}.\nProduce them with:\n"
+                  f"  pytest conformance/ -n auto --results {path}\n"
+                  f"or certify one op:\n  mlxr-conform certify rms_norm --results {path}", file=sys.stderr)
+            return 1
+        try:
+            documents.append(load(path))
+        except (ValueError, KeyError, json.JSONDecodeError) as e:
+            print(f"{path}: cannot read conformance results ({e})", file=sys.stderr)
+            return 1
     try:
-        summary = summarize(load(path))
-    except (ValueError, KeyError, json.JSONDecodeError) as e:
-        print(f"{path}: cannot read conformance results ({e})", file=sys.stderr)
+        summary = summarize(merge(*documents) if len(documents) > 1 else documents[0])
+    except (ValueError, KeyError) as e:
+        print(f"cannot summarise conformance results ({e})", file=sys.stderr)
         return 1
     try:
         bench_rows = _report_bench.load(args.bench)

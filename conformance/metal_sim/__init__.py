@@ -4,16 +4,16 @@ races, unwritten threadgroup reads), through the same launch plans as the Metal 
 (``csrc/metal/launch/*.h``). Needs g++ and the source tree; no Mac, no Metal.
 
 ``run_op("rms_norm", x, weight, eps)`` runs an op as the fused op runs it on a Metal stream
-(MLX arrays in and out). Each op also works as a conformance candidate, e.g.
-``pytest conformance/ --candidate rms_norm=mlxr.conformance.metal_sim.ops:rms_norm --device cpu``
-for the forward, layout, threshold and special-value checks.
+(MLX arrays in and out). The conformance engine certifies every op of ``ops.OPS`` as device
+``metal-sim`` (``pytest conformance/ --device metal-sim``; part of the default run where g++ is
+present; see ``mlxr.conformance.devices``).
 """
 
 from __future__ import annotations
 
 import shutil
 
-from . import quantized_matmul, rms_norm
+from . import add_rms_norm, layer_norm, quantized_matmul, rms_norm, rope, softmax, swiglu
 from ._compile import MetalSimCompileError, source_root
 from ._runtime import Library, MetalSimError, Plan, execute, executed, library
 from .ops import OPS, run_op

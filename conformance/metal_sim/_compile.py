@@ -1,7 +1,8 @@
 """Turns a ``.metal`` file into a shared library the simulator runs (g++, cached by source hash).
 
-The source is compiled as C++ against ``runtime/msl.h`` after three textual rewrites that keep
-line numbers: ``device``/``constant`` pointers become bounds-checked ``msl_sim::dptr<T>``,
+Local ``#include "name.h"`` lines are inlined first (the kernel's directory, then the source
+root: the metallib build's include path), so shared headers get the same treatment. The source
+is compiled as C++ against ``runtime/msl.h`` after three textual rewrites that keep line numbers: ``device``/``constant`` pointers become bounds-checked ``msl_sim::dptr<T>``,
 ``threadgroup`` pointers ``msl_sim::tgptr<T>`` and ``threadgroup T name[N];`` a per-threadgroup,
 race-checked allocation. Kernel signatures (``[[buffer(n)]]`` and position attributes) are read
 from the preprocessed source to generate the glue that calls each ``[[host_name]]`` instance.
@@ -81,6 +82,33 @@ def rewrite(source: str) -> str:
         return f"::msl_sim::{kind}<{const}{m[4]}>"
 
     return _POINTER.sub(pointer, source)
+
+
+_INCLUDE = re.compile(r'^[ \t]*#[ \t]*include[ \t]+"([^"]+)"[ \t]*$', re.M)
+
+
+def inline_includes(metal_file: Path, seen: set[Path] | None = None) -> str:
+    """``metal_file``'s text with its local includes inlined (once each, as ``#pragma once``),
+    ``#line`` directives keeping diagnostics on the right file and line."""
+    metal_file = Path(metal_file).resolve()
+    seen = set() if seen is None else seen
+    seen.add(metal_file)
+    source = metal_file.read_text()
+    if seen - {metal_file}:  # a header: inlining is its include guard
+        source = re.sub(r"^[ \t]*#[ \t]*pragma[ \t]+once[ \t]*$", "", source, flags=re.M)
+
+    def include(m: re.Match) -> str:
+        for d in (metal_file.parent, source_root()):
+            header = (d / m[1]).resolve()
+            if header.is_file():
+                break
+        else:
+            raise MetalSimCompileError(f"{metal_file.name}: included file {m[1]} not found")
+        line = source.count("\n", 0, m.end()) + 2  # the line after the #include
+        body = "" if header in seen else inline_includes(header, seen)
+        return f'#line 1 "{header}"\n{body}\n#line {line} "{metal_file}"'
+
+    return _INCLUDE.sub(include, source)
 
 
 # ---------------------------------------------------------------- signature parsing
@@ -206,7 +234,7 @@ def _runtime_text() -> str:
 def compile_metal(metal_file: Path) -> tuple[Path, list[Kernel]]:
     """The simulator library for ``metal_file`` (built once per source hash) and its kernels."""
     metal_file = Path(metal_file)
-    source = metal_file.read_text()
+    source = inline_includes(metal_file)
     digest = _digest(source, _runtime_text(), CXX, *CXXFLAGS, Path(__file__).read_text())
     out = cache_dir() / f"{metal_file.stem}-{digest}.so"
     signatures = out.with_suffix(".json")

@@ -51,7 +51,9 @@ def call_plan(op: str, *args) -> Plan:
     """``mlxr_plan_<op>(*args)`` from runtime/plans.cpp, i.e. the header the Metal host uses."""
     fn = getattr(_plans(), f"mlxr_plan_{op}")
     buf = ctypes.create_string_buffer(1 << 14)
-    n = fn(*args, buf, len(buf))
+    # Explicit widths: arguments past the sixth go on the stack, where an untyped Python int
+    # fills only the low half of an int64_t slot.
+    n = fn(*args, buf, ctypes.c_int64(len(buf)))
     if n >= len(buf):
         raise MetalSimError(f"launch plan of {op} is {n} bytes, larger than the buffer")
     raw = json.loads(buf.value.decode())

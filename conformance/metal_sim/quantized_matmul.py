@@ -8,7 +8,7 @@ import ctypes
 import numpy as np
 
 from ._runtime import Plan, call_plan, execute, library, poisoned
-from .rms_norm import _STORAGE
+from ._host import STORAGE as _STORAGE
 
 
 def plan(M: int, N: int, K: int, transpose: bool, group_size: int, bits: int, dtype: str) -> Plan:

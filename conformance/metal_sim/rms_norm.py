@@ -6,24 +6,20 @@ import ctypes
 
 import numpy as np
 
-from ._runtime import Plan, call_plan, execute, library, poisoned
+from . import _host
+from ._runtime import Plan, call_plan
 
-_STORAGE = {"float32": np.float32, "float16": np.float16, "bfloat16": np.uint16}
+
+def plan_args(n_rows: int, axis_size: int, w_stride: int, dtype: str, has_weight: bool, eps: float,
+              max_threads_per_group: int = 1024) -> tuple:
+    """The C arguments of an ``RMSNormQuery`` (rms_norm's and add_rms_norm's) and the thread limit."""
+    return (ctypes.c_int64(n_rows), ctypes.c_int64(axis_size), ctypes.c_int64(w_stride), dtype.encode(),
+            ctypes.c_int(int(has_weight)), ctypes.c_float(eps), ctypes.c_int64(max_threads_per_group))
 
 
-def plan(n_rows: int, axis_size: int, w_stride: int, dtype: str, has_weight: bool, eps: float,
-         max_threads_per_group: int = 1024) -> Plan:
-    """The launch plan of csrc/metal/launch/rms_norm.h for these arguments."""
-    return call_plan(
-        "rms_norm",
-        ctypes.c_int64(n_rows),
-        ctypes.c_int64(axis_size),
-        ctypes.c_int64(w_stride),
-        dtype.encode(),
-        ctypes.c_int(int(has_weight)),
-        ctypes.c_float(eps),
-        ctypes.c_int64(max_threads_per_group),
-    )
+def plan(*args, **kwargs) -> Plan:
+    """The launch plan of csrc/metal/launch/rms_norm.h for ``plan_args(*args, **kwargs)``."""
+    return call_plan("rms_norm", *plan_args(*args, **kwargs))
 
 
 def run(x: np.ndarray, weight: np.ndarray | None, eps: float, dtype: str, *,
@@ -33,18 +29,10 @@ def run(x: np.ndarray, weight: np.ndarray | None, eps: float, dtype: str, *,
     As on the GPU, x is made row-contiguous first (the op's ``mx::contiguous``) and the weight
     is bound as it is, strides and all.
     """
-    storage = _STORAGE[dtype]
-    x = np.ascontiguousarray(x, dtype=storage)
-    out = poisoned(x.shape, storage)
-    axis = x.shape[-1] if x.ndim else 1
+    x, axis, n_rows = _host.rows(x, dtype)
     if x.size == 0:
-        return out
-    w_stride = 0
-    if weight is not None:
-        if weight.dtype != storage:
-            raise TypeError(f"weight must be stored as {storage.__name__}, got {weight.dtype}")
-        w_stride = weight.strides[0] // weight.itemsize
-    p = plan(x.size // axis, axis, w_stride, dtype, weight is not None, eps, max_threads_per_group)
+        return np.empty(x.shape, _host.STORAGE[dtype])
+    w_stride = _host.vector_stride(weight, _host.STORAGE[dtype], "weight")
+    p = plan(n_rows, axis, w_stride, dtype, weight is not None, eps, max_threads_per_group)
     inputs = [x] if weight is None else [x, weight]
-    execute(p, library("rms_norm"), inputs, [out])
-    return out
+    return _host.dispatch("rms_norm", p, inputs, x.shape, dtype)

@@ -41,8 +41,9 @@ SPEC = OpSpec(
     dtypes={"cpu": ("float32", "float16", "bfloat16", "float64"), "gpu": ("float32", "float16", "bfloat16")},
     tolerances=TOLERANCES,
     grad_tolerances=GRAD_TOLERANCES,
-    # 16-element blocks, 256-element chunks of the online pass (csrc/softmax.cpp).
-    thresholds=(16, 256),
+    # 16-element blocks, 256-element chunks of the online pass (csrc/softmax.cpp); 4096: the
+    # Metal kernel's one-pass / looped switch (csrc/metal/launch/softmax.h).
+    thresholds=(16, 256, 4096),
     kernel="softmax",
     errors=(
         ErrorCase("integer_x", lambda: dict(x=mx.ones((2, 4), dtype=mx.int32), axis=-1),

@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <stdexcept>
 
+#include "mlx/allocator.h"
 #include "mlx/backend/metal/device.h"
 
 namespace mlxr::metal {
@@ -64,6 +65,33 @@ std::string encode(
       MTL::Size(plan.grid[0], plan.grid[1], plan.grid[2]),
       MTL::Size(plan.group[0], plan.group[1], plan.group[2]));
   return plan.kernel;
+}
+
+void require_kernel_dtype(const char* op, const mx::array& out) {
+  if (out.dtype() != mx::float32 && out.dtype() != mx::float16 && out.dtype() != mx::bfloat16) {
+    throw std::runtime_error(std::string("[") + op + "] no Metal kernel for this dtype");
+  }
+}
+
+void allocate_output(mx::array& out, const mx::array& donor) {
+  if (donor.is_donatable() && donor.itemsize() == out.itemsize()) {
+    out.copy_shared_buffer(donor);
+  } else {
+    out.set_data(mx::allocator::malloc(out.nbytes()));
+  }
+}
+
+int64_t row_size(const char* op, const mx::array& x, const mx::array& out) {
+  require_kernel_dtype(op, out);
+  if (!x.flags().row_contiguous) {
+    // The op inserts mx::contiguous on GPU streams, so this is a broken invariant.
+    throw std::runtime_error(std::string("[") + op + "] the Metal kernel needs a row-contiguous x");
+  }
+  int64_t axis_size = x.ndim() ? x.shape(-1) : 1;
+  if (axis_size > static_cast<int64_t>(UINT32_MAX)) {
+    throw std::runtime_error(std::string("[") + op + "] rows longer than 2^32 - 1 elements");
+  }
+  return axis_size;
 }
 
 } // namespace mlxr::metal

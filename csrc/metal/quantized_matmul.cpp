@@ -5,7 +5,6 @@
 #include <cstdint>
 #include <stdexcept>
 
-#include "kernel_log.h"
 #include "metal/encode.h"
 #include "metal/launch/quantized_matmul.h"
 #include "mlx/allocator.h"
@@ -50,14 +49,7 @@ void QuantizedMatmul::eval_gpu(
   metal_launch::QuantizedMatmulQuery query{
       M, N, K, transpose_, group_size_, bits_,
       mx::type_to_name(out)}; // kernel names end in float32 / float16 / bfloat16
-  std::string kernel = metal::encode(
-      [&](const metal_launch::DeviceLimits& limits) {
-        return metal_launch::quantized_matmul_plan(query, limits);
-      },
-      inputs,
-      outputs,
-      stream());
-  record_kernel("gpu", kernel);
+  metal::encode_plan(metal_launch::quantized_matmul_plan, query, inputs, outputs, stream());
 }
 
 } // namespace mlxr

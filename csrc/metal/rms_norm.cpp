@@ -5,7 +5,6 @@
 #include <cstdint>
 #include <stdexcept>
 
-#include "kernel_log.h"
 #include "metal/encode.h"
 #include "metal/launch/rms_norm.h"
 #include "mlx/allocator.h"
@@ -22,26 +21,12 @@ void RMSNorm::eval_gpu(const std::vector<mx::array>& inputs, std::vector<mx::arr
   //                     has_weight (uint32) -> 6
   const mx::array& x = inputs[0];
   mx::array& out = outputs[0];
-  if (out.dtype() != mx::float32 && out.dtype() != mx::float16 && out.dtype() != mx::bfloat16) {
-    throw std::runtime_error("[rms_norm] no Metal kernel for this dtype");
-  }
-  if (!x.flags().row_contiguous) {
-    // The op inserts mx::contiguous on GPU streams, so this is a broken invariant.
-    throw std::runtime_error("[rms_norm] the Metal kernel needs a row-contiguous x");
-  }
+  int64_t axis_size = metal::row_size("rms_norm", x, out);
   // Each element is read before any thread writes it (metal-sim certifies it race-free in
   // place), so a donated x is overwritten in place.
-  if (x.is_donatable() && x.itemsize() == out.itemsize()) {
-    out.copy_shared_buffer(x);
-  } else {
-    out.set_data(mx::allocator::malloc(out.nbytes()));
-  }
+  metal::allocate_output(out, x);
   if (out.size() == 0) {
     return;
-  }
-  int64_t axis_size = x.ndim() ? x.shape(-1) : 1;
-  if (axis_size > static_cast<int64_t>(UINT32_MAX)) {
-    throw std::runtime_error("[rms_norm] rows longer than 2^32 - 1 elements");
   }
   metal_launch::RMSNormQuery query{
       static_cast<int64_t>(x.size()) / axis_size,
@@ -50,14 +35,7 @@ void RMSNorm::eval_gpu(const std::vector<mx::array>& inputs, std::vector<mx::arr
       mx::type_to_name(out), // kernel names end in float32 / float16 / bfloat16
       has_weight_,
       static_cast<float>(eps_)};
-  std::string kernel = metal::encode(
-      [&](const metal_launch::DeviceLimits& limits) {
-        return metal_launch::rms_norm_plan(query, limits);
-      },
-      inputs,
-      outputs,
-      stream());
-  record_kernel("gpu", kernel);
+  metal::encode_plan(metal_launch::rms_norm_plan, query, inputs, outputs, stream());
 }
 
 } // namespace mlxr

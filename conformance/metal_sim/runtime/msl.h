@@ -283,6 +283,22 @@ inline void device_write(const void* addr, const char* name, int64_t k) {
   a.reader = -1;
 }
 
+// Copy and compound assignment of an element reference, through its tracked read (operator T)
+// and write (operator=(T)).
+#define MSL_SIM_REF_ASSIGNMENTS(Ref)                 \
+  Ref& operator=(const Ref& other) {                 \
+    return *this = static_cast<T>(other);            \
+  }                                                  \
+  Ref& operator+=(T v) {                             \
+    return *this = static_cast<T>(*this) + v;        \
+  }                                                  \
+  Ref& operator-=(T v) {                             \
+    return *this = static_cast<T>(*this) - v;        \
+  }                                                  \
+  Ref& operator*=(T v) {                             \
+    return *this = static_cast<T>(*this) * v;        \
+  }
+
 // A writable device element: reads and writes are tracked.
 template <typename T>
 struct d_ref {
@@ -298,18 +314,7 @@ struct d_ref {
     *p = v;
     return *this;
   }
-  d_ref& operator=(const d_ref& other) {
-    return *this = static_cast<T>(other);
-  }
-  d_ref& operator+=(T v) {
-    return *this = static_cast<T>(*this) + v;
-  }
-  d_ref& operator-=(T v) {
-    return *this = static_cast<T>(*this) - v;
-  }
-  d_ref& operator*=(T v) {
-    return *this = static_cast<T>(*this) * v;
-  }
+  MSL_SIM_REF_ASSIGNMENTS(d_ref)
 };
 
 // A device/constant pointer: base and length of the bound buffer, and a checked offset.
@@ -320,6 +325,23 @@ struct dptr {
   int64_t length = 0; // elements of T in the buffer
   int64_t offset = 0;
   const char* name = "";
+
+  dptr() = default;
+  dptr(T* b, int64_t len, int64_t off, const char* n) : base(b), length(len), offset(off), name(n) {}
+  // An MSL pointer cast, e.g. (device const float4*)p: the same bytes as other elements, from
+  // an element aligned to the new element size (allocations are).
+  template <typename U, typename = std::enable_if_t<!std::is_same_v<std::remove_const_t<U>, std::remove_const_t<T>>>>
+  explicit dptr(const dptr<U>& o) : base(reinterpret_cast<T*>(o.base)), name(o.name) {
+    int64_t byte_offset = o.offset * static_cast<int64_t>(sizeof(U));
+    if (byte_offset % static_cast<int64_t>(sizeof(T)) != 0) {
+      std::ostringstream s;
+      s << "misaligned pointer cast of buffer '" << o.name << "': byte " << byte_offset
+        << " is not a multiple of the " << sizeof(T) << "-byte element";
+      fail(s.str());
+    }
+    length = o.length * static_cast<int64_t>(sizeof(U)) / static_cast<int64_t>(sizeof(T));
+    offset = byte_offset / static_cast<int64_t>(sizeof(T));
+  }
 
   T& at(int64_t i) const {
     int64_t k = offset + i;
@@ -438,19 +460,9 @@ struct tg_ref {
     *p = v;
     return *this;
   }
-  tg_ref& operator=(const tg_ref& other) {
-    return *this = static_cast<T>(other);
-  }
-  tg_ref& operator+=(T v) {
-    return *this = static_cast<T>(*this) + v;
-  }
-  tg_ref& operator-=(T v) {
-    return *this = static_cast<T>(*this) - v;
-  }
-  tg_ref& operator*=(T v) {
-    return *this = static_cast<T>(*this) * v;
-  }
+  MSL_SIM_REF_ASSIGNMENTS(tg_ref)
 };
+#undef MSL_SIM_REF_ASSIGNMENTS
 
 template <typename T>
 struct tgptr {
@@ -599,9 +611,11 @@ inline T as_type(const U& u) {
 template <typename T>
 using numeric_limits = std::numeric_limits<T>;
 namespace precise {
+using metal::cos;
 using metal::exp;
 using metal::log;
 using metal::rsqrt;
+using metal::sin;
 using metal::sqrt;
 } // namespace precise
 namespace fast {
@@ -766,50 +780,30 @@ inline void simd_barrier(msl_sim::Lane** lanes, int width) {
 } // namespace detail
 
 #define MSL_SIM_LOC const std::source_location& loc = std::source_location::current()
-template <typename T>
-T simd_sum(T v, MSL_SIM_LOC) {
-  return detail::collective(detail::sum<T>, v, 0, loc);
-}
-template <typename T>
-T simd_product(T v, MSL_SIM_LOC) {
-  return detail::collective(detail::prod<T>, v, 0, loc);
-}
-template <typename T>
-T simd_max(T v, MSL_SIM_LOC) {
-  return detail::collective(detail::max<T>, v, 0, loc);
-}
-template <typename T>
-T simd_min(T v, MSL_SIM_LOC) {
-  return detail::collective(detail::min<T>, v, 0, loc);
-}
-template <typename T>
-T simd_broadcast(T v, ushort lane, MSL_SIM_LOC) {
-  return detail::collective(detail::bcast<T>, v, lane, loc);
-}
-template <typename T>
-T simd_shuffle(T v, ushort lane, MSL_SIM_LOC) {
-  return detail::collective(detail::bcast<T>, v, lane, loc);
-}
-template <typename T>
-T simd_shuffle_down(T v, ushort delta, MSL_SIM_LOC) {
-  return detail::collective(detail::down<T>, v, delta, loc);
-}
-template <typename T>
-T simd_shuffle_up(T v, ushort delta, MSL_SIM_LOC) {
-  return detail::collective(detail::up<T>, v, delta, loc);
-}
-template <typename T>
-T simd_shuffle_xor(T v, ushort mask, MSL_SIM_LOC) {
-  return detail::collective(detail::xor_<T>, v, mask, loc);
-}
-template <typename T>
-T simd_prefix_inclusive_sum(T v, MSL_SIM_LOC) {
-  return detail::collective(detail::prefix<T, true>, v, 0, loc);
-}
-template <typename T>
-T simd_prefix_exclusive_sum(T v, MSL_SIM_LOC) {
-  return detail::collective(detail::prefix<T, false>, v, 0, loc);
-}
+// simd_<op>(value) and simd_<op>(value, lane argument), resolved across the active lanes.
+#define MSL_SIM_COLLECTIVE(name, resolver)              \
+  template <typename T>                                 \
+  T name(T v, MSL_SIM_LOC) {                            \
+    return detail::collective(resolver, v, 0, loc);     \
+  }
+#define MSL_SIM_LANE_COLLECTIVE(name, resolver)           \
+  template <typename T>                                   \
+  T name(T v, ushort arg, MSL_SIM_LOC) {                  \
+    return detail::collective(resolver, v, arg, loc);     \
+  }
+MSL_SIM_COLLECTIVE(simd_sum, detail::sum<T>)
+MSL_SIM_COLLECTIVE(simd_product, detail::prod<T>)
+MSL_SIM_COLLECTIVE(simd_max, detail::max<T>)
+MSL_SIM_COLLECTIVE(simd_min, detail::min<T>)
+MSL_SIM_LANE_COLLECTIVE(simd_broadcast, detail::bcast<T>)
+MSL_SIM_LANE_COLLECTIVE(simd_shuffle, detail::bcast<T>)
+MSL_SIM_LANE_COLLECTIVE(simd_shuffle_down, detail::down<T>)
+MSL_SIM_LANE_COLLECTIVE(simd_shuffle_up, detail::up<T>)
+MSL_SIM_LANE_COLLECTIVE(simd_shuffle_xor, detail::xor_<T>)
+MSL_SIM_COLLECTIVE(simd_prefix_inclusive_sum, (detail::prefix<T, true>))
+MSL_SIM_COLLECTIVE(simd_prefix_exclusive_sum, (detail::prefix<T, false>))
+#undef MSL_SIM_LANE_COLLECTIVE
+#undef MSL_SIM_COLLECTIVE
 inline bool simd_all(bool v, MSL_SIM_LOC) {
   return detail::collective(detail::vote<true>, v, 0, loc);
 }

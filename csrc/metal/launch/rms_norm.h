@@ -1,7 +1,7 @@
 // Launch plan of kernels/rms_norm.metal: one threadgroup per row.
 #pragma once
 
-#include "plan.h"
+#include "rows.h"
 
 namespace mlxr::metal_launch {
 
@@ -17,33 +17,26 @@ struct RMSNormQuery {
   float eps;
 };
 
+// set_bytes of eps, axis_size, w_stride and has_weight at buffers first .. first + 3 (also
+// add_rms_norm's).
+inline void rms_norm_bytes(Plan& p, int first, const RMSNormQuery& q) {
+  p.bytes<float>(first, "eps", q.eps);
+  p.bytes<uint32_t>(first + 1, "axis_size", static_cast<uint32_t>(q.axis_size));
+  p.bytes<int64_t>(first + 2, "w_stride", q.w_stride);
+  p.bytes<uint32_t>(first + 3, "has_weight", q.has_weight ? 1u : 0u);
+}
+
 // Buffers: 0 x (input 0), 1 weight (input 1; x when there is no weight, never read),
 // 2 out (output 0), 3 eps, 4 axis_size, 5 w_stride, 6 has_weight.
 // Rows that fit kRMSNormReads elements per thread in one threadgroup take the single-pass
 // kernel; longer rows the looped one with the widest threadgroup.
 inline Plan rms_norm_plan(const RMSNormQuery& q, const DeviceLimits& limits = {}) {
-  size_t simd = limits.simd_size;
-  size_t max_group = limits.max_threads_per_group / simd * simd;
-  size_t axis = static_cast<size_t>(q.axis_size);
-  size_t threads_needed = (axis + kRMSNormReads - 1) / kRMSNormReads;
-  size_t group = (threads_needed + simd - 1) / simd * simd;
-
   Plan p;
-  if (group <= max_group) {
-    p.kernel = "rms_norm_" + q.dtype;
-    p.group = {group ? group : simd, 1, 1};
-  } else {
-    p.kernel = "rms_norm_looped_" + q.dtype;
-    p.group = {max_group, 1, 1};
-  }
-  p.grid = {static_cast<size_t>(q.n_rows), 1, 1};
+  plan_rows(p, "rms_norm", q.dtype, q.n_rows, q.axis_size, kRMSNormReads, limits);
   p.input(0, 0, "x");
   p.input(1, q.has_weight ? 1 : 0, "weight");
   p.output(2, 0, "out");
-  p.bytes<float>(3, "eps", q.eps);
-  p.bytes<uint32_t>(4, "axis_size", static_cast<uint32_t>(q.axis_size));
-  p.bytes<int64_t>(5, "w_stride", q.w_stride);
-  p.bytes<uint32_t>(6, "has_weight", q.has_weight ? 1u : 0u);
+  rms_norm_bytes(p, 3, q);
   return p;
 }
 

@@ -43,12 +43,14 @@ class Errors:
     abs: float = 0.0
     rel: float = 0.0
     ulp: float = 0.0
+    tol_used: float = 0.0  # max |c - o| / bound: the share of the tolerance used (<= 1 passes)
 
     def merge(self, other: "Errors") -> None:
-        self.abs, self.rel, self.ulp = max(self.abs, other.abs), max(self.rel, other.rel), max(self.ulp, other.ulp)
+        for field in ("abs", "rel", "ulp", "tol_used"):
+            setattr(self, field, max(getattr(self, field), getattr(other, field)))
 
     def as_dict(self) -> dict:
-        return {"abs": self.abs, "rel": self.rel, "ulp": self.ulp}
+        return {"abs": self.abs, "rel": self.rel, "ulp": self.ulp, "tol_used": self.tol_used}
 
 
 @dataclasses.dataclass
@@ -90,12 +92,13 @@ def arbitrate(candidate: mx.array, reference: mx.array, oracle: mx.array, tol: T
     c, r, o = c[judged], r[judged], o[judged]
     err_c, err_r = np.abs(c - o), np.abs(r - o)
     dt = dtype_name(candidate.dtype)
+    bound = tol.factor * err_r.max() + tol.atol + tol.rtol * np.abs(o)
     errors = Errors(
         abs=float(err_c.max()),
         rel=float((err_c / np.maximum(np.abs(o), np.finfo(np.float64).tiny)).max()),
         ulp=float((err_c / ulp(o, dt)).max()),
+        tol_used=float((err_c / np.maximum(bound, np.finfo(np.float64).tiny)).max()),
     )
-    bound = tol.factor * err_r.max() + tol.atol + tol.rtol * np.abs(o)
     bad = np.flatnonzero(err_c > bound)
     if bad.size:
         i = bad[np.argmax((err_c - bound)[bad])]

@@ -295,11 +295,26 @@ def metadata(config) -> dict:
                     "processor": platform.processor(), "cpu_count": os.cpu_count(),
                     "python": platform.python_version()},
         "mlx": {"version": mx.__version__, "build": build, "cpu_isa": isa, "gpu_available": mx.is_available(mx.gpu)},
+        "device_info": _device_info(),
         "git": _git(os.path.dirname(os.path.abspath(mlxr.__file__))),
         "hypothesis": {"profile": profile, **PROFILES[profile]},
         "devices": [d for d, *_ in _devices(config)] if choice == "all" else [choice],
         "kernels": kernels(),
     }
+
+
+def _device_info() -> dict:
+    """MLX's description of each device (names the GPU a GPU column was measured on)."""
+    import mlx.core as mx
+
+    out = {}
+    for name, device in (("cpu", mx.cpu), ("gpu", mx.gpu)):
+        try:
+            if mx.is_available(device):
+                out[name] = {k: v for k, v in mx.device_info(device).items() if isinstance(v, (str, int, float))}
+        except (AttributeError, RuntimeError, ValueError):  # older MLX: no device_info
+            pass
+    return out
 
 
 def results_path(config) -> str:

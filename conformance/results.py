@@ -99,6 +99,8 @@ def merge(*documents: dict) -> dict:
     if not documents:
         raise ValueError("nothing to merge")
     merged = dict(documents[-1])
+    # Each run's own metadata (machine, MLX build, devices), for the report's source lines.
+    merged["runs"] = [run for d in documents for run in (d.get("runs") or [{k: v for k, v in d.items() if k != "results"}])]
     merged["devices"] = list(dict.fromkeys(dev for d in documents for dev in d.get("devices") or ()))
     merged["kernels"] = next((d["kernels"] for d in reversed(documents) if d.get("kernels")), None)
     by_id = {}
@@ -146,12 +148,13 @@ def applicable(records: list[dict]) -> list[dict]:
 
 
 def worst(records: list[dict]) -> dict:
-    """Worst abs / rel / ulp error over records (0 when none measured)."""
-    out = {"abs": 0.0, "rel": 0.0, "ulp": 0.0}
+    """Worst abs / rel / ulp error and share of the tolerance used over records (0 when none
+    measured; tol_used None when no record has it: files written before it existed)."""
+    out = {"abs": 0.0, "rel": 0.0, "ulp": 0.0, "tol_used": None}
     for r in records:
         for k in out:
-            if r.get("errors"):
-                out[k] = max(out[k], number(r["errors"].get(k)))
+            if r.get("errors") and r["errors"].get(k) is not None:
+                out[k] = max(out[k] or 0.0, number(r["errors"][k]))
     return out
 
 

@@ -27,7 +27,8 @@ def _document():
         "mlx": {"version": "0.32.4", "build": "cpu", "cpu_isa": "avx512"}, "git": {"commit": "abc", "dirty": False},
         "hypothesis": {"profile": "ci"}, "devices": ["cpu"],
         "results": [
-            _record("rms_norm", "float32", "forward", "passed", errors={"abs": 1e-7, "rel": 2e-7, "ulp": 1.5}),
+            _record("rms_norm", "float32", "forward", "passed",
+                    errors={"abs": 1e-7, "rel": 2e-7, "ulp": 1.5, "tol_used": 0.25}),
             _record("rms_norm", "float32", "autodiff", "passed", "vjp", errors={"abs": 1e-6, "rel": 1e-6, "ulp": 3.0}),
             _record("swiglu", "float16", "forward", "failed", errors={"abs": 0.5, "rel": 0.1, "ulp": 900.0},
                     failure={"message": "1 element(s) out of tolerance\nmore", "repro": REPRO}),
@@ -84,7 +85,7 @@ def test_subprocess_writes_markdown_json_and_html(files):
     assert "MLX 0.32.4 (cpu build" in proc.stdout and "certified" in proc.stdout
     assert f"reproduce: {REPRO}" in proc.stdout
     text = md.read_text()
-    assert "| rms_norm | fused | cpu | float32 | certified | 2/2 |" in text
+    assert "| rms_norm | fused | cpu | float32 | certified | 2/2 | 1e-07 | 1.5 | 25 % | - |" in text
     assert f"reproduce: `{REPRO}`" in text and "expected failure softmax" in text
     # Only the newest bench run counts: 12 GB/s = 60 % of the 20 GB/s copy.
     assert "| rms_norm | cpu | 64x256 | float32 | 12.0 GB/s | 60 % | 12.00 | 6.00 | cpu:rms_norm_float32 |" in text
@@ -106,3 +107,21 @@ def test_a_file_of_another_kind_is_refused(files):
     _, results, bench = files
     proc = _run("--results", str(bench))
     assert proc.returncode == 1 and "not a mlxr-conformance/1 results file" in proc.stderr
+
+
+def test_runs_of_several_machines_merge_with_a_line_each(files):
+    tmp_path, results, _ = files
+    gpu = _document()
+    gpu.update(devices=["gpu"], mlx={"version": "0.32.4", "build": "cuda", "cpu_isa": "avx2"},
+               device_info={"gpu": {"device_name": "NVIDIA H100 80GB HBM3"}})
+    gpu["results"] = [{**_record("rms_norm", "float32", "forward", "passed", errors={"abs": 1e-7, "rel": 1e-7, "ulp": 1.0}),
+                       "device": "gpu", "nodeid": "conformance/test_forward.py::test_forward[rms_norm-fused-gpu-float32]"}]
+    gpu_file = tmp_path / "gpu.json"
+    gpu_file.write_text(json.dumps(gpu))
+    md = tmp_path / "C.md"
+    proc = _run("--results", str(results), "--results", str(gpu_file), "--markdown", str(md), "--bench", "none.json")
+    assert proc.returncode == 0, proc.stderr
+    text = md.read_text()
+    assert "- run 1: MLX 0.32.4 (cpu build" in text
+    assert "- run 2: MLX 0.32.4 (cuda build, CPU ISA avx2) · devices gpu (GPU: NVIDIA H100 80GB HBM3)" in text
+    assert "| rms_norm | fused | gpu (cuda) | float32 | certified |" in text

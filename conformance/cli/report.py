@@ -75,7 +75,8 @@ def summarize(document: dict) -> dict:
             "failures": failures, "not_run": not_run, "expected_failures": xfails,
             "not_applicable": not_applicable,
         })
-    return {"source": _source(document), "rows": rows, "backends": backends(document, rows)}
+    return {"source": _source(document), "sources": [_source(run) for run in document.get("runs") or [document]],
+            "rows": rows, "backends": backends(document, rows)}
 
 
 def backends(document: dict, rows: list[dict]) -> dict:
@@ -112,6 +113,7 @@ def _source(d: dict) -> dict:
         "devices": d.get("devices"), "machine": f"{machine.get('node')} ({machine.get('machine')}, {machine.get('cpu_count')} cpus)",
         "platform": machine.get("platform"), "commit": (git.get("commit") or "unknown")[:12] + (" (dirty)" if git.get("dirty") else ""),
         "profile": d.get("hypothesis", {}).get("profile"), "duration_s": d.get("duration_s"),
+        "gpu": (d.get("device_info") or {}).get("gpu", {}).get("device_name"),
     }
 
 
@@ -124,19 +126,32 @@ def _passed(row) -> str:
     return f"{c.get('passed', 0)}/{row['checks']}" + (f" (+{c['xfail']} xfail)" if c.get("xfail") else "")
 
 
-HEADER = ("op", "impl", "device", "dtype", "verdict", "checks passed", "max abs", "max rel", "max ULP", "grad max ULP")
+HEADER = ("op", "impl", "device", "dtype", "verdict", "checks passed", "max abs", "max ULP", "tol used", "grad tol used")
 
 
 def _cells(row) -> tuple:
     e, g = row["errors"], row["grad_errors"]
     device = row["device"] if row["backend"] == row["device"] else f"{row['device']} ({row['backend']})"
     return (row["op"], row["impl"], device, row["dtype"], row["verdict"], _passed(row),
-            _fmt(e["abs"]), _fmt(e["rel"]), _fmt(e["ulp"]), _fmt(g["ulp"]))
+            _fmt(e["abs"]), _fmt(e["ulp"]), _share(e["tol_used"]), _share(g["tol_used"]))
+
+
+def _share(v) -> str:
+    return "-" if v is None else f"{100 * v:.0f} %"
 
 
 def _source_line(s: dict) -> str:
-    return (f"MLX {s['mlx']} ({s['build']} build, CPU ISA {s['cpu_isa']}) · devices {', '.join(s['devices'] or [])} · "
+    gpu = f" (GPU: {s['gpu']})" if s.get("gpu") else ""
+    return (f"MLX {s['mlx']} ({s['build']} build, CPU ISA {s['cpu_isa']}) · devices {', '.join(s['devices'] or [])}{gpu} · "
             f"{s['machine']} · commit {s['commit']} · profile {s['profile']} · {s['created']} ({s['duration_s']} s)")
+
+
+def _source_lines(summary: dict) -> list[str]:
+    """One line per merged run ("run 1: ..."), or the single run's line."""
+    sources = summary.get("sources") or [summary["source"]]
+    if len(sources) == 1:
+        return [_source_line(sources[0])]
+    return [f"run {i}: {_source_line(s)}" for i, s in enumerate(sources, 1)]
 
 
 def _aligned(rows: list) -> list[str]:
@@ -150,7 +165,7 @@ def _aligned(rows: list) -> list[str]:
 
 
 def text(summary: dict) -> str:
-    lines = [_source_line(summary["source"]), "", "Fused op by backend (dtypes per verdict):"]
+    lines = [*_source_lines(summary), "", "Fused op by backend (dtypes per verdict):"]
     lines += _aligned(_backend_lines(summary)) + [""]
     lines += _aligned([HEADER] + [_cells(r) for r in summary["rows"]])
     lines += _details(summary, bullet="  ")
@@ -175,9 +190,11 @@ def _details(summary: dict, bullet: str) -> list[str]:
 
 
 def markdown(summary: dict, bench_rows: list[dict] | None = None) -> str:
-    out = ["# Conformance", "", _source_line(summary["source"]), "",
+    out = ["# Conformance", "", *[f"- {line}" for line in _source_lines(summary)], "",
            "Errors are the worst seen vs the float64 oracle on ordinary inputs (forward, thresholds, layouts, "
-           "vmap, compile); gradients separately. Produced by `pytest conformance/ --results FILE` and rendered "
+           "vmap, compile); gradients separately. *tol used* = worst |candidate - oracle| / the allowed bound "
+           "(<= 100 % passes); ULP errors are in the output dtype at the oracle's value, so they are large where "
+           "outputs cancel towards 0 (the bound's absolute terms cover that). Produced by `pytest conformance/ --results FILE` and rendered "
            "by `mlxr-conform report`.", "",
            "## The fused op by backend", "",
            "Dtypes per verdict. metal-sim runs the Metal kernels (`kernels/*.metal`) through their launch plans "
@@ -208,10 +225,10 @@ def html_page(summary: dict, bench_rows: list[dict] | None = None, plot_files: l
     backend_rows = _backend_lines(summary)
     overview = "<tr>{}</tr>".format("".join(f"<th>{esc(c)}</th>" for c in backend_rows[0])) + "".join(
         "<tr>{}</tr>".format("".join(f"<td>{esc(c)}</td>" for c in r)) for r in backend_rows[1:])
-    return (f"<!doctype html><meta charset='utf-8'><title>mlxr conformance</title><style>"
+    return ("<!doctype html><meta charset='utf-8'><title>mlxr conformance</title><style>"
             "td,th{padding:2px 8px;text-align:left}.certified{background:#dfd}.failed{background:#fdd}"
             ".not-run,.incomplete{background:#eee}.expected-failure{background:#ffd}</style>"
-            f"<h1>Conformance</h1><p>{esc(_source_line(summary['source']))}</p>"
+            "<h1>Conformance</h1>" + "".join(f"<p>{esc(line)}</p>" for line in _source_lines(summary)) +
             "<h2>The fused op by backend</h2><p>metal-sim: the Metal kernels on a CPU simulator (simulated)</p>"
             f"<table>{overview}</table><h2>By implementation, device and dtype</h2>"
             f"<table><tr>{head}</tr>{body}</table><ul>{details}</ul>" + _bench_html(bench_rows, plot_files))

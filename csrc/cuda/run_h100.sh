@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # One GPU-machine call: build mlxr against MLX-CUDA, run the CUDA tests of every op,
-# compute-sanitizer (memcheck + racecheck) over each op's small run (sanitize_<op>.py), each
+# compute-sanitizer (memcheck + racecheck) over each op's small run (sanitize.py <op>), each
 # op's benchmark (bench_<op>.py), and the conformance suite on the GPU where it exists. Logs
 # and tables go to $OUT. Run from the source root after `source .device/setup.sh env`:
 #   bash csrc/cuda/run_h100.sh [build] [test] [sanitize] [bench] [conformance] [profile] [managed]
@@ -53,10 +53,9 @@ for stage in $stages; do
       sanitizer="$(command -v compute-sanitizer || ls /usr/local/cuda*/bin/compute-sanitizer \
         /usr/local/cuda*/compute-sanitizer/compute-sanitizer 2>/dev/null | head -1)"
       for op in ${SANITIZE_OPS:-$ops}; do
-        [ -f "$src/csrc/cuda/sanitize_$op.py" ] || { echo "$op: no sanitize_$op.py"; continue; }
         for tool in memcheck racecheck; do
           "$sanitizer" --tool "$tool" --error-exitcode 99 \
-            python "$src/csrc/cuda/sanitize_$op.py" >"$LOGS/sanitize_${op}_$tool.log" 2>&1
+            python "$src/csrc/cuda/sanitize.py" "$op" >"$LOGS/sanitize_${op}_$tool.log" 2>&1
           rc=$?
           echo "$op $tool exit $rc: $(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY|sanitize run' "$LOGS/sanitize_${op}_$tool.log" | tr '\n' ' ')"
           status=$((status | rc))

@@ -45,9 +45,11 @@ for stage in $stages; do
         | tee "$LOGS/tests.log" | tail -25
       status=$((status | ${PIPESTATUS[0]}))
       # MLX without CUDA graphs launches our CUfunctions directly on its stream.
-      MLX_USE_CUDA_GRAPHS=0 python -m pytest $tests -q -x -p no:cacheprovider \
-        -k "4097 or layouts or donated or stream" 2>&1 | tail -2
-      status=$((status | ${PIPESTATUS[0]}))
+      MLX_USE_CUDA_GRAPHS=0 timeout "${NOGRAPH_TIMEOUT:-240}" python -m pytest $tests -v -x -p no:cacheprovider \
+        -k "4097 or layouts or donated or stream" >"$LOGS/tests_nographs.log" 2>&1
+      rc=$?
+      echo "without CUDA graphs: exit $rc: $(tail -1 "$LOGS/tests_nographs.log")"
+      status=$((status | rc))
       ;;
     sanitize)
       sanitizer="$(command -v compute-sanitizer || ls /usr/local/cuda*/bin/compute-sanitizer \

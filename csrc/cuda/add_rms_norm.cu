@@ -77,6 +77,7 @@ void AddRMSNorm::eval_gpu(const std::vector<mx::array>& inputs, std::vector<mx::
     const mx::array& w = inputs[2];
     p.weight = mx::gpu_ptr<void>(w);
     p.w_step = w.ndim() ? w.strides().back() : 0;
+    p.w_vec = cuda::aligned_run(p.weight, p.w_step);
     encoder.set_input_array(w);
   }
   encoder.set_output_array(normed);

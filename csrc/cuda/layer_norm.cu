@@ -70,12 +70,14 @@ void LayerNorm::eval_gpu(const std::vector<mx::array>& inputs, std::vector<mx::a
     const mx::array& w = inputs[next++];
     p.weight = mx::gpu_ptr<void>(w);
     p.w_step = w.ndim() ? w.strides().back() : 0;
+    p.w_vec = cuda::aligned_run(p.weight, p.w_step);
     encoder.set_input_array(w);
   }
   if (has_bias_) {
     const mx::array& b = inputs[next++];
     p.bias = mx::gpu_ptr<void>(b);
     p.b_step = b.ndim() ? b.strides().back() : 0;
+    p.b_vec = cuda::aligned_run(p.bias, p.b_step);
     encoder.set_input_array(b);
   }
   encoder.set_output_array(out);

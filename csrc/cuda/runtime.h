@@ -43,6 +43,12 @@ inline unsigned grid_size(int64_t blocks) {
   return static_cast<unsigned>(std::clamp<int64_t>(blocks, 1, int64_t(1) << 30));
 }
 
+// A per-element parameter row (weight, bias) that vector kernels may read 16 bytes at a time:
+// adjacent elements from a 16-byte aligned start (kernels only use it when rows are whole units).
+inline bool aligned_run(const void* data, int64_t step) {
+  return step == 1 && reinterpret_cast<uintptr_t>(data) % 16 == 0;
+}
+
 // The first step of every eval_gpu: true (every output given an empty buffer) when there is
 // nothing to compute.
 bool no_work(std::vector<mx::array>& outputs);

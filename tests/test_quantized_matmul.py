@@ -49,7 +49,13 @@ def to64(a):
 
 
 def oracle_and_bound(x, wq, s, b, transpose, group_size, bits):
-    """float64 result and ||x_k * (|s|*q_k + |b|)||_2 over k, per output element."""
+    """float64 result and ||x_k * (|s|*q_k + |b|)||_2 over k, per output element (on the CPU:
+    test_quantized_matmul_cuda.py reuses it, and MLX-CUDA has no float64)."""
+    with mx.stream(mx.cpu):
+        return _oracle_and_bound(x, wq, s, b, transpose, group_size, bits)
+
+
+def _oracle_and_bound(x, wq, s, b, transpose, group_size, bits):
     out_dtype = mx.result_type(x, s)
     # Inputs as the kernel sees them: x, scales and biases rounded to the output dtype.
     xo, so, bo = (a.astype(out_dtype) for a in (x, s, b))

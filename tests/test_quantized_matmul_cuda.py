@@ -3,14 +3,17 @@ strided loads) and tiled GEMM paths, 4/8 bits, every group size, both transposes
 and K, layouts of x, w, scales and biases, half dtypes, transforms.
 
 The oracle and its bound come from tests/test_quantized_matmul.py (float32 accumulation error
-plus one rounding to the output dtype), computed on the CPU: MLX-CUDA has no float64.
+plus one rounding to the output dtype), computed on the CPU: MLX-CUDA has no float64; its
+comparison with mx.quantized_matmul runs here again (the default stream is the GPU's).
 Runs only where the extension was built against a CUDA MLX (``_ext.gpu_kernels == "cuda"``).
 """
 
 import mlx.core as mx
 import numpy as np
 import pytest
-from test_quantized_matmul import CASES, LAYOUTS, accumulation_tol, assert_matches_oracle, oracle_and_bound, quantized, rand, to64
+from _common import assert_pure
+from test_quantized_matmul import CASES, LAYOUTS, assert_matches_oracle, quantized, rand
+from test_quantized_matmul import test_matches_mx_quantized_matmul  # noqa: F401 - rerun here, on the GPU
 
 import mlxr._ext as ext
 import mlxr.fused as fused
@@ -19,18 +22,6 @@ pytestmark = pytest.mark.skipif(ext.gpu_kernels != "cuda", reason="extension bui
 
 NAMES = {mx.float32: "float32", mx.float16: "float16", mx.bfloat16: "bfloat16"}
 GEMV_MAX_ROWS = 16  # csrc/cuda/quantized_matmul.cu: kGemvMaxRows
-
-
-@pytest.fixture(autouse=True)
-def _gpu_default():
-    with mx.stream(mx.gpu):
-        yield
-
-
-def check(y, x, wq, s, b, transpose=True, group_size=64, bits=4):
-    mx.eval(y)
-    with mx.stream(mx.cpu):
-        assert_matches_oracle(y, x, wq, s, b, transpose, group_size, bits)
 
 
 def run_gpu(*args, **kwargs):
@@ -54,7 +45,7 @@ def test_matches_oracle_and_runs_fused(bits, group_size, transpose, m):
     y, kernels, fallbacks = run_gpu(x, wq, s, b, transpose, group_size, bits)
     assert kernels == {f"gpu:quantized_matmul_{variant(m)}_float32"} and not fallbacks
     assert y.dtype == mx.float32 and y.shape == (m, n)
-    check(y, x, wq, s, b, transpose, group_size, bits)
+    assert_matches_oracle(y, x, wq, s, b, transpose, group_size, bits)
 
 
 @pytest.mark.parametrize("dtype", [mx.float16, mx.bfloat16])
@@ -67,7 +58,7 @@ def test_half_precision(dtype, bits, transpose, m):
     x = rand((m, k), dtype, key=m)
     y, kernels, _ = run_gpu(x, wq, s, b, transpose, 64, bits)
     assert y.dtype == dtype and kernels == {f"gpu:quantized_matmul_{variant(m)}_{NAMES[dtype]}"}
-    check(y, x, wq, s, b, transpose, 64, bits)
+    assert_matches_oracle(y, x, wq, s, b, transpose, 64, bits)
 
 
 @pytest.mark.parametrize("n", [1, 7, 31, 33, 63, 100])
@@ -78,7 +69,7 @@ def test_odd_output_sizes_transpose(n, m):
     x = rand((m, 128), key=n)
     y, kernels, _ = run_gpu(x, wq, s, b)
     assert y.shape == (m, n) and kernels == {f"gpu:quantized_matmul_{variant(m)}_float32"}
-    check(y, x, wq, s, b)
+    assert_matches_oracle(y, x, wq, s, b)
 
 
 @pytest.mark.parametrize("k", [1, 5, 32, 33, 100])
@@ -89,19 +80,18 @@ def test_odd_inner_sizes_no_transpose(k, m):
     x = rand((m, k), key=k)
     y, _, _ = run_gpu(x, wq, s, b, False, 32, 8)
     assert y.shape == (m, 32)
-    check(y, x, wq, s, b, False, 32, 8)
+    assert_matches_oracle(y, x, wq, s, b, False, 32, 8)
 
 
-def test_larger_shapes():
-    # Several GEMV column blocks / GEMM tiles in each direction, K loops with many chunks.
-    wq, s, b = quantized(300, 1024, 64, 4)
-    for m in (1, 7, 70):
-        x = rand((m, 1024), key=m)
-        check(fused.quantized_matmul(x, wq, s, b), x, wq, s, b)
-    wq, s, b = quantized(1000, 320, 64, 8)
-    for m in (1, 70):
-        x = rand((m, 1000), key=m)
-        check(fused.quantized_matmul(x, wq, s, b, False, 64, 8), x, wq, s, b, False, 64, 8)
+# (rows of w, codes per row, group size, bits, transpose): several GEMV column blocks and GEMM
+# tiles in each direction, long K loops, K tails past the 32-row GEMM steps.
+@pytest.mark.parametrize("rows,cols,group_size,bits,transpose",
+                         [(300, 1024, 64, 4, True), (1000, 320, 64, 8, False), (129, 2048, 128, 8, True), (2051, 96, 32, 4, False)])
+@pytest.mark.parametrize("m", [1, 7, 70])
+def test_larger_shapes(rows, cols, group_size, bits, transpose, m):
+    wq, s, b = quantized(rows, cols, group_size, bits)
+    x = rand((m, cols if transpose else rows), key=m)
+    assert_matches_oracle(fused.quantized_matmul(x, wq, s, b, transpose, group_size, bits), x, wq, s, b, transpose, group_size, bits)
 
 
 # misaligned: rows start one element past 16 bytes (scalar loads in qmv_t).
@@ -119,7 +109,7 @@ def test_x_layouts(layout, rows, transpose):
     wq, s, b = quantized(*((40, k) if transpose else (k, 64)), 32, 4)
     y, kernels, _ = run_gpu(x, wq, s, b, transpose, 32, 4)
     assert kernels == {f"gpu:quantized_matmul_{variant(rows)}_float32"}
-    check(y, mx.array(np.array(x)), wq, s, b, transpose, 32, 4)
+    assert_matches_oracle(y, mx.array(np.array(x)), wq, s, b, transpose, 32, 4)
 
 
 @pytest.mark.parametrize("transpose", [True, False])
@@ -130,14 +120,14 @@ def test_non_contiguous_weights_and_scales(transpose, m):
     x = rand((m, 128), key=m)
     # Column-major copies of w, scales and biases: words and parameters read with strides.
     w_t, s_t, b_t = (mx.swapaxes(mx.array(np.ascontiguousarray(np.array(a).T)), 0, 1) for a in (wq, s, b))
-    check(fused.quantized_matmul(x, w_t, s_t, b_t, transpose, 32, 4), x, wq, s, b, transpose, 32, 4)
+    assert_matches_oracle(fused.quantized_matmul(x, w_t, s_t, b_t, transpose, 32, 4), x, wq, s, b, transpose, 32, 4)
     # Every other row of w (with its scales/biases) and broadcast scales.
     if transpose:
         w2, s2, b2 = wq[::2], s[::2], b[::2]
         y = fused.quantized_matmul(x, w2, s2, b2, True, 32, 4)
-        check(y, x, mx.array(np.array(w2)), mx.array(np.array(s2)), mx.array(np.array(b2)), True, 32, 4)
+        assert_matches_oracle(y, x, mx.array(np.array(w2)), mx.array(np.array(s2)), mx.array(np.array(b2)), True, 32, 4)
     sb = mx.broadcast_to(s[:1], s.shape)
-    check(fused.quantized_matmul(x, wq, sb, b, transpose, 32, 4), x, wq, mx.array(np.array(sb)), b, transpose, 32, 4)
+    assert_matches_oracle(fused.quantized_matmul(x, wq, sb, b, transpose, 32, 4), x, wq, mx.array(np.array(sb)), b, transpose, 32, 4)
 
 
 @pytest.mark.parametrize("shape", [(64,), (2, 3, 64), (2, 1, 5, 64), (3, 7, 64), (0, 64), (3, 0, 64)])
@@ -148,7 +138,7 @@ def test_leading_shapes(shape):
     mx.eval(y)
     assert y.shape == shape[:-1] + (24,)
     if x.size:
-        check(y.reshape(-1, 24), x.reshape(-1, 64), wq, s, b)
+        assert_matches_oracle(y.reshape(-1, 24), x.reshape(-1, 64), wq, s, b)
 
 
 def test_batched_x_is_one_call():
@@ -156,21 +146,7 @@ def test_batched_x_is_one_call():
     x = rand((4, 5, 64))  # 20 rows: the tiled kernel over the flattened rows
     y, kernels, _ = run_gpu(x, wq, s, b)
     assert kernels == {"gpu:quantized_matmul_gemm_float32"}
-    check(y.reshape(20, 24), x.reshape(20, 64), wq, s, b)
-
-
-@pytest.mark.parametrize("bits,group_size,transpose", CASES)
-def test_matches_mx_quantized_matmul(bits, group_size, transpose):
-    n, k = (96, 512) if transpose else (512, 96)
-    wq, s, b = quantized(*((n, k) if transpose else (k, n)), group_size, bits)
-    for m in (1, 6, 24):
-        x = rand((m, k), key=m + 7)
-        y = fused.quantized_matmul(x, wq, s, b, transpose, group_size, bits)
-        expected = mx.quantized_matmul(x, wq, s, b, transpose, group_size, bits)
-        mx.eval(y, expected)
-        with mx.stream(mx.cpu):
-            _, l2 = oracle_and_bound(x, wq, s, b, transpose, group_size, bits)
-            assert np.all(np.abs(to64(y) - to64(expected)) <= 2 * accumulation_tol(k, l2))
+    assert_matches_oracle(y.reshape(20, 24), x.reshape(20, 64), wq, s, b)
 
 
 def test_special_values_stay_in_their_row():
@@ -187,11 +163,7 @@ def test_special_values_stay_in_their_row():
 def test_deterministic_and_inputs_untouched():
     wq, s, b = quantized(200, 256, 64, 4)
     for m in (3, 40):
-        x = rand((m, 256))
-        before = np.array(x)
-        a, c = fused.quantized_matmul(x, wq, s, b), fused.quantized_matmul(x, wq, s, b)
-        np.testing.assert_array_equal(np.array(a), np.array(c))
-        np.testing.assert_array_equal(np.array(x), before)
+        assert_pure(lambda a: fused.quantized_matmul(a, wq, s, b), rand((m, 256)))
 
 
 def test_grads_vmap_compile():
@@ -207,8 +179,8 @@ def test_grads_vmap_compile():
     xb = rand((3, 4, 128), key=2)
     got = mx.vmap(lambda a: fused.quantized_matmul(a, wq, s, b), in_axes=1)(xb)
     for i in range(4):
-        check(got[i], xb[:, i], wq, s, b)
+        assert_matches_oracle(got[i], xb[:, i], wq, s, b)
     f = mx.compile(lambda a: fused.quantized_matmul(a, wq, s, b), shapeless=True)
     for rows in (2, 33):
         xr = rand((rows, 128), key=rows)
-        check(f(xr), xr, wq, s, b)
+        assert_matches_oracle(f(xr), xr, wq, s, b)

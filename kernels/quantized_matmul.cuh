@@ -178,6 +178,7 @@ __global__ void __launch_bounds__(32 * kQmvNWarps) qmv_n(const QmmParams p) {
   const int g = n / p.group_size;
   const int64_t word0 = int64_t(n) * kBits / 32;
   float acc[kRows][8] = {};
+#pragma unroll 4 // several rows' words in flight: one 4-byte load per row is little
   for (int64_t k = lane / 4 + 8 * warp; k < p.K; k += kKPerBlock) {
     float q[8];
 #pragma unroll

@@ -41,7 +41,8 @@ for stage in $stages; do
       for op in $ops; do
         tests="$tests $src/tests/test_${op}_cuda.py"
       done
-      python -m pytest $tests "$src/tests/test_rms_norm.py" -q -n 4 -p no:cacheprovider -rs 2>&1 \
+      python -m pytest $tests "$src/tests/test_rms_norm.py" -q -n "${TEST_WORKERS:-4}" -p no:cacheprovider -rs \
+        --durations=8 2>&1 \
         | tee "$LOGS/tests.log" | tail -25
       status=$((status | ${PIPESTATUS[0]}))
       # MLX without CUDA graphs launches our CUfunctions directly on its stream.

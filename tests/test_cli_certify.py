@@ -9,7 +9,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 
 def _certify(*args, cwd=HERE):
     return subprocess.run([sys.executable, "-m", "mlxr.conformance.cli", "certify", *args],
-                          capture_output=True, text=True, timeout=900, cwd=cwd)
+                          capture_output=True, text=True, timeout=1800, cwd=cwd)
 
 
 def test_fused_swiglu_is_certified(tmp_path):

@@ -8,6 +8,10 @@ never re-laid-out, batched or differentiated) of shape ``(N, K)`` (``transpose``
 The quantized axis (K with ``transpose``, else N) is the static ``k`` / ``n`` rounded up to a
 multiple of ``group_size``; the other axis is the static as drawn (tails: N < 64, N % 32 != 0,
 K not a multiple of 32, K across the GEMM's 256-deep panels).
+
+Not drawn: batched ``w`` (the fused op runs the reference for it; MLX 0.32.4's
+``mx.quantized_matmul`` returns only batch 0 for a 2-D x against a 3-D w, see
+tests/test_quantized_matmul.py) and modes other than affine.
 """
 
 import mlx.core as mx
@@ -84,9 +88,16 @@ _NATIVE_ZERO_ROWS = ("mx.quantized_matmul (MLX 0.32.4, CPU) dies with SIGFPE whe
                      "(x.shape[-2] == 0, e.g. (0, 64)); the spec's call raises instead of crashing the run")
 
 
+_MX_F64 = ("mx.quantized_matmul has no float64 path ('[quantized_matmul] only floating types are supported', raised "
+           "from the CPU stream); after ~10 such failures in one process later evals deadlocked (MLX's scheduler "
+           "waits on active tasks), so the spec's call raises it without calling MLX")
+
+
 def _call(fn, x, w, scales, biases, transpose, group_size, bits, k=None, n=None):
     if fn is mx.quantized_matmul and x.ndim >= 2 and x.shape[-2] == 0:
         raise RuntimeError(_NATIVE_ZERO_ROWS)
+    if fn is mx.quantized_matmul and mx.result_type(x, scales) == mx.float64:
+        raise RuntimeError(_MX_F64)
     return fn(x, w, scales=scales, biases=biases, transpose=transpose, group_size=group_size, bits=bits)
 
 
@@ -100,7 +111,6 @@ def _bad(**over):
     return build
 
 
-_MX_F64 = "mx.quantized_matmul has no float64 path (RuntimeError: only floating types are supported)"
 _MX_SCALAR_X = "mx.quantized_matmul raises IndexError('SmallVector out of range.') for a 0-d x"
 _MX_SHAPE_MESSAGE = ("mx.quantized_matmul reports an unsupported bits/group_size value as incompatible weight and "
                      "scales shapes")

@@ -233,11 +233,24 @@ mx::array quantized_matmul(
     mx::Stream stream) {
   mx::Shape shape = x.shape();
   shape.back() = transpose ? w.shape(-2) : w.shape(-1) * 32 / bits;
+  std::vector<mx::array> inputs{x, w, scales, biases};
+#ifdef MLXR_METAL
+  // The Metal kernels read row-contiguous buffers (a no-op copy for mx.quantize output and
+  // contiguous x); an empty contraction never reaches them.
+  if (stream.device == mx::Device::gpu) {
+    if (x.shape(-1) == 0) {
+      return mx::zeros(shape, x.dtype(), stream);
+    }
+    for (auto& in : inputs) {
+      in = mx::contiguous(in, false, stream);
+    }
+  }
+#endif
   return mx::array(
       std::move(shape),
       x.dtype(),
       std::make_shared<QuantizedMatmul>(stream, std::move(fallback), transpose, group_size, bits),
-      {x, w, scales, biases});
+      std::move(inputs));
 }
 
 } // namespace mlxr

@@ -18,6 +18,10 @@ class QuantizedMatmul : public FusedPrimitive {
 
   void eval_cpu(const std::vector<mx::array>& inputs, std::vector<mx::array>& outputs)
       override;
+#ifdef MLXR_METAL // csrc/metal/quantized_matmul.cpp
+  void eval_gpu(const std::vector<mx::array>& inputs, std::vector<mx::array>& outputs)
+      override;
+#endif
 
   // d/dx is the same fused op with `transpose` flipped; scales and biases differentiate
   // through the reference; the packed codes are not differentiable (ValueError).

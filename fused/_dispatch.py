@@ -25,6 +25,7 @@ CPU_KERNEL_DTYPES = {
 # certifies these on Linux.
 METAL_KERNEL_DTYPES = {
     "rms_norm": (mx.float32, mx.float16, mx.bfloat16),
+    "quantized_matmul": (mx.float32, mx.float16, mx.bfloat16),
 }
 # Ops with a CUDA kernel (kernels/<op>.cuh + csrc/cuda/<op>.cu), and the dtypes each handles.
 CUDA_KERNEL_DTYPES = {

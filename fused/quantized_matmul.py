@@ -41,8 +41,9 @@ def quantized_matmul(
     ``promote(x.dtype, scales.dtype)``; ``w_hat`` and the accumulation are float32 (float64
     for float64 outputs) and the result is rounded once. ``x`` may have any leading shape.
 
-    Runs the fused CPU kernel for float32/float16/bfloat16 outputs and 2-D ``w``; otherwise
-    (float64, batched ``w``, GPU) the reference ``mlxr.reference.quantized_matmul``, which
+    Runs the fused kernel (CPU, or GPU where one is compiled: ``_dispatch.GPU_KERNEL_DTYPES``)
+    for float32/float16/bfloat16 outputs and 2-D ``w``; otherwise (float64, batched ``w``, a
+    GPU without one) the reference ``mlxr.reference.quantized_matmul``, which
     ``mlxr.fused.observe()`` records as a fallback. Gradients exist for x, scales and biases;
     differentiating with respect to ``w`` raises ValueError.
     """

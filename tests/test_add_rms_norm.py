@@ -6,7 +6,7 @@ import pytest
 
 import mlxr.fused as fused
 from mlxr.reference import add_rms_norm as reference
-from mlxr.reference import rms_norm as rms_reference
+from _common import assert_isa_paths_agree, assert_pure
 
 DTYPES = [mx.float32, mx.float16, mx.bfloat16]
 # Round-off allowed against the reference (same formula, different summation order).
@@ -231,33 +231,18 @@ def test_streams_and_devices():
 
 def test_inputs_not_mutated_and_deterministic():
     x, res, w = rand((8, 40)), rand((8, 40), key=1), rand((40,), key=2)
-    before = np.array(x), np.array(res)
-    a, b = fused.add_rms_norm(x, res, w, 1e-5), fused.add_rms_norm(x, res, w, 1e-5)
-    np.testing.assert_array_equal(np.array(x), before[0])
-    np.testing.assert_array_equal(np.array(res), before[1])
-    np.testing.assert_array_equal(np.array(a[0]), np.array(b[0]))
+    assert_pure(lambda x, r, w: fused.add_rms_norm(x, r, w, 1e-5), x, res, w)
 
 
 def test_isa_paths_agree():
-    import os
-    import subprocess
-    import sys
-
-    code = (
+    # Every ISA level the CPU supports computes the same function.
+    assert_isa_paths_agree(
         "import mlx.core as mx, numpy as np, mlxr.fused as f, mlxr._ext as e;"
         "x=mx.random.normal((5,77),key=mx.random.key(3));r=mx.random.normal((5,77),key=mx.random.key(4));"
         "print(e.cpu_isa(), *[float(np.array(o.astype(mx.float32)).sum()) for t in (mx.float32,mx.float16,mx.bfloat16) "
-        "for o in f.add_rms_norm(x.astype(t),r.astype(t),None,1e-5)])"
+        "for o in f.add_rms_norm(x.astype(t),r.astype(t),None,1e-5)])",
+        rtol=1e-5,
     )
-    outs = {}
-    for isa in ("baseline", "avx2", "avx512"):
-        env = {**os.environ, "MLXR_CPU_ISA": isa}
-        out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
-        name, *sums = out.stdout.split()
-        outs[name] = [float(v) for v in sums]
-    values = list(outs.values())
-    for v in values[1:]:
-        np.testing.assert_allclose(v, values[0], rtol=1e-5)
 
 
 BAD = [

@@ -19,12 +19,6 @@ ULPS2 = {mx.float32: 4e-6, mx.float16: 2.0**-9, mx.bfloat16: 2.0**-6}
 ROW_SIZES = [1, 7, 33, 256, 1000, 2048, 2049, 8192, 32768, 32769, 70001]
 
 
-@pytest.fixture(autouse=True)
-def _gpu_default():
-    with mx.stream(mx.gpu):
-        yield
-
-
 def rand(shape, dtype=mx.float32, key=0):
     k1, k2 = mx.random.split(mx.random.key(key))
     scale = mx.power(10.0, mx.random.uniform(-2, 2, shape[:-1] + (1,), key=k2))

@@ -11,6 +11,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 MLX_INCLUDE = Path(mlx.core.__file__).parent / "include"
 SOURCES = sorted((ROOT / "csrc" / "metal").glob("*.cpp")) + [ROOT / "csrc" / "rms_norm.cpp"]
+SOURCES += [ROOT / "csrc" / "quantized_matmul.cpp"]
 
 
 @pytest.mark.skipif(shutil.which("g++") is None, reason="needs g++")

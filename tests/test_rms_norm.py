@@ -6,6 +6,7 @@ import pytest
 
 import mlxr.fused as fused
 from mlxr.reference import rms_norm as reference
+from _common import assert_isa_paths_agree, assert_pure
 
 DTYPES = [mx.float32, mx.float16, mx.bfloat16]
 # Round-off allowed against the reference (same formula, different summation order).
@@ -161,33 +162,18 @@ def test_streams_and_devices():
 
 def test_inputs_not_mutated_and_deterministic():
     x, w = rand((8, 40)), rand((40,))
-    x_before = np.array(x)
-    a, b = fused.rms_norm(x, w, 1e-5), fused.rms_norm(x, w, 1e-5)
-    np.testing.assert_array_equal(np.array(x), x_before)
-    np.testing.assert_array_equal(np.array(a), np.array(b))
+    assert_pure(lambda x, w: fused.rms_norm(x, w, 1e-5), x, w)
 
 
-def test_isa_paths_agree(tmp_path):
-    # Every ISA level the CPU supports computes the same function (run in subprocesses: the
-    # level is fixed at first use).
-    import subprocess
-    import sys
-
-    code = (
+def test_isa_paths_agree():
+    # Every ISA level the CPU supports computes the same function.
+    assert_isa_paths_agree(
         "import mlx.core as mx, numpy as np, mlxr.fused as f, mlxr._ext as e;"
         "x=mx.random.normal((5,77),key=mx.random.key(3));"
         "print(e.cpu_isa(), *[np.array(f.rms_norm(x.astype(t),None,1e-5).astype(mx.float32)).sum() "
-        "for t in (mx.float32,mx.float16,mx.bfloat16)])"
+        "for t in (mx.float32,mx.float16,mx.bfloat16)])",
+        rtol=1e-5,
     )
-    outs = {}
-    for isa in ("baseline", "avx2", "avx512"):
-        env = {**__import__("os").environ, "MLXR_CPU_ISA": isa}
-        out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
-        name, *sums = out.stdout.split()
-        outs[name] = [float(v) for v in sums]
-    values = list(outs.values())
-    for v in values[1:]:
-        np.testing.assert_allclose(v, values[0], rtol=1e-5)
 
 
 BAD = [

@@ -24,12 +24,6 @@ ULPS2 = {mx.float32: 4e-6, mx.float16: 2.0**-9, mx.bfloat16: 2.0**-6}
 ROW_SIZES = [1, 7, 31, 32, 33, 256, 512, 513, 1024, 1500, 2047, 4095, 4096, 4097, 8192, 16385, 40000, 70001]
 
 
-@pytest.fixture(autouse=True)
-def _gpu_default():
-    with mx.stream(mx.gpu):
-        yield
-
-
 def rand(shape, dtype=mx.float32, key=0):
     """Normal values with per-row scales over four decades (never only uniform[0, 1))."""
     k1, k2 = mx.random.split(mx.random.key(key))

@@ -8,6 +8,7 @@ import pytest
 
 import mlxr.fused as fused
 from mlxr.reference import rope as reference
+from _common import assert_isa_paths_agree, assert_pure
 
 DTYPES = [mx.float32, mx.float16, mx.bfloat16]
 # Against the reference: same angles bit for bit, sin/cos within ~1 ulp, one rounding each.
@@ -320,35 +321,19 @@ def test_streams_and_devices():
 
 def test_inputs_not_mutated_and_deterministic():
     x = rand((2, 3, 8, 40))
-    x_before = np.array(x)
-    a = fused.rope(x, 40, traditional=True, **BASE)
-    b = fused.rope(x, 40, traditional=True, **BASE)
-    np.testing.assert_array_equal(np.array(x), x_before)
-    np.testing.assert_array_equal(np.array(a), np.array(b))
+    assert_pure(lambda x: fused.rope(x, 40, traditional=True, **BASE), x)
 
 
 def test_isa_paths_agree():
-    # Every ISA level computes the same function (subprocesses: the level is fixed at first use).
-    import os
-    import subprocess
-    import sys
-
-    code = (
+    # Every ISA level the CPU supports computes the same function.
+    assert_isa_paths_agree(
         "import mlx.core as mx, numpy as np, mlxr.fused as f, mlxr._ext as e;"
         "x=mx.random.normal((2,3,9,70),key=mx.random.key(3));"
         "print(e.cpu_isa(), *[np.array(f.rope(x.astype(t),64,traditional=tr,base=1e4,scale=1.0,"
         "offset=mx.array([3,999])).astype(mx.float32)).sum() "
-        "for t in (mx.float32,mx.float16,mx.bfloat16) for tr in (False,True)])"
+        "for t in (mx.float32,mx.float16,mx.bfloat16) for tr in (False,True)])",
+        rtol=1e-4,
     )
-    outs = {}
-    for isa in ("baseline", "avx2", "avx512"):
-        env = {**os.environ, "MLXR_CPU_ISA": isa}
-        out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
-        name, *sums = out.stdout.split()
-        outs[name] = [float(v) for v in sums]
-    values = list(outs.values())
-    for v in values[1:]:
-        np.testing.assert_allclose(v, values[0], rtol=1e-4)
 
 
 def call(a=None, dims=8, **kw):

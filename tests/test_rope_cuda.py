@@ -22,12 +22,6 @@ BASE = dict(base=10000.0, scale=1.0, offset=0)
 NAMES = {mx.float32: "float32", mx.float16: "float16", mx.bfloat16: "bfloat16"}
 
 
-@pytest.fixture(autouse=True)
-def _gpu_default():
-    with mx.stream(mx.gpu):
-        yield
-
-
 def rand(shape, dtype=mx.float32, key=0, std=3.0):
     a = (std * mx.random.normal(shape, key=mx.random.key(key))).astype(dtype)
     mx.eval(a)

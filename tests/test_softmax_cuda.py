@@ -24,12 +24,6 @@ ATOL = {mx.float32: 1e-9, mx.float16: 1e-7, mx.bfloat16: 1e-30}
 ROW_SIZES = [1, 7, 32, 33, 256, 1000, 1024, 1025, 2048, 2049, 8192, 32768, 32769, 65536, 65537, 100003]
 
 
-@pytest.fixture(autouse=True)
-def _gpu_default():
-    with mx.stream(mx.gpu):
-        yield
-
-
 def rand(shape, dtype=mx.float32, key=0):
     """Normal values with per-row scales from 0.1 to 10 (wide exp ranges, negatives)."""
     k1, k2 = mx.random.split(mx.random.key(key))

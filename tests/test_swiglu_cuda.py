@@ -22,12 +22,6 @@ RTOL = {mx.float32: 4e-6, mx.float16: 1e-3, mx.bfloat16: 8e-3}
 ATOL = {mx.float32: 1e-30, mx.float16: 1e-7, mx.bfloat16: 1e-30}
 
 
-@pytest.fixture(autouse=True)
-def _gpu_default():
-    with mx.stream(mx.gpu):
-        yield
-
-
 def rand(shape, dtype=mx.float32, key=0, std=4.0):
     a = (std * mx.random.normal(shape, key=mx.random.key(key))).astype(dtype)
     mx.eval(a)

@@ -5,6 +5,7 @@ and dtype checked; 1 if not; 2 if the suite could not run."""
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -52,6 +53,21 @@ def command(args, results: str) -> list[str]:
     return cmd
 
 
+_PROGRESS = re.compile(r"\[\s*(\d+)%\]\s*$")
+
+
+def _run_with_progress(cmd: list[str], cwd: str) -> tuple[int, str]:
+    """Runs pytest, echoing its percentage lines as they come (long runs show progress)."""
+    proc = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines = []
+    for line in proc.stdout:
+        lines.append(line)
+        match = _PROGRESS.search(line)
+        if match:
+            print(f"  ... {match.group(1)}% of the checks done", flush=True)
+    return proc.wait(), "".join(lines)
+
+
 def run(args) -> int:
     from ..results import certified, groups, load, verdict
     from ..specs import all_specs
@@ -68,10 +84,10 @@ def run(args) -> int:
         os.remove(results)  # a stale file must never certify anything
     cmd = command(args, results)
     print(f"certifying {args.op} ({args.candidate or 'fused'}), profile {args.profile} ...", flush=True)
-    proc = subprocess.run(cmd, cwd=scratch, capture_output=True, text=True)
+    returncode, output = _run_with_progress(cmd, scratch)
     if not os.path.exists(results):
-        print(proc.stdout[-4000:] + proc.stderr[-4000:])
-        print(f"the suite did not run (pytest exit {proc.returncode}): {' '.join(cmd)}", file=sys.stderr)
+        print(output[-8000:])
+        print(f"the suite did not run (pytest exit {returncode}): {' '.join(cmd)}", file=sys.stderr)
         return 2
     document = load(results)
     summary = summarize(document)

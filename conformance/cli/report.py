@@ -12,9 +12,12 @@ import json
 import os
 import sys
 
+from . import _report_bench
+
 # Checks on ordinary inputs: their errors are the "worst error" columns. special_values is left
 # out (huge inputs overflow the reference too) and autodiff has its own column.
 FORWARD_CHECKS = ("forward", "thresholds", "layouts", "vmap", "compile")
+BENCH_PATH = "results/bench.json"
 
 
 def register(subparsers) -> None:
@@ -25,7 +28,9 @@ def register(subparsers) -> None:
     p.add_argument("--results", default=DEFAULT_PATH, metavar="FILE", help=f"results JSON (default {DEFAULT_PATH})")
     p.add_argument("--markdown", metavar="FILE", help="also write a Markdown report (e.g. CONFORMANCE.md)")
     p.add_argument("--json", action="store_true", help="print the summary as JSON instead of a table")
-    p.add_argument("--html", metavar="DIR", help="also write DIR/index.html")
+    p.add_argument("--html", metavar="DIR", help="also write DIR/index.html (tables and benchmark plots)")
+    p.add_argument("--bench", default=BENCH_PATH, metavar="FILE",
+                   help=f"benchmark results of `mlxr-conform bench` to include (default {BENCH_PATH}, if present)")
     p.set_defaults(func=run)
 
 
@@ -116,7 +121,7 @@ def _details(summary: dict, bullet: str) -> list[str]:
     return ([""] + lines) if lines else lines
 
 
-def markdown(summary: dict) -> str:
+def markdown(summary: dict, bench_rows: list[dict] | None = None) -> str:
     out = ["# Conformance", "", _source_line(summary["source"]), "",
            "Errors are the worst seen vs the float64 oracle on ordinary inputs (forward, thresholds, layouts, "
            "vmap, compile); gradients separately. Produced by `pytest conformance/ --results FILE` and rendered "
@@ -127,10 +132,12 @@ def markdown(summary: dict) -> str:
     if details:
         out += ["", "## Failures, checks not run and expected failures"] + [
             line.replace("reproduce: ", "reproduce: `") + ("`" if "reproduce: " in line else "") for line in details]
+    if bench_rows:
+        out += _report_bench.markdown(bench_rows)
     return "\n".join(out) + "\n"
 
 
-def html_page(summary: dict) -> str:
+def html_page(summary: dict, bench_rows: list[dict] | None = None, plot_files: list[str] = ()) -> str:
     esc = html.escape
     head = "".join(f"<th>{esc(h)}</th>" for h in HEADER)
     body = "".join("<tr class='{}'>{}</tr>".format(esc(r["verdict"].replace(" ", "-")),
@@ -141,7 +148,18 @@ def html_page(summary: dict) -> str:
             "td,th{padding:2px 8px;text-align:left}.certified{background:#dfd}.failed{background:#fdd}"
             ".not-run,.incomplete{background:#eee}.expected-failure{background:#ffd}</style>"
             f"<h1>Conformance</h1><p>{esc(_source_line(summary['source']))}</p>"
-            f"<table><tr>{head}</tr>{body}</table><ul>{details}</ul>")
+            f"<table><tr>{head}</tr>{body}</table><ul>{details}</ul>" + _bench_html(bench_rows, plot_files))
+
+
+def _bench_html(rows: list[dict] | None, plot_files) -> str:
+    if not rows:
+        return "<h2>Benchmarks</h2><p>No benchmark results: run <code>mlxr-conform bench</code>.</p>"
+    esc = html.escape
+    head = "".join(f"<th>{esc(h)}</th>" for h in _report_bench.HEADER)
+    body = "".join("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in line) + "</tr>" for line in _report_bench.table(rows))
+    imgs = "".join(f"<p><img src='{esc(name)}' alt='{esc(name)}'></p>" for name in plot_files) or (
+        "<p>No plots: install matplotlib (<code>pip install 'mlxr-conform[plot]'</code>).</p>")
+    return f"<h2>Benchmarks</h2><table><tr>{head}</tr>{body}</table>{imgs}"
 
 
 def run(args) -> int:
@@ -158,12 +176,19 @@ def run(args) -> int:
     except (ValueError, KeyError, json.JSONDecodeError) as e:
         print(f"{path}: cannot read conformance results ({e})", file=sys.stderr)
         return 1
+    try:
+        bench_rows = _report_bench.load(args.bench)
+    except (ValueError, KeyError, json.JSONDecodeError) as e:
+        print(f"{args.bench}: cannot read benchmark results ({e})", file=sys.stderr)
+        return 1
+    bench_rows = bench_rows and _report_bench.latest(bench_rows)
     print(json.dumps(summary, indent=1) if args.json else text(summary))
     if args.markdown:
         with open(args.markdown, "w") as f:
-            f.write(markdown(summary))
+            f.write(markdown(summary, bench_rows))
     if args.html:
         os.makedirs(args.html, exist_ok=True)
+        plot_files = _report_bench.plots(bench_rows, args.html) if bench_rows else []
         with open(os.path.join(args.html, "index.html"), "w") as f:
-            f.write(html_page(summary))
+            f.write(html_page(summary, bench_rows, plot_files))
     return 0

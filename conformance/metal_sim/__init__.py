@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import shutil
 
-from . import rms_norm
+from . import quantized_matmul, rms_norm
 from ._compile import MetalSimCompileError, source_root
 from ._runtime import Library, MetalSimError, Plan, execute, executed, library
 from .ops import OPS, run_op

@@ -2,6 +2,7 @@
 // C ABI, so the simulator dispatches exactly what the host would. One function per op.
 #include <cstring>
 
+#include "metal/launch/quantized_matmul.h"
 #include "metal/launch/rms_norm.h"
 
 #define MLXR_PLAN_EXPORT extern "C" __attribute__((visibility("default")))
@@ -25,4 +26,11 @@ MLXR_PLAN_EXPORT int64_t mlxr_plan_rms_norm(int64_t n_rows, int64_t axis_size, i
   mlxr::metal_launch::DeviceLimits limits;
   limits.max_threads_per_group = static_cast<size_t>(max_threads_per_group);
   return emit(mlxr::metal_launch::rms_norm_plan(q, limits), out, cap);
+}
+
+MLXR_PLAN_EXPORT int64_t mlxr_plan_quantized_matmul(int64_t M, int64_t N, int64_t K, int transpose,
+                                                    int group_size, int bits, const char* dtype,
+                                                    char* out, int64_t cap) {
+  mlxr::metal_launch::QuantizedMatmulQuery q{M, N, K, transpose != 0, group_size, bits, dtype};
+  return emit(mlxr::metal_launch::quantized_matmul_plan(q), out, cap);
 }

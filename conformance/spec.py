@@ -13,6 +13,13 @@ Tolerance rule (PyTorch / FlashAttention style arbitration), elementwise where a
 ``oracle`` is the reference run in float64 on the CPU, ``reference`` the reference run in the
 candidate's dtype on the candidate's device. Non-finite outputs must match the reference's
 class (NaN, +Inf, -Inf) elementwise.
+
+``OpSpec.oracle`` (optional, "module:attr") replaces the float64 reference as the oracle of the
+forward checks (forward, special values, thresholds, layouts, compile, vmap): it takes the
+reference's arguments as float64 CPU arrays and returns float64. Give one more accurate than
+float64 (e.g. numpy extended precision) when the float64 reference's own rounding would set
+the float64 bound: the reference in float64 is then arbitrated like every other dtype.
+Autodiff keeps the float64 reference as its oracle (it must be differentiable by MLX).
 """
 
 from __future__ import annotations
@@ -123,6 +130,8 @@ class OpSpec:
     - ``thresholds``: sizes of the last axis where kernels switch paths; each is probed at ±1.
     - ``ranks``: ranks of the main shape drawn.
     - ``kernel``: the kernel name ``mlxr.fused.observe()`` reports for the kit's fused op.
+    - ``oracle``: "module:attr" of a forward oracle replacing the float64 reference (see the
+      module docstring); None = the reference run in float64.
     """
 
     name: str
@@ -143,6 +152,7 @@ class OpSpec:
     shape_bound_last_axis: bool = False
     errors: tuple[ErrorCase, ...] = ()
     xfails: tuple[XFail, ...] = ()
+    oracle: str | None = None
 
     # ------------------------------------------------------------------ helpers
     @property

@@ -83,5 +83,5 @@ def run(case, sample):
     inputs = _batched_inputs(case, sample)
     got = _vmapped(case, case.fn, inputs.args, axes, case.device)
     reference = _loop(case, case.reference_fn, inputs.plain, axes, batch, case.device)
-    oracle = _loop(case, case.reference_fn, inputs.oracle, axes, batch, "cpu")
+    oracle = _loop(case, case.oracle_fn, inputs.oracle, axes, batch, "cpu")
     case.judge(got, reference, oracle, sample, f"vmap(in_axes={axes}, batch={batch})")

@@ -80,6 +80,11 @@ class Case:
     def reference_fn(self):
         return resolve(self.spec.reference)
 
+    @functools.cached_property
+    def oracle_fn(self):
+        """The forward oracle: ``OpSpec.oracle`` if given, else the reference (run in float64)."""
+        return resolve(self.spec.oracle or self.spec.reference)
+
     @property
     def stream(self) -> mx.Device:
         return mx.Device(DEVICES[self.device])
@@ -99,7 +104,7 @@ class Case:
         return self.call(self.reference_fn, args)
 
     def oracle(self, args: dict):
-        return self.call(self.reference_fn, args, device="cpu")
+        return self.call(self.oracle_fn, args, device="cpu")
 
     # ---------------------------------------------------------------- inputs
     def materialize(self, sample: Sample, shapes: dict | None = None) -> Inputs:

@@ -29,6 +29,13 @@ themselves, e.g. ``mx.quantize`` of a drawn weight gives ``w``, ``scales`` and `
 must belong together. They are built once, in the case's dtype, and passed as they are to the
 candidate and the reference, and cast to float64 (floating ones; exact) for the oracle; they are
 never re-laid-out, batched by vmap or differentiated. See ``specs/quantized_matmul.py``.
+
+``OpSpec.oracle`` (optional, "module:attr") replaces the float64 reference as the oracle of the
+forward checks (forward, special values, thresholds, layouts, compile, vmap): it takes the
+reference's arguments as float64 CPU arrays and returns float64. Give one more accurate than
+float64 (e.g. numpy extended precision) when the float64 reference's own rounding would set
+the float64 bound: the reference in float64 is then arbitrated like every other dtype.
+Autodiff keeps the float64 reference as its oracle (it must be differentiable by MLX).
 """
 
 from __future__ import annotations
@@ -177,6 +184,8 @@ class OpSpec:
     - ``kernel``: the kernel name ``mlxr.fused.observe()`` reports for the kit's fused op.
     - ``magnitude``: ``magnitude(oracle_args) -> array`` of the output's shape, the error scale
       that ``Tolerance.mtol`` multiplies (see the module docstring).
+    - ``oracle``: "module:attr" of a forward oracle replacing the float64 reference (see the
+      module docstring); None = the reference run in float64.
     """
 
     name: str
@@ -198,6 +207,7 @@ class OpSpec:
     errors: tuple[ErrorCase, ...] = ()
     xfails: tuple[XFail, ...] = ()
     magnitude: Callable[[dict], Any] | None = None
+    oracle: str | None = None
 
     # ------------------------------------------------------------------ helpers
     @property

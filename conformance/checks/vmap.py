@@ -83,7 +83,7 @@ def run(case, sample):
     inputs = _batched_inputs(case, sample)
     got = _vmapped(case, case.fn, inputs.args, axes, case.device)
     reference = _loop(case, case.reference_fn, inputs.plain, axes, batch, case.device)
-    oracle = _loop(case, case.reference_fn, inputs.oracle, axes, batch, "cpu")
+    oracle = _loop(case, case.oracle_fn, inputs.oracle, axes, batch, "cpu")
     magnitude = None
     if case.spec.magnitude is not None and batch:
         magnitude = mx.stack([case.magnitude({**inputs.oracle, **{n: inputs.oracle[n][(slice(None),) * ax + (i,)]

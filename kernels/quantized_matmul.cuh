@@ -5,13 +5,17 @@
 //
 //   qmv_t  transpose, few rows: out[m, n] = sum_k x[m, k] w_hat[n, k]. A warp owns kCols
 //          columns n; each lane takes 4-word chunks of their w rows (one 16-byte load each
-//          where aligned), which lie inside one group, and adds s * sum(x q) + b * sum(x); the
-//          lanes' sums meet through warp shuffles.
+//          where aligned), which lie inside one group, and adds sum(x * (s q + b)); the lanes'
+//          sums meet through warp shuffles.
 //   qmv_n  no transpose, few rows: out[m, n] = sum_k x[m, k] w_hat[k, n]. A thread owns the 8
 //          columns of one 32-bit slice of a w row (one group) for every 64th k; sums meet
 //          through shuffles and shared memory.
 //   qmm    any rows: 64 x 64 output tiles, K in steps of 32. x and the dequantised w tile go
 //          to shared memory as float32; each thread accumulates a 4 x 4 block in registers.
+//
+// Every path multiplies x by w_hat = s * q + b (in float32, as the reference forms it) rather
+// than forming s * sum(x q) + b * sum(x): an infinite x then gives the reference's inf, not
+// inf * 0 = NaN where a code is 0.
 #pragma once
 
 #include <cstdint>
@@ -120,11 +124,6 @@ __global__ void __launch_bounds__(32 * kQmvTWarps) qmv_t(const QmmParams p) {
     for (int r = 0; r < kRows; ++r) {
       float xv[kCodes];
       load_x<T, kCodes, kVec>(p, x_row[r], k, xv);
-      float x_sum = 0.0f;
-#pragma unroll
-      for (int e = 0; e < kCodes; ++e) {
-        x_sum += xv[e];
-      }
 #pragma unroll
       for (int j = 0; j < kQmvTCols; ++j) {
         float dot = 0.0f;
@@ -132,10 +131,10 @@ __global__ void __launch_bounds__(32 * kQmvTWarps) qmv_t(const QmmParams p) {
         for (int i = 0; i < kWords; ++i) {
 #pragma unroll
           for (int e = 0; e < 32 / kBits; ++e) {
-            dot = fmaf(xv[i * (32 / kBits) + e], code<kBits>(words[j][i], e), dot);
+            dot = fmaf(xv[i * (32 / kBits) + e], fmaf(s[j], code<kBits>(words[j][i], e), b[j]), dot);
           }
         }
-        acc[r][j] += fmaf(s[j], dot, b[j] * x_sum);
+        acc[r][j] += dot;
       }
     }
   }
@@ -192,12 +191,15 @@ __global__ void __launch_bounds__(32 * kQmvNWarps) qmv_n(const QmmParams p) {
     const float s = param<T>(p.scales, k, p.s_rs, g, p.s_cs);
     const float b = param<T>(p.biases, k, p.b_rs, g, p.b_cs);
 #pragma unroll
+    for (int e = 0; e < 8; ++e) {
+      q[e] = fmaf(s, q[e], b); // w_hat
+    }
+#pragma unroll
     for (int r = 0; r < kRows; ++r) {
       const float xv = to_float(x_row[r][k * p.x_step]);
-      const float xs = xv * s, xb = xv * b;
 #pragma unroll
       for (int e = 0; e < 8; ++e) {
-        acc[r][e] += fmaf(xs, q[e], xb);
+        acc[r][e] = fmaf(xv, q[e], acc[r][e]);
       }
     }
   }

@@ -5,7 +5,8 @@
 # and tables go to $OUT. Run from the source root after `source .device/setup.sh env`:
 #   bash csrc/cuda/run_h100.sh [build] [test] [sanitize] [bench] [conformance] [profile] [managed]
 # OPS="rope softmax" limits test/sanitize/bench to those ops (default: every csrc/cuda/*.cu op),
-# BENCH_OPS the benchmarks alone, SANITIZE_OPS the sanitizer runs alone.
+# BENCH_OPS the benchmarks alone, SANITIZE_OPS the sanitizer runs alone; CONF_ARGS extra
+# conformance options (e.g. "--op quantized_matmul"), CONF_WORKERS its pytest-xdist workers.
 set -uo pipefail
 src="$(pwd)"
 # Logs go to $LOGS, packed into $OUT/logs.tar.gz after every stage (the device tool returns at
@@ -79,7 +80,7 @@ for stage in $stages; do
         plugin="$(python -c 'import importlib.metadata as m; print("" if any(e.name == "mlxr_conformance" for e in m.entry_points(group="pytest11")) else "-p mlxr.conformance.plugin")')"
         mkdir -p /tmp/conformance-run
         (cd /tmp/conformance-run && python -c "import sys; sys.path.append(sys.argv.pop(1)); import pytest; sys.exit(pytest.main(sys.argv[1:]))" \
-          "$src" "$conf_dir" $plugin -p no:cacheprovider -q --no-header -rN -n 8 \
+          "$src" "$conf_dir" $plugin -p no:cacheprovider -q --no-header -rN -n "${CONF_WORKERS:-8}" ${CONF_ARGS:-} \
           --device gpu --profile ci --results "$LOGS/gpu-results.json") 2>&1 | tee "$LOGS/conformance.log" | tail -15
         status=$((status | ${PIPESTATUS[0]}))
         cp "$LOGS/gpu-results.json" "$OUT/" 2>/dev/null

@@ -80,6 +80,11 @@ class Case:
     def reference_fn(self):
         return resolve(self.spec.reference)
 
+    @functools.cached_property
+    def oracle_fn(self):
+        """The forward oracle: ``OpSpec.oracle`` if given, else the reference (run in float64)."""
+        return resolve(self.spec.oracle or self.spec.reference)
+
     @property
     def stream(self) -> mx.Device:
         return mlx_device(self.device)
@@ -99,7 +104,7 @@ class Case:
         return self.call(self.reference_fn, args)
 
     def oracle(self, args: dict):
-        return self.call(self.reference_fn, args, device="cpu")
+        return self.call(self.oracle_fn, args, device="cpu")
 
     # ---------------------------------------------------------------- inputs
     def materialize(self, sample: Sample, shapes: dict | None = None) -> Inputs:
@@ -110,12 +115,22 @@ class Case:
             if recipe is None:
                 args[a.name] = plain[a.name] = oracle[a.name] = None
                 continue
-            shape = (shapes or {}).get(a.name, tuple(a.shape(tuple(sample.shape))))
+            shape = (shapes or {}).get(a.name, a.shape_for(sample.shape, sample.statics))
             dtype = getattr(mx, recipe.dtype)
             built = layouts.build(recipe.layout, values(recipe.values, shape, recipe.dtype), dtype, recipe.params)
             args[a.name], parents[a.name] = built.view, built.parent
             plain[a.name] = layouts.to_mx(built.values, dtype)
             oracle[a.name] = layouts.to_mx(built.values, mx.float64)
+        for d in self.spec.derived:
+            recipe = sample.arrays[d.name]
+            source = layouts.to_mx(values(recipe.values, d.shape_for(sample.shape, sample.statics), recipe.dtype),
+                                   getattr(mx, recipe.dtype))
+            with mx.stream(mx.cpu):
+                built = d.build(source, dict(sample.statics))
+                mx.eval(built)
+            for name, a in zip(d.outputs, built, strict=True):
+                args[name] = plain[name] = parents[name] = a
+                oracle[name] = layouts.to_mx(layouts.to_f64(a), mx.float64) if mx.issubdtype(a.dtype, mx.floating) else a
         return Inputs(args, plain, oracle, parents)
 
     # ---------------------------------------------------------------- judging
@@ -123,10 +138,19 @@ class Case:
         table = self.spec.grad_tolerances if grad else self.spec.tolerances
         return table[dtype_name(out_dtype)]
 
+    def magnitude(self, oracle_args: dict) -> mx.array | None:
+        """The spec's error scale of the output for these (float64) inputs, if it has one."""
+        if self.spec.magnitude is None:
+            return None
+        with mx.stream(mx.cpu):
+            m = self.spec.magnitude(oracle_args)
+            mx.eval(m)
+        return m
+
     def judge(self, candidate, reference: mx.array, oracle: mx.array, sample: Sample, what: str = "output",
-              grad: bool = False) -> Verdict:
+              grad: bool = False, magnitude: mx.array | None = None) -> Verdict:
         """Arbitrate and record; raise CheckFailure when out of tolerance."""
-        verdict = arbitrate(candidate, reference, oracle, self.tolerance(reference.dtype, grad), what)
+        verdict = arbitrate(candidate, reference, oracle, self.tolerance(reference.dtype, grad), what, magnitude)
         if verdict.errors is not None and verdict.ok:
             self.record.add(verdict.errors)
         if not verdict.ok:

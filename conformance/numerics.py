@@ -64,13 +64,14 @@ def _describe(index, shape) -> str:
     return str(tuple(int(i) for i in np.unravel_index(index, shape))) if shape else "()"
 
 
-def arbitrate(candidate: mx.array, reference: mx.array, oracle: mx.array, tol: Tolerance, what: str = "output") -> Verdict:
+def arbitrate(candidate: mx.array, reference: mx.array, oracle: mx.array, tol: Tolerance, what: str = "output",
+              magnitude: mx.array | None = None) -> Verdict:
     """Judge ``candidate`` against the float64 ``oracle``, arbitrated by ``reference``'s own error.
 
     Fails on a dtype or shape different from the reference's, a non-finite class (NaN/±Inf)
     different from the reference's, or an element with
-    ``|c - o| > factor * max|r - o| + atol + rtol * |o|`` (elements where the oracle or the
-    reference is non-finite are judged by class only).
+    ``|c - o| > factor * max|r - o| + atol + rtol * |o| + mtol * magnitude`` (elements where the
+    oracle or the reference is non-finite are judged by class only).
     """
     if not isinstance(candidate, mx.array):
         return Verdict(False, Errors(), f"{what}: expected an mlx array, got {type(candidate).__name__}")
@@ -86,13 +87,14 @@ def arbitrate(candidate: mx.array, reference: mx.array, oracle: mx.array, tol: T
         i = mismatch[0]
         return Verdict(False, Errors(), f"{what}: non-finite mismatch at {_describe(i, shape)}: candidate {c[i]}, "
                        f"reference {r[i]} ({mismatch.size} element(s))")
-    judged = (rc == 0) & np.isfinite(o)
+    m = np.zeros_like(o) if magnitude is None else np.broadcast_to(to_f64(magnitude), shape).ravel()
+    judged = (rc == 0) & np.isfinite(o) & np.isfinite(m)
     if not judged.any():
         return Verdict(True, Errors())
-    c, r, o = c[judged], r[judged], o[judged]
+    c, r, o, m = c[judged], r[judged], o[judged], m[judged]
     err_c, err_r = np.abs(c - o), np.abs(r - o)
     dt = dtype_name(candidate.dtype)
-    bound = tol.factor * err_r.max() + tol.atol + tol.rtol * np.abs(o)
+    bound = tol.factor * err_r.max() + tol.atol + tol.rtol * np.abs(o) + tol.mtol * m
     errors = Errors(
         abs=float(err_c.max()),
         rel=float((err_c / np.maximum(np.abs(o), np.finfo(np.float64).tiny)).max()),
@@ -105,7 +107,8 @@ def arbitrate(candidate: mx.array, reference: mx.array, oracle: mx.array, tol: T
         where = _describe(np.flatnonzero(judged)[i], shape)
         return Verdict(False, errors, f"{what}: {bad.size} element(s) out of tolerance; worst at {where}: "
                        f"candidate {c[i]!r}, oracle {o[i]!r}, reference {r[i]!r}, |c-o| {err_c[i]:.3g} > "
-                       f"bound {bound[i]:.3g} (= {tol.factor} * max|r-o| {err_r.max():.3g} + {tol.atol} + {tol.rtol} * |o|)")
+                       f"bound {bound[i]:.3g} (= {tol.factor} * max|r-o| {err_r.max():.3g} + {tol.atol} + {tol.rtol} * |o|"
+                       + (f" + {tol.mtol} * magnitude {m[i]:.3g})" if magnitude is not None else ")"))
     return Verdict(True, errors)
 
 

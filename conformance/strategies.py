@@ -184,13 +184,14 @@ def samples(draw, spec: OpSpec, dtype: str, kind: str = "finite", last: int | No
         min_dim = max(min_dim, 2)
     shape = draw(main_shapes(spec, last=last, nonempty=need_nonempty, max_elements=max_elements,
                              min_rank=min_rank, min_dim=min_dim))
+    chosen = _draw_statics(draw, spec, statics) if spec.statics_first else {}
     arrays = {}
     for a in spec.arrays:
         present = not a.optional or a.name in require or a.name == layout_arg or draw(st.booleans())
         if not present:
             arrays[a.name] = None
             continue
-        arg_shape = tuple(a.shape(shape))
+        arg_shape = a.shape_for(shape, chosen)
         name = "contiguous"
         if layout == "any":
             name = draw(st.sampled_from([n for n in layouts.LAYOUTS if layouts.applicable(n, arg_shape)]))
@@ -199,11 +200,19 @@ def samples(draw, spec: OpSpec, dtype: str, kind: str = "finite", last: int | No
             assume(layouts.applicable(name, arg_shape))
         arrays[a.name] = ArgRecipe(dtypes[a.name], draw(value_recipes(dtypes[a.name], kind)), name,
                                    draw(layout_params(name, arg_shape)))
+    for d in spec.derived:  # contiguous, finite (specials go to the drawn arrays)
+        arrays[d.name] = ArgRecipe(dtypes[d.name], draw(value_recipes(dtypes[d.name], "smooth" if kind == "smooth" else "finite")))
+    if not spec.statics_first:
+        chosen = _draw_statics(draw, spec, statics)
+    return Sample(tuple(shape), arrays, chosen)
+
+
+def _draw_statics(draw, spec: OpSpec, statics: str) -> dict:
     chosen = {}
     for s in spec.statics:
         pool = s.smooth if statics == "smooth" and s.smooth else s.values
         chosen[s.name] = draw(st.sampled_from(pool))
-    return Sample(tuple(shape), arrays, chosen)
+    return chosen
 
 
 def size(shape) -> int:

@@ -18,7 +18,7 @@ class QuantizedMatmul : public FusedPrimitive {
 
   void eval_cpu(const std::vector<mx::array>& inputs, std::vector<mx::array>& outputs)
       override;
-#ifdef MLXR_METAL // csrc/metal/quantized_matmul.cpp
+#if defined(MLXR_CUDA) || defined(MLXR_METAL) // csrc/cuda/quantized_matmul.cu, csrc/metal/quantized_matmul.cpp
   void eval_gpu(const std::vector<mx::array>& inputs, std::vector<mx::array>& outputs)
       override;
 #endif

@@ -40,6 +40,7 @@ CUDA_KERNEL_DTYPES = {
     "swiglu": (mx.float32, mx.float16, mx.bfloat16),
     "layer_norm": (mx.float32, mx.float16, mx.bfloat16),
     "add_rms_norm": (mx.float32, mx.float16, mx.bfloat16),
+    "quantized_matmul": (mx.float32, mx.float16, mx.bfloat16),
 }
 # Ops with a compiled GPU kernel: the table of the backend this build compiled (none on CPU).
 GPU_KERNEL_DTYPES: dict[str, tuple[mx.Dtype, ...]] = {

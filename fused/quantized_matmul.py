@@ -80,6 +80,12 @@ def quantized_matmul(
             f"[{OP}] x's last axis must be {inner} (w of shape {tuple(w.shape)}, bits={bits}, "
             f"transpose={transpose}), got x of shape {tuple(x.shape)}"
         )
+    if w.ndim > 2 and x.ndim > 1:
+        try:
+            mx.broadcast_shapes(tuple(x.shape[:-2]), tuple(w.shape[:-2]))
+        except ValueError:
+            raise ValueError(f"[{OP}] the batch shapes of x {tuple(x.shape[:-2])} and w {tuple(w.shape[:-2])} "
+                             "must broadcast") from None
     out_dtype = mx.result_type(x, scales)
     require_floating(OP, "the output", out_dtype)
     s = resolve_stream(OP, stream)

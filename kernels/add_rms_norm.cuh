@@ -25,6 +25,7 @@ struct AddRMSNormParams {
   int64_t n_rows;
   int row_size;
   int64_t x_step, r_step, w_step; // element strides along the row
+  bool w_vec; // the weight row is a 16-byte aligned run (16-byte loads in vector kernels)
   float eps;
   Layout x_rows, r_rows; // row r of x / residual starts at layout_offset(*_rows, r)
 };
@@ -44,11 +45,11 @@ __device__ __forceinline__ void add_unit(const T* x_row, const T* r_row, int64_t
   }
 }
 
+// One output element from h, 1 / rms and its weight (see load_params).
 template <typename T>
-__device__ __forceinline__ T add_rms_norm_finish(const AddRMSNormParams& p, float h, float inv, int64_t j) {
+__device__ __forceinline__ T add_rms_norm_finish(const AddRMSNormParams& p, float h, float inv, float w) {
   T normed = from_float<T>(h * inv);
-  return p.weight ? from_float<T>(to_float(normed) * to_float(static_cast<const T*>(p.weight)[j * p.w_step]))
-                  : normed;
+  return p.weight ? from_float<T>(to_float(normed) * w) : normed;
 }
 
 template <typename T, int kGroup, int kItems, int kV>
@@ -89,9 +90,11 @@ __global__ void __launch_bounds__(kGroup > 256 ? kGroup : 256) add_rms_norm_rows
         const int64_t j = (static_cast<int64_t>(i) * kGroup + lane) * kV;
         if (j < n) {
           Vec<T, kV> y;
+          float w[kV];
+          load_params<T, kV>(p.weight, j, p.w_step, p.w_vec, w);
 #pragma unroll
           for (int k = 0; k < kV; ++k) {
-            y.v[k] = add_rms_norm_finish<T>(p, to_float(h[i].v[k]), inv, j + k);
+            y.v[k] = add_rms_norm_finish<T>(p, to_float(h[i].v[k]), inv, w[k]);
           }
           *reinterpret_cast<Vec<T, kV>*>(n_row + j) = y;
         }
@@ -111,9 +114,11 @@ __global__ void __launch_bounds__(kGroup > 256 ? kGroup : 256) add_rms_norm_rows
       for (int64_t j = static_cast<int64_t>(lane) * kV; j < n; j += kGroup * kV) {
         Vec<T, kV> h = *reinterpret_cast<const Vec<T, kV>*>(h_row + j);
         Vec<T, kV> y;
+        float w[kV];
+        load_params<T, kV>(p.weight, j, p.w_step, p.w_vec, w);
 #pragma unroll
         for (int k = 0; k < kV; ++k) {
-          y.v[k] = add_rms_norm_finish<T>(p, to_float(h.v[k]), inv, j + k);
+          y.v[k] = add_rms_norm_finish<T>(p, to_float(h.v[k]), inv, w[k]);
         }
         *reinterpret_cast<Vec<T, kV>*>(n_row + j) = y;
       }

@@ -2,6 +2,8 @@
 // float32 and rounded once to the storage dtype (round to nearest even).
 #pragma once
 
+#include <cstdint>
+
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
@@ -37,5 +39,33 @@ template <typename T, int V>
 struct alignas(sizeof(T) * V) Vec {
   T v[V];
 };
+
+// kV per-element parameters (weight, bias) from element j as floats: one 16-byte load where the
+// host found them a 16-byte aligned run (vec), else kV strided loads; 1s where base is null.
+template <typename T, int kV>
+__device__ __forceinline__ void load_params(const void* base, int64_t j, int64_t step, bool vec, float (&out)[kV]) {
+  const T* p = static_cast<const T*>(base);
+  if (!p) {
+#pragma unroll
+    for (int k = 0; k < kV; ++k) {
+      out[k] = 1.0f;
+    }
+    return;
+  }
+  if constexpr (kV > 1) {
+    if (vec) {
+      Vec<T, kV> v = *reinterpret_cast<const Vec<T, kV>*>(p + j);
+#pragma unroll
+      for (int k = 0; k < kV; ++k) {
+        out[k] = to_float(v.v[k]);
+      }
+      return;
+    }
+  }
+#pragma unroll
+  for (int k = 0; k < kV; ++k) {
+    out[k] = to_float(p[(j + k) * step]);
+  }
+}
 
 } // namespace mlxr::cuda

@@ -24,20 +24,29 @@ struct LayerNormParams {
   int64_t n_rows;
   int row_size;
   int64_t x_step, w_step, b_step; // element strides along the row
+  bool w_vec, b_vec; // weight / bias rows are 16-byte aligned runs (16-byte loads in vector kernels)
   float eps;
   Layout rows; // row r of x starts at layout_offset(rows, r)
 };
 
+// One output element from (x - mean), 1 / std and its weight and bias (see load_params).
 template <typename T>
-__device__ __forceinline__ T layer_norm_finish(const LayerNormParams& p, float centred, float inv, int64_t j) {
+__device__ __forceinline__ T layer_norm_finish(const LayerNormParams& p, float centred, float inv, float w, float b) {
   T y = from_float<T>(__fmul_rn(centred, inv));
   if (p.weight) {
-    y = from_float<T>(__fmul_rn(to_float(y), to_float(static_cast<const T*>(p.weight)[j * p.w_step])));
+    y = from_float<T>(__fmul_rn(to_float(y), w));
   }
   if (p.bias) {
-    y = from_float<T>(__fadd_rn(to_float(y), to_float(static_cast<const T*>(p.bias)[j * p.b_step])));
+    y = from_float<T>(__fadd_rn(to_float(y), b));
   }
   return y;
+}
+
+// The weight and bias of kV elements from j.
+template <typename T, int kV>
+__device__ __forceinline__ void layer_norm_params(const LayerNormParams& p, int64_t j, float (&w)[kV], float (&b)[kV]) {
+  load_params<T, kV>(p.weight, j, p.w_step, p.w_vec, w);
+  load_params<T, kV>(p.bias, j, p.b_step, p.b_vec, b);
 }
 
 template <typename T, int kV>
@@ -97,9 +106,11 @@ __global__ void __launch_bounds__(kGroup > 256 ? kGroup : 256) layer_norm_rows(c
         const int64_t j = (static_cast<int64_t>(i) * kGroup + lane) * kV;
         if (j < n) {
           Vec<T, kV> y;
+          float w[kV], b[kV];
+          layer_norm_params<T, kV>(p, j, w, b);
 #pragma unroll
           for (int k = 0; k < kV; ++k) {
-            y.v[k] = layer_norm_finish<T>(p, v[i][k], inv, j + k);
+            y.v[k] = layer_norm_finish<T>(p, v[i][k], inv, w[k], b[k]);
           }
           *reinterpret_cast<Vec<T, kV>*>(out_row + j) = y;
         }
@@ -129,9 +140,11 @@ __global__ void __launch_bounds__(kGroup > 256 ? kGroup : 256) layer_norm_rows(c
         float v[kV];
         load_row_unit<T, kV>(row, j, p.x_step, v);
         Vec<T, kV> y;
+        float w[kV], b[kV];
+        layer_norm_params<T, kV>(p, j, w, b);
 #pragma unroll
         for (int k = 0; k < kV; ++k) {
-          y.v[k] = layer_norm_finish<T>(p, v[k] - mean, inv, j + k);
+          y.v[k] = layer_norm_finish<T>(p, v[k] - mean, inv, w[k], b[k]);
         }
         *reinterpret_cast<Vec<T, kV>*>(out_row + j) = y;
       }

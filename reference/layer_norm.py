@@ -31,10 +31,15 @@ def layer_norm(x: mx.array, weight: mx.array | None, bias: mx.array | None, eps:
     """
     out_dtype = layer_norm_dtype(x, weight, bias)
     acc = accumulation_dtype(out_dtype)
-    xa = x.astype(acc)
-    centred = xa - mx.mean(xa, axis=-1, keepdims=True)
-    var = mx.mean(mx.square(centred), axis=-1, keepdims=True)
-    y = (centred * mx.rsqrt(var + mx.array(eps, dtype=acc))).astype(out_dtype)
+    if x.size == 0:
+        # No rows to normalise. Skipping the reductions also sidesteps MLX 0.32.4's CPU reduce
+        # of some empty arrays, which loops over an uninitialised plan (seconds to minutes).
+        y = x.astype(out_dtype)
+    else:
+        xa = x.astype(acc)
+        centred = xa - mx.mean(xa, axis=-1, keepdims=True)
+        var = mx.mean(mx.square(centred), axis=-1, keepdims=True)
+        y = (centred * mx.rsqrt(var + mx.array(eps, dtype=acc))).astype(out_dtype)
     if weight is not None:
         y = y * weight.astype(out_dtype)
     if bias is not None:

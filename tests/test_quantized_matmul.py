@@ -49,7 +49,13 @@ def to64(a):
 
 
 def oracle_and_bound(x, wq, s, b, transpose, group_size, bits):
-    """float64 result and ||x_k * (|s|*q_k + |b|)||_2 over k, per output element."""
+    """float64 result and ||x_k * (|s|*q_k + |b|)||_2 over k, per output element (on the CPU:
+    test_quantized_matmul_cuda.py reuses it, and MLX-CUDA has no float64)."""
+    with mx.stream(mx.cpu):
+        return _oracle_and_bound(x, wq, s, b, transpose, group_size, bits)
+
+
+def _oracle_and_bound(x, wq, s, b, transpose, group_size, bits):
     out_dtype = mx.result_type(x, s)
     # Inputs as the kernel sees them: x, scales and biases rounded to the output dtype.
     xo, so, bo = (a.astype(out_dtype) for a in (x, s, b))
@@ -245,6 +251,10 @@ def test_float64_and_batched_w_use_the_reference():
     y, seen = run_fused(xb, ws, ss, bs)
     assert seen.fallbacks == {"cpu:quantized_matmul": 1}
     np.testing.assert_allclose(np.array(y), np.array(mx.quantized_matmul(xb, ws, ss, bs)), rtol=1e-5, atol=1e-5)
+    # A 2-D x broadcasts against w's batch (MLX 0.32.4's mx.quantized_matmul returns only batch 0 here).
+    y = fused.quantized_matmul(xb[0], ws, ss, bs)
+    assert y.shape == (2, 3, 16)
+    np.testing.assert_array_equal(np.array(y), np.array(reference(xb[0], ws, ss, bs)))
 
 
 def test_special_values_stay_in_their_row():
@@ -437,6 +447,8 @@ BAD = [
     (lambda: _qmm(_X, _W, _S, _B, transpose=False), r"\[quantized_matmul\] x's last axis must be 16"),
     (lambda: _qmm(_X.astype(mx.int32), _W, _S.astype(mx.int32), _B), r"\[quantized_matmul\] scales must have a floating dtype"),
     (lambda: _qmm(mx.array(1.0), _W, _S, _B), r"\[quantized_matmul\] x must have at least 1 dimension"),
+    (lambda: _qmm(rand((3, 2, 128)), mx.stack([_W, _W]), mx.stack([_S, _S]), mx.stack([_B, _B])),
+     r"\[quantized_matmul\] the batch shapes of x \(3,\) and w \(2,\) must broadcast"),
     (lambda: _qmm(np.ones((2, 128)), _W, _S, _B), r"\[quantized_matmul\] x must be an mlx.core.array"),
     (lambda: _qmm(_X, _W, _S, _B, stream="cpu"), r"\[quantized_matmul\] stream must be"),
 ]

@@ -7,7 +7,8 @@ def forward(case, sample, inputs=None, what: str = "output"):
     """Candidate vs oracle, arbitrated by the reference; returns the candidate's output."""
     inputs = inputs or case.materialize(sample)
     out = case.candidate(inputs.args)
-    case.judge(out, case.reference(inputs.plain), case.oracle(inputs.oracle), sample, what)
+    case.judge(out, case.reference(inputs.plain), case.oracle(inputs.oracle), sample, what,
+               magnitude=case.magnitude(inputs.oracle))
     return out
 
 

@@ -14,7 +14,8 @@ def variants(spec, impl, device, dtype):
     for a in spec.arrays:
         for name in layouts.LAYOUTS[1:]:
             # Realisable for some rank in range? (weights of rank 1 cannot be transposed)
-            if any(layouts.applicable(name, tuple(a.shape((3,) * r))) for r in range(spec.ranks[0], spec.ranks[1] + 1)):
+            if any(layouts.applicable(name, a.shape_for((3,) * r, spec.default_statics()))
+                   for r in range(spec.ranks[0], spec.ranks[1] + 1)):
                 out.append(f"{a.name}:{name}")
     return out
 
@@ -25,7 +26,7 @@ def strategy(case):
     arg_spec = next(a for a in spec.arrays if a.name == arg)
     # The smallest main rank at which this argument can take the layout.
     min_rank = next(r for r in range(spec.ranks[0], spec.ranks[1] + 1)
-                    if layouts.applicable(name, tuple(arg_spec.shape((3,) * r))))
+                    if layouts.applicable(name, arg_spec.shape_for((3,) * r, spec.default_statics())))
     return samples(spec, case.dtype, layout=name, layout_arg=arg, min_rank=min_rank)
 
 

@@ -27,7 +27,7 @@ def _strategy(draw, case):
             batched.add(a.name)
     axes = {}
     for name in sorted(batched):
-        ndim = len(next(a for a in spec.arrays if a.name == name).shape(sample.shape))
+        ndim = len(next(a for a in spec.arrays if a.name == name).shape_for(sample.shape, sample.statics))
         axes[name] = draw(st.integers(0, ndim))
     sample.extra = {"batch": draw(st.sampled_from((3, 1, 0))), "in_axes": axes}
     return sample
@@ -43,7 +43,7 @@ def _batched_inputs(case, sample):
     shapes = {}
     for a in case.spec.arrays:
         if a.name in axes:
-            shape = list(a.shape(tuple(sample.shape)))
+            shape = list(a.shape_for(sample.shape, sample.statics))
             shape.insert(axes[a.name], batch)
             shapes[a.name] = tuple(shape)
     return case.materialize(sample, shapes=shapes)
@@ -83,5 +83,10 @@ def run(case, sample):
     inputs = _batched_inputs(case, sample)
     got = _vmapped(case, case.fn, inputs.args, axes, case.device)
     reference = _loop(case, case.reference_fn, inputs.plain, axes, batch, case.device)
-    oracle = _loop(case, case.reference_fn, inputs.oracle, axes, batch, "cpu")
-    case.judge(got, reference, oracle, sample, f"vmap(in_axes={axes}, batch={batch})")
+    oracle = _loop(case, case.oracle_fn, inputs.oracle, axes, batch, "cpu")
+    magnitude = None
+    if case.spec.magnitude is not None and batch:
+        with mx.stream(mx.cpu):  # float64 slices: the GPU has no float64
+            magnitude = mx.stack([case.magnitude({**inputs.oracle, **{n: inputs.oracle[n][(slice(None),) * ax + (i,)]
+                                                                    for n, ax in axes.items()}}) for i in range(batch)])
+    case.judge(got, reference, oracle, sample, f"vmap(in_axes={axes}, batch={batch})", magnitude=magnitude)

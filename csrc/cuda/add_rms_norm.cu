@@ -51,15 +51,11 @@ void AddRMSNorm::eval_gpu(const std::vector<mx::array>& inputs, std::vector<mx::
   const mx::array& residual = inputs[1];
   mx::array& normed = outputs[0];
   mx::array& h = outputs[1];
-  auto& encoder = mx::cu::get_command_encoder(stream());
-  if (normed.size() == 0) {
-    normed.set_data(mx::allocator::malloc(0));
-    h.set_data(mx::allocator::malloc(0));
+  if (cuda::no_work(outputs)) {
     return;
   }
-  if (x.shape(-1) > INT32_MAX) {
-    throw std::runtime_error("[add_rms_norm] rows longer than 2^31 - 1 elements on the GPU");
-  }
+  auto& encoder = mx::cu::get_command_encoder(stream());
+  cuda::check_row_length(x.shape(-1), "add_rms_norm");
   cuda::allocate_output(normed, encoder);
   cuda::allocate_output(h, encoder);
   AddRMSNormParams p = {};
@@ -81,20 +77,14 @@ void AddRMSNorm::eval_gpu(const std::vector<mx::array>& inputs, std::vector<mx::
     const mx::array& w = inputs[2];
     p.weight = mx::gpu_ptr<void>(w);
     p.w_step = w.ndim() ? w.strides().back() : 0;
+    p.w_vec = cuda::aligned_run(p.weight, p.w_step);
     encoder.set_input_array(w);
   }
   encoder.set_output_array(normed);
   encoder.set_output_array(h);
-  switch (normed.dtype()) {
-    case mx::float32:
-      return launch_add_rms_norm<float>(encoder, p, "float32");
-    case mx::float16:
-      return launch_add_rms_norm<__half>(encoder, p, "float16");
-    case mx::bfloat16:
-      return launch_add_rms_norm<__nv_bfloat16>(encoder, p, "bfloat16");
-    default:
-      throw std::runtime_error("[add_rms_norm] unsupported dtype reached the CUDA kernel");
-  }
+  cuda::dispatch_float(normed.dtype(), "add_rms_norm", [&](auto type, const char* dtype) {
+    launch_add_rms_norm<typename decltype(type)::type>(encoder, p, dtype);
+  });
 }
 
 } // namespace mlxr

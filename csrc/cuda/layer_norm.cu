@@ -48,21 +48,14 @@ void launch_layer_norm(mx::cu::CommandEncoder& encoder, LayerNormParams& p, cons
 void LayerNorm::eval_gpu(const std::vector<mx::array>& inputs, std::vector<mx::array>& outputs) {
   const mx::array& x = inputs[0];
   mx::array& out = outputs[0];
-  auto& encoder = mx::cu::get_command_encoder(stream());
-  if (out.size() == 0) {
-    out.set_data(mx::allocator::malloc(0));
+  if (cuda::no_work(outputs)) {
     return;
   }
-  if (x.shape(-1) > INT32_MAX) {
-    throw std::runtime_error("[layer_norm] rows longer than 2^31 - 1 elements on the GPU");
-  }
+  auto& encoder = mx::cu::get_command_encoder(stream());
+  cuda::check_row_length(x.shape(-1), "layer_norm");
   // A donated row-contiguous x is overwritten in place: each thread reads its elements before
   // the row's reductions complete and writes only those elements afterwards.
-  if (x.is_donatable() && x.flags().row_contiguous && x.itemsize() == out.itemsize()) {
-    out.copy_shared_buffer(x);
-  } else {
-    cuda::allocate_output(out, encoder);
-  }
+  cuda::output_in_place_or_new(out, x, encoder);
   LayerNormParams p = {};
   p.x = mx::gpu_ptr<void>(x);
   p.out = mx::gpu_ptr<void>(out);
@@ -77,25 +70,20 @@ void LayerNorm::eval_gpu(const std::vector<mx::array>& inputs, std::vector<mx::a
     const mx::array& w = inputs[next++];
     p.weight = mx::gpu_ptr<void>(w);
     p.w_step = w.ndim() ? w.strides().back() : 0;
+    p.w_vec = cuda::aligned_run(p.weight, p.w_step);
     encoder.set_input_array(w);
   }
   if (has_bias_) {
     const mx::array& b = inputs[next++];
     p.bias = mx::gpu_ptr<void>(b);
     p.b_step = b.ndim() ? b.strides().back() : 0;
+    p.b_vec = cuda::aligned_run(p.bias, p.b_step);
     encoder.set_input_array(b);
   }
   encoder.set_output_array(out);
-  switch (out.dtype()) {
-    case mx::float32:
-      return launch_layer_norm<float>(encoder, p, "float32");
-    case mx::float16:
-      return launch_layer_norm<__half>(encoder, p, "float16");
-    case mx::bfloat16:
-      return launch_layer_norm<__nv_bfloat16>(encoder, p, "bfloat16");
-    default:
-      throw std::runtime_error("[layer_norm] unsupported dtype reached the CUDA kernel");
-  }
+  cuda::dispatch_float(out.dtype(), "layer_norm", [&](auto type, const char* dtype) {
+    launch_layer_norm<typename decltype(type)::type>(encoder, p, dtype);
+  });
 }
 
 } // namespace mlxr

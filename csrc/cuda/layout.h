@@ -62,4 +62,20 @@ inline std::vector<Layout> collapse_axes(const std::vector<const mlx::core::arra
   return out;
 }
 
+// The rows of x (all axes but the last) collapsed as collapse_axes does, into a kernel's fixed
+// arrays of kMax axes (rms_norm and rope keep their own, smaller bound).
+template <int kMax>
+void collapse_rows(const mlx::core::array& x, int& ndim, int64_t (&shape)[kMax], int64_t (&strides)[kMax],
+                   const char* op) {
+  Layout rows = collapse_axes({&x}, 0, static_cast<int>(x.ndim()) - 1, op)[0];
+  if (rows.ndim > kMax) {
+    throw std::runtime_error(std::string("[") + op + "] too many row axes for the CUDA kernel");
+  }
+  ndim = rows.ndim;
+  for (int k = 0; k < rows.ndim; ++k) {
+    shape[k] = rows.shape[k];
+    strides[k] = rows.strides[k];
+  }
+}
+
 } // namespace mlxr::cuda

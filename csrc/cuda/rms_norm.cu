@@ -5,6 +5,7 @@
 #include <utility>
 #include <vector>
 
+#include "cuda/layout.h"
 #include "cuda/runtime.h"
 #include "kernel_log.h"
 #include "rms_norm.h"
@@ -18,40 +19,6 @@ static_assert(cuda::kMaxRowDims == kGpuMaxRowDims, "builder and kernels disagree
 namespace {
 
 using cuda::RMSNormParams;
-
-// Leading axes of x (all but the last) with size-1 axes dropped and contiguous neighbours
-// merged, so that most layouts address rows as row * stride.
-void collapse_rows(const mx::array& x, RMSNormParams& p) {
-  std::vector<std::pair<int64_t, int64_t>> dims; // (size, stride), outermost first
-  for (int k = 0; k + 1 < static_cast<int>(x.ndim()); ++k) {
-    if (x.shape(k) == 1) {
-      continue;
-    }
-    int64_t size = x.shape(k), stride = x.strides()[k];
-    if (!dims.empty() && dims.back().second == size * stride) {
-      dims.back() = {dims.back().first * size, stride};
-    } else {
-      dims.emplace_back(size, stride);
-    }
-  }
-  if (dims.empty()) {
-    dims.emplace_back(1, 0);
-  }
-  if (dims.size() > static_cast<size_t>(cuda::kMaxRowDims)) {
-    throw std::runtime_error("[rms_norm] too many row axes for the CUDA kernel");
-  }
-  p.row_ndim = static_cast<int>(dims.size());
-  for (size_t k = 0; k < dims.size(); ++k) {
-    p.row_shape[k] = dims[k].first;
-    p.row_strides[k] = dims[k].second;
-  }
-}
-
-constexpr unsigned kMaxGrid = 1u << 30; // grid-stride loops cover the rest
-
-unsigned grid_for(int64_t blocks) {
-  return static_cast<unsigned>(blocks < kMaxGrid ? blocks : kMaxGrid);
-}
 
 // One row-kernel configuration: kGroup threads per row, kChunks 16-byte vectors per thread
 // kept in registers (0: two passes over memory).
@@ -94,7 +61,7 @@ void launch_rms_norm(mx::cu::CommandEncoder& encoder, RMSNormParams& p, const ch
     RowsConfig c = pick_rows<T>(p.row_size / V);
     int rows_per_block = c.block / c.group;
     int64_t blocks = (p.n_rows + rows_per_block - 1) / rows_per_block;
-    cuda::launch(encoder, c.kernel, dim3(grid_for(blocks)), dim3(c.block), p);
+    cuda::launch(encoder, c.kernel, dim3(cuda::grid_size(blocks)), dim3(c.block), p);
     name += c.group == 32 ? "warp_" : "rows_";
   } else if (p.row_strides[p.row_ndim - 1] == 1) {
     // Transposed: neighbouring rows are neighbours in memory. Each lane loads kRpl rows at
@@ -115,7 +82,7 @@ void launch_rms_norm(mx::cu::CommandEncoder& encoder, RMSNormParams& p, const ch
       const void* kernel = reinterpret_cast<const void*>(&cuda::rms_norm_cols_smem<T>);
       int64_t smem = int64_t(kSmemRows) * (p.row_size + 16 / sizeof(T)) * sizeof(T);
       if (smem <= cuda::max_dynamic_smem(encoder, kernel, 4096)) {
-        cuda::launch(encoder, kernel, dim3(grid_for(p.n_rows / kSmemRows)), dim3(1024), p,
+        cuda::launch(encoder, kernel, dim3(cuda::grid_size(p.n_rows / kSmemRows)), dim3(1024), p,
                      static_cast<uint32_t>(smem));
         record_kernel("gpu", name + "cols_smem_" + dtype);
         return;
@@ -126,12 +93,12 @@ void launch_rms_norm(mx::cu::CommandEncoder& encoder, RMSNormParams& p, const ch
         : rpl == 2 ? reinterpret_cast<const void*>(&cuda::rms_norm_cols<T, 2>)
                    : reinterpret_cast<const void*>(&cuda::rms_norm_cols<T, 1>);
     int64_t tiles = (inner + 32 * rpl - 1) / (32 * rpl) * (p.n_rows / inner);
-    cuda::launch(encoder, kernel, dim3(grid_for(tiles)), dim3(32 * cuda::kColsWarps), p);
+    cuda::launch(encoder, kernel, dim3(cuda::grid_size(tiles)), dim3(32 * cuda::kColsWarps), p);
     name += "cols_";
   } else {
     constexpr int kBlock = 256;
     cuda::launch(encoder, reinterpret_cast<const void*>(&cuda::rms_norm_strided<T, kBlock>),
-                 dim3(grid_for(p.n_rows)), dim3(kBlock), p);
+                 dim3(cuda::grid_size(p.n_rows)), dim3(kBlock), p);
     name += "strided_";
   }
   // Recorded when the kernel is encoded, i.e. when MLX evaluates this primitive.
@@ -145,21 +112,14 @@ void launch_rms_norm(mx::cu::CommandEncoder& encoder, RMSNormParams& p, const ch
 void RMSNorm::eval_gpu(const std::vector<mx::array>& inputs, std::vector<mx::array>& outputs) {
   const mx::array& x = inputs[0];
   mx::array& out = outputs[0];
-  auto& encoder = mx::cu::get_command_encoder(stream());
-  if (out.size() == 0) {
-    out.set_data(mx::allocator::malloc(0));
+  if (cuda::no_work(outputs)) {
     return;
   }
-  if (x.shape(-1) > INT32_MAX) {
-    throw std::runtime_error("[rms_norm] rows longer than 2^31 - 1 elements on the GPU");
-  }
+  auto& encoder = mx::cu::get_command_encoder(stream());
+  cuda::check_row_length(x.shape(-1), "rms_norm");
   // A donated row-contiguous x is overwritten in place: every element is read by the thread
   // that writes it, before it writes it.
-  if (x.is_donatable() && x.flags().row_contiguous && x.itemsize() == out.itemsize()) {
-    out.copy_shared_buffer(x);
-  } else {
-    cuda::allocate_output(out, encoder);
-  }
+  cuda::output_in_place_or_new(out, x, encoder);
 
   RMSNormParams p = {};
   p.x = mx::gpu_ptr<void>(x);
@@ -168,7 +128,7 @@ void RMSNorm::eval_gpu(const std::vector<mx::array>& inputs, std::vector<mx::arr
   p.n_rows = static_cast<int64_t>(x.size()) / p.row_size;
   p.x_step = x.strides().back();
   p.eps = static_cast<float>(eps_);
-  collapse_rows(x, p);
+  cuda::collapse_rows(x, p.row_ndim, p.row_shape, p.row_strides, "rms_norm");
 
   encoder.set_input_array(x);
   if (has_weight_) {
@@ -179,16 +139,9 @@ void RMSNorm::eval_gpu(const std::vector<mx::array>& inputs, std::vector<mx::arr
   }
   encoder.set_output_array(out);
 
-  switch (out.dtype()) {
-    case mx::float32:
-      return launch_rms_norm<float>(encoder, p, "float32");
-    case mx::float16:
-      return launch_rms_norm<__half>(encoder, p, "float16");
-    case mx::bfloat16:
-      return launch_rms_norm<__nv_bfloat16>(encoder, p, "bfloat16");
-    default:
-      throw std::runtime_error("[rms_norm] unsupported dtype reached the CUDA kernel");
-  }
+  cuda::dispatch_float(out.dtype(), "rms_norm", [&](auto type, const char* dtype) {
+    launch_rms_norm<typename decltype(type)::type>(encoder, p, dtype);
+  });
 }
 
 } // namespace mlxr

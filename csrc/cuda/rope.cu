@@ -6,6 +6,7 @@
 #include <utility>
 #include <vector>
 
+#include "cuda/layout.h"
 #include "cuda/runtime.h"
 #include "kernel_log.h"
 #include "rope.h"
@@ -18,35 +19,6 @@ namespace {
 
 using cuda::RopeParams;
 
-// Leading axes of x (all but the last) with size-1 axes dropped and contiguous neighbours
-// merged, so that most layouts address rows as row * stride.
-void collapse_rows(const mx::array& x, RopeParams& p) {
-  std::vector<std::pair<int64_t, int64_t>> dims; // (size, stride), outermost first
-  for (int k = 0; k + 1 < static_cast<int>(x.ndim()); ++k) {
-    if (x.shape(k) == 1) {
-      continue;
-    }
-    int64_t size = x.shape(k), stride = x.strides()[k];
-    if (!dims.empty() && dims.back().second == size * stride) {
-      dims.back() = {dims.back().first * size, stride};
-    } else {
-      dims.emplace_back(size, stride);
-    }
-  }
-  if (dims.empty()) {
-    dims.emplace_back(1, 0);
-  }
-  if (dims.size() > static_cast<size_t>(cuda::kRopeMaxRowDims)) {
-    throw std::runtime_error("[rope] too many row axes for the CUDA kernel");
-  }
-  p.row_ndim = static_cast<int>(dims.size());
-  for (size_t k = 0; k < dims.size(); ++k) {
-    p.row_shape[k] = dims[k].first;
-    p.row_strides[k] = dims[k].second;
-  }
-}
-
-constexpr int64_t kMaxGrid = int64_t(1) << 30; // grid-stride loops cover the rest
 constexpr int kBlock = 256; // rope_kernel's launch bound (two blocks per SM)
 
 template <typename T, int N, bool kTraditional, bool kVector>
@@ -83,7 +55,7 @@ void launch_rope(mx::cu::CommandEncoder& encoder, RopeParams& p, bool traditiona
     threads_x *= 2;
   }
   int threads_y = static_cast<int>(std::min<int64_t>(kBlock / threads_x, p.n_gt));
-  int64_t blocks_x = std::min((p.n_gt + threads_y - 1) / threads_y, kMaxGrid);
+  int64_t blocks_x = cuda::grid_size((p.n_gt + threads_y - 1) / threads_y);
   // Rows sharing one position share its sines and cosines: one block takes as many of them
   // as still leaves ~2048 blocks (a few waves on an H100) to spread over the SMs.
   int64_t m_per_block = std::max<int64_t>(p.n_m, 1);
@@ -110,24 +82,17 @@ void RoPE::eval_gpu(const std::vector<mx::array>& inputs, std::vector<mx::array>
   const mx::array& offset = inputs[1];
   const mx::array& inv_freqs = inputs[2];
   mx::array& out = outputs[0];
-  auto& encoder = mx::cu::get_command_encoder(stream());
-  if (out.size() == 0) {
-    out.set_data(mx::allocator::malloc(0));
+  if (cuda::no_work(outputs)) {
     return;
   }
-  if (x.shape(-1) > INT32_MAX) {
-    throw std::runtime_error("[rope] rows longer than 2^31 - 1 elements on the GPU");
-  }
+  auto& encoder = mx::cu::get_command_encoder(stream());
+  cuda::check_row_length(x.shape(-1), "rope");
   if (inv_freqs.dtype() != mx::float32 || offset.dtype() != mx::int32) {
     throw std::runtime_error("[rope] the CUDA kernel takes int32 offsets and float32 frequencies");
   }
   // A donated row-contiguous x is rotated in place: each unit is read by the thread that
   // writes it, before it writes it.
-  if (x.is_donatable() && x.flags().row_contiguous) {
-    out.copy_shared_buffer(x);
-  } else {
-    cuda::allocate_output(out, encoder);
-  }
+  cuda::output_in_place_or_new(out, x, encoder);
 
   RopeParams p = {};
   p.x = mx::gpu_ptr<void>(x);
@@ -146,7 +111,7 @@ void RoPE::eval_gpu(const std::vector<mx::array>& inputs, std::vector<mx::array>
   p.n_t = x.shape(-2);
   p.n_gt = n_groups * p.n_t;
   p.n_m = n_rows / p.n_gt;
-  collapse_rows(x, p);
+  cuda::collapse_rows(x, p.row_ndim, p.row_shape, p.row_strides, "rope");
 
   encoder.set_input_array(x);
   encoder.set_input_array(offset);
@@ -154,16 +119,9 @@ void RoPE::eval_gpu(const std::vector<mx::array>& inputs, std::vector<mx::array>
   encoder.set_output_array(out);
 
   uintptr_t x_address = reinterpret_cast<uintptr_t>(p.x);
-  switch (out.dtype()) {
-    case mx::float32:
-      return launch_rope<float>(encoder, p, traditional_, x_address, "float32");
-    case mx::float16:
-      return launch_rope<__half>(encoder, p, traditional_, x_address, "float16");
-    case mx::bfloat16:
-      return launch_rope<__nv_bfloat16>(encoder, p, traditional_, x_address, "bfloat16");
-    default:
-      throw std::runtime_error("[rope] unsupported dtype reached the CUDA kernel");
-  }
+  cuda::dispatch_float(out.dtype(), "rope", [&](auto type, const char* dtype) {
+    launch_rope<typename decltype(type)::type>(encoder, p, traditional_, x_address, dtype);
+  });
 }
 
 } // namespace mlxr

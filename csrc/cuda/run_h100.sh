@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # One GPU-machine call: build mlxr against MLX-CUDA, run the CUDA tests of every op,
-# compute-sanitizer (memcheck + racecheck) over each op's small run (sanitize_<op>.py), each
+# compute-sanitizer (memcheck + racecheck) over each op's small run (sanitize.py <op>), each
 # op's benchmark (bench_<op>.py), and the conformance suite on the GPU where it exists. Logs
 # and tables go to $OUT. Run from the source root after `source .device/setup.sh env`:
 #   bash csrc/cuda/run_h100.sh [build] [test] [sanitize] [bench] [conformance] [profile] [managed]
 # OPS="rope softmax" limits test/sanitize/bench to those ops (default: every csrc/cuda/*.cu op),
-# BENCH_OPS the benchmarks alone, SANITIZE_OPS the sanitizer runs alone.
+# BENCH_OPS the benchmarks alone, SANITIZE_OPS the sanitizer runs alone; CONF_ARGS extra
+# conformance options (e.g. "--op quantized_matmul"), CONF_WORKERS its pytest-xdist workers.
 set -uo pipefail
 src="$(pwd)"
 # Logs go to $LOGS, packed into $OUT/logs.tar.gz after every stage (the device tool returns at
@@ -41,22 +42,24 @@ for stage in $stages; do
       for op in $ops; do
         tests="$tests $src/tests/test_${op}_cuda.py"
       done
-      python -m pytest $tests "$src/tests/test_rms_norm.py" -q -n 4 -p no:cacheprovider -rs 2>&1 \
+      python -m pytest $tests "$src/tests/test_rms_norm.py" -q -n "${TEST_WORKERS:-4}" -p no:cacheprovider -rs \
+        --durations=8 2>&1 \
         | tee "$LOGS/tests.log" | tail -25
       status=$((status | ${PIPESTATUS[0]}))
       # MLX without CUDA graphs launches our CUfunctions directly on its stream.
-      MLX_USE_CUDA_GRAPHS=0 python -m pytest $tests -q -x -p no:cacheprovider \
-        -k "4097 or layouts or donated or stream" 2>&1 | tail -2
-      status=$((status | ${PIPESTATUS[0]}))
+      MLX_USE_CUDA_GRAPHS=0 timeout "${NOGRAPH_TIMEOUT:-240}" python -m pytest $tests -v -x -p no:cacheprovider \
+        -k "4097 or layouts or donated or stream" >"$LOGS/tests_nographs.log" 2>&1
+      rc=$?
+      echo "without CUDA graphs: exit $rc: $(tail -1 "$LOGS/tests_nographs.log")"
+      status=$((status | rc))
       ;;
     sanitize)
       sanitizer="$(command -v compute-sanitizer || ls /usr/local/cuda*/bin/compute-sanitizer \
         /usr/local/cuda*/compute-sanitizer/compute-sanitizer 2>/dev/null | head -1)"
       for op in ${SANITIZE_OPS:-$ops}; do
-        [ -f "$src/csrc/cuda/sanitize_$op.py" ] || { echo "$op: no sanitize_$op.py"; continue; }
         for tool in memcheck racecheck; do
           "$sanitizer" --tool "$tool" --error-exitcode 99 \
-            python "$src/csrc/cuda/sanitize_$op.py" >"$LOGS/sanitize_${op}_$tool.log" 2>&1
+            python "$src/csrc/cuda/sanitize.py" "$op" >"$LOGS/sanitize_${op}_$tool.log" 2>&1
           rc=$?
           echo "$op $tool exit $rc: $(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY|sanitize run' "$LOGS/sanitize_${op}_$tool.log" | tr '\n' ' ')"
           status=$((status | rc))
@@ -77,7 +80,7 @@ for stage in $stages; do
         plugin="$(python -c 'import importlib.metadata as m; print("" if any(e.name == "mlxr_conformance" for e in m.entry_points(group="pytest11")) else "-p mlxr.conformance.plugin")')"
         mkdir -p /tmp/conformance-run
         (cd /tmp/conformance-run && python -c "import sys; sys.path.append(sys.argv.pop(1)); import pytest; sys.exit(pytest.main(sys.argv[1:]))" \
-          "$src" "$conf_dir" $plugin -p no:cacheprovider -q --no-header -rN -n 8 \
+          "$src" "$conf_dir" $plugin -p no:cacheprovider -q --no-header -rN -n "${CONF_WORKERS:-8}" ${CONF_ARGS:-} \
           --device gpu --profile ci --results "$LOGS/gpu-results.json") 2>&1 | tee "$LOGS/conformance.log" | tail -15
         status=$((status | ${PIPESTATUS[0]}))
         cp "$LOGS/gpu-results.json" "$OUT/" 2>/dev/null

@@ -1,5 +1,6 @@
 #include "cuda/runtime.h"
 
+#include <climits>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
@@ -245,6 +246,30 @@ mx::allocator::Data output_data(size_t bytes, mx::cu::CommandEncoder& encoder) {
 
 void allocate_output(mx::array& out, mx::cu::CommandEncoder& encoder) {
   out.set_data(output_data(out.nbytes(), encoder));
+}
+
+bool no_work(std::vector<mx::array>& outputs) {
+  if (outputs[0].size() != 0) {
+    return false;
+  }
+  for (mx::array& out : outputs) {
+    out.set_data(mx::allocator::malloc(0));
+  }
+  return true;
+}
+
+void check_row_length(int64_t row_size, const char* op) {
+  if (row_size > INT32_MAX) {
+    throw std::runtime_error(std::string("[") + op + "] rows longer than 2^31 - 1 elements on the GPU");
+  }
+}
+
+void output_in_place_or_new(mx::array& out, const mx::array& in, mx::cu::CommandEncoder& encoder) {
+  if (in.is_donatable() && in.flags().row_contiguous && in.itemsize() == out.itemsize()) {
+    out.copy_shared_buffer(in);
+  } else {
+    allocate_output(out, encoder);
+  }
 }
 
 } // namespace mlxr::cuda

@@ -5,6 +5,7 @@
 #include <string>
 
 #include "cuda/layout.h"
+#include "cuda/row_configs.h"
 #include "cuda/runtime.h"
 #include "kernel_log.h"
 #include "softmax.h"
@@ -17,33 +18,15 @@ namespace {
 
 using cuda::SoftmaxParams;
 
-constexpr int64_t kMaxGrid = int64_t(1) << 30; // grid-stride loops cover the rest
-
-struct Config {
-  const void* kernel;
-  int group, items;
-};
-
-template <typename T, int kGroup, int kItems, int kV>
-Config config() {
-  return {reinterpret_cast<const void*>(&cuda::softmax_rows<T, kGroup, kItems, kV>), kGroup, kItems};
-}
-
-// The smallest configuration that holds the row in registers: a warp per row up to 256
-// units, then a block per row (4 units a thread at 1024 threads, whose registers are capped
-// at 64); longer rows loop (three reads of x).
 template <typename T, int kV>
-Config pick(int64_t n_units) {
-  const Config configs[] = {
-      config<T, 32, 2, kV>(), config<T, 32, 8, kV>(), config<T, 256, 8, kV>(), config<T, 1024, 4, kV>(),
-  };
-  for (const Config& c : configs) {
-    if (n_units <= int64_t(c.group) * c.items) {
-      return c;
+struct SoftmaxKernel {
+  template <int kGroup, int kItems>
+  struct Of {
+    static const void* get() {
+      return reinterpret_cast<const void*>(&cuda::softmax_rows<T, kGroup, kItems, kV>);
     }
-  }
-  return config<T, 1024, 0, kV>();
-}
+  };
+};
 
 template <typename T>
 void launch_softmax(mx::cu::CommandEncoder& encoder, SoftmaxParams& p, const char* dtype) {
@@ -53,15 +36,11 @@ void launch_softmax(mx::cu::CommandEncoder& encoder, SoftmaxParams& p, const cha
   for (int k = 0; k < p.rows.ndim; ++k) {
     vector = vector && p.rows.strides[k] % V == 0;
   }
-  Config c = vector ? pick<T, V>(p.row_size / V) : pick<T, 1>(p.row_size);
-  int block = std::max(c.group, 256);
-  int rows_per_block = block / c.group;
-  int64_t blocks = std::min((p.n_rows + rows_per_block - 1) / rows_per_block, kMaxGrid);
-  cuda::launch(encoder, c.kernel, dim3(static_cast<unsigned>(blocks)), dim3(block), p);
-  std::string name = std::string("softmax_") + (c.items == 0 ? "looped_" : c.group == 32 ? "warp_" : "block_") +
-      (vector ? "" : "strided_") + dtype;
+  cuda::RowConfig c = vector ? cuda::pick_row_config<SoftmaxKernel<T, V>::template Of>(p.row_size / V)
+                             : cuda::pick_row_config<SoftmaxKernel<T, 1>::template Of>(p.row_size);
+  cuda::launch(encoder, c.kernel, dim3(c.grid(p.n_rows)), dim3(c.block()), p);
   // Recorded when the kernel is encoded, i.e. when MLX evaluates this primitive.
-  record_kernel("gpu", name);
+  record_kernel("gpu", "softmax_" + c.variant(vector) + dtype);
 }
 
 } // namespace
@@ -71,26 +50,19 @@ void launch_softmax(mx::cu::CommandEncoder& encoder, SoftmaxParams& p, const cha
 void Softmax::eval_gpu(const std::vector<mx::array>& inputs, std::vector<mx::array>& outputs) {
   const mx::array& x = inputs[0];
   mx::array& out = outputs[0];
-  auto& encoder = mx::cu::get_command_encoder(stream());
-  if (out.size() == 0) {
-    out.set_data(mx::allocator::malloc(0));
+  if (cuda::no_work(outputs)) {
     return;
   }
+  auto& encoder = mx::cu::get_command_encoder(stream());
   int ndim = static_cast<int>(x.ndim());
   int64_t row_size = 1;
   for (int k = ndim - n_axes_; k < ndim; ++k) {
     row_size *= x.shape(k);
   }
-  if (row_size > INT32_MAX) {
-    throw std::runtime_error("[softmax] rows longer than 2^31 - 1 elements on the GPU");
-  }
+  cuda::check_row_length(row_size, "softmax");
   // A donated row-contiguous x is overwritten in place: each thread reads its elements
   // before the row's reductions complete and writes only those elements afterwards.
-  if (x.is_donatable() && x.flags().row_contiguous) {
-    out.copy_shared_buffer(x);
-  } else {
-    cuda::allocate_output(out, encoder);
-  }
+  cuda::output_in_place_or_new(out, x, encoder);
 
   SoftmaxParams p = {};
   p.x = mx::gpu_ptr<void>(x);
@@ -102,16 +74,9 @@ void Softmax::eval_gpu(const std::vector<mx::array>& inputs, std::vector<mx::arr
 
   encoder.set_input_array(x);
   encoder.set_output_array(out);
-  switch (out.dtype()) {
-    case mx::float32:
-      return launch_softmax<float>(encoder, p, "float32");
-    case mx::float16:
-      return launch_softmax<__half>(encoder, p, "float16");
-    case mx::bfloat16:
-      return launch_softmax<__nv_bfloat16>(encoder, p, "bfloat16");
-    default:
-      throw std::runtime_error("[softmax] unsupported dtype reached the CUDA kernel");
-  }
+  cuda::dispatch_float(out.dtype(), "softmax", [&](auto type, const char* dtype) {
+    launch_softmax<typename decltype(type)::type>(encoder, p, dtype);
+  });
 }
 
 } // namespace mlxr

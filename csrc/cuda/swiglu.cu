@@ -18,10 +18,9 @@ namespace {
 using cuda::SwiGLUParams;
 
 constexpr int kBlock = 256;
-constexpr int64_t kMaxGrid = int64_t(1) << 30; // grid-stride loops cover the rest
 
 unsigned grid_for(int64_t work) {
-  return static_cast<unsigned>(std::clamp<int64_t>((work + kBlock - 1) / kBlock, 1, kMaxGrid));
+  return cuda::grid_size((work + kBlock - 1) / kBlock);
 }
 
 // Every element stored once, no broadcast or negative strides (as the CPU kernel decides).
@@ -64,11 +63,10 @@ void SwiGLU::eval_gpu(const std::vector<mx::array>& inputs, std::vector<mx::arra
   const mx::array& gate = inputs[0];
   const mx::array& up = inputs[1];
   mx::array& out = outputs[0];
-  auto& encoder = mx::cu::get_command_encoder(stream());
-  if (out.size() == 0) {
-    out.set_data(mx::allocator::malloc(0));
+  if (cuda::no_work(outputs)) {
     return;
   }
+  auto& encoder = mx::cu::get_command_encoder(stream());
   // Same-layout dense inputs give the output their layout (one flat span); elementwise, so a
   // donated input is overwritten in place. Otherwise the output is row-contiguous.
   bool flat = dense(gate) && dense(up) && gate.strides() == up.strides();
@@ -97,16 +95,9 @@ void SwiGLU::eval_gpu(const std::vector<mx::array>& inputs, std::vector<mx::arra
   encoder.set_input_array(up);
   encoder.set_output_array(out);
 
-  switch (out.dtype()) {
-    case mx::float32:
-      return launch_swiglu<float>(encoder, p, flat, "float32");
-    case mx::float16:
-      return launch_swiglu<__half>(encoder, p, flat, "float16");
-    case mx::bfloat16:
-      return launch_swiglu<__nv_bfloat16>(encoder, p, flat, "bfloat16");
-    default:
-      throw std::runtime_error("[swiglu] unsupported dtype reached the CUDA kernel");
-  }
+  cuda::dispatch_float(out.dtype(), "swiglu", [&](auto type, const char* dtype) {
+    launch_swiglu<typename decltype(type)::type>(encoder, p, flat, dtype);
+  });
 }
 
 } // namespace mlxr

@@ -1,0 +1,38 @@
+"""Shared by the newer bench_<op>.py scripts: the command line, the results files, a table.
+
+Timing itself is bench_rms_norm.median_seconds (20 independent calls per eval, medians,
+implementations interleaved).
+"""
+
+import argparse
+import json
+import os
+
+import mlx.core as mx
+
+
+def table(rows, columns):
+    """Fixed-width text: columns are (header, key, format spec, width); lists print as AxB."""
+    def cell(value, spec, width):
+        text = "x".join(map(str, value)) if isinstance(value, list) else format(value, spec)
+        return f"{text:>{width}}"
+    lines = ["".join(f"{h:>{w}}" for h, _, _, w in columns)]
+    lines += ["".join(cell(r[k], s, w) for _, k, s, w in columns) for r in rows]
+    return "\n".join(lines)
+
+
+def main(name, bench_all, columns):
+    """python bench_<name>.py [--out DIR] [--only PREFIXES]: prints the table, writes
+    bench_<name>.json / .txt into DIR."""
+    p = argparse.ArgumentParser()
+    p.add_argument("--out", default=None)
+    p.add_argument("--only", default="", help="comma-separated case prefixes")
+    args = p.parse_args()
+    rows = bench_all([o for o in args.only.split(",") if o])
+    text = table(rows, columns)
+    print(text)
+    if args.out:
+        with open(os.path.join(args.out, f"bench_{name}.json"), "w") as f:
+            json.dump({"mlx": mx.__version__, "rows": rows}, f, indent=1)
+        with open(os.path.join(args.out, f"bench_{name}.txt"), "w") as f:
+            f.write(text + "\n")

@@ -5,6 +5,8 @@
 
 #include "cpu/block.h"
 #include "cpu/isa.h"
+#include "cpu/parallel_rows.h"
+#include "cpu/rms_row.h"
 #include "cpu/rows.h"
 #include "kernel_log.h"
 #include "mlx/allocator.h"
@@ -18,7 +20,8 @@ namespace {
 struct AddRMSNormArgs {
   const void* x;
   const void* residual;
-  int64_t n_rows;
+  int64_t row_begin; // the rows [row_begin, row_end) of this call
+  int64_t row_end;
   int64_t row_size;
   const cpu::RowWalker* x_rows;
   const cpu::RowWalker* residual_rows;
@@ -29,7 +32,7 @@ struct AddRMSNormArgs {
 };
 
 // h = round(x + residual) for one row, returning the sum of squares of the rounded h in
-// kBlock lanes (the order of rms_norm.cpp's sum_squares, so normed == rms_norm(h) bitwise).
+// kBlock lanes (the order of cpu::sum_squares, so normed == rms_norm(h) bitwise).
 template <typename D, typename Isa>
 MLXR_INLINE typename D::acc add_row(
     const typename D::storage* x,
@@ -55,30 +58,6 @@ MLXR_INLINE typename D::acc add_row(
   return total;
 }
 
-// normed = round(h * inv_rms) [* weight], as rms_norm.cpp's scale_row; h comes from cache.
-template <typename D, typename Isa, bool kWeight>
-MLXR_INLINE void scale_row(
-    const typename D::storage* h,
-    const typename D::storage* weight,
-    typename D::storage* out,
-    int64_t n,
-    typename D::acc inv_rms) {
-  using Acc = typename D::acc;
-  using B = cpu::Block<D, Isa>;
-  int64_t i = 0;
-  for (; i + cpu::kBlock <= n; i += cpu::kBlock) {
-    auto y = B::load(h + i) * inv_rms;
-    if constexpr (kWeight) {
-      y = B::round(y) * B::load(weight + i);
-    }
-    B::store(y, out + i);
-  }
-  for (; i < n; ++i) {
-    Acc normed = D::load(h[i]) * inv_rms;
-    out[i] = kWeight ? D::store(D::load(D::store(normed)) * D::load(weight[i])) : D::store(normed);
-  }
-}
-
 template <typename D, typename Isa>
 MLXR_INLINE void add_rms_norm_rows_impl(AddRMSNormArgs args) {
   using S = typename D::storage;
@@ -99,7 +78,7 @@ MLXR_INLINE void add_rms_norm_rows_impl(AddRMSNormArgs args) {
     }
     return buffer.data();
   };
-  for (int64_t r = 0; r < args.n_rows; ++r) {
+  for (int64_t r = args.row_begin; r < args.row_end; ++r) {
     const S* x_row = x + args.x_rows->offset(r);
     const S* residual_row = residual + args.residual_rows->offset(r);
     if (x_step != 1) {
@@ -112,9 +91,9 @@ MLXR_INLINE void add_rms_norm_rows_impl(AddRMSNormArgs args) {
     Acc mean_sq = add_row<D, Isa>(x_row, residual_row, h_row, n) / static_cast<Acc>(n);
     Acc inv_rms = Acc(1) / std::sqrt(mean_sq + static_cast<Acc>(args.eps));
     if (weight) {
-      scale_row<D, Isa, true>(h_row, weight, normed + r * n, n, inv_rms);
+      cpu::scale_row<D, Isa, true>(h_row, weight, normed + r * n, n, inv_rms);
     } else {
-      scale_row<D, Isa, false>(h_row, weight, normed + r * n, n, inv_rms);
+      cpu::scale_row<D, Isa, false>(h_row, weight, normed + r * n, n, inv_rms);
     }
   }
 }
@@ -136,9 +115,11 @@ void run_add_rms_norm(
   int64_t n_rows = row_size ? static_cast<int64_t>(x.size()) / row_size : 0;
   std::vector<S> scratch;
   const S* weight = w ? cpu::contiguous_row<S>(*w, scratch) : nullptr;
-  AddRMSNormArgs args{x.data<void>(), residual.data<void>(), n_rows, row_size, &x_rows,
-                      &residual_rows, weight, normed.data<void>(), h.data<void>(), eps};
-  add_rms_norm_rows<D>(args);
+  cpu::parallel_rows(n_rows, 4 * row_size * sizeof(S), [&](int64_t begin, int64_t end) {
+    add_rms_norm_rows<D>(AddRMSNormArgs{x.data<void>(), residual.data<void>(), begin, end, row_size,
+                                        &x_rows, &residual_rows, weight, normed.data<void>(),
+                                        h.data<void>(), eps});
+  });
   record_kernel("cpu", kernel);
 }
 

@@ -5,6 +5,7 @@
 
 #include "cpu/block.h"
 #include "cpu/isa.h"
+#include "cpu/parallel_rows.h"
 #include "cpu/rows.h"
 #include "kernel_log.h"
 #include "mlx/allocator.h"
@@ -17,7 +18,8 @@ namespace {
 
 struct LayerNormArgs {
   const void* x;
-  int64_t n_rows;
+  int64_t row_begin; // the rows [row_begin, row_end) of this call
+  int64_t row_end;
   int64_t row_size;
   const cpu::RowWalker* rows;
   const void* weight; // contiguous, output dtype, or null
@@ -145,7 +147,7 @@ MLXR_INLINE void layer_norm_rows_impl(LayerNormArgs args) {
   int64_t n = args.row_size;
   int64_t step = args.rows->step();
   std::vector<S> gathered(step == 1 ? 0 : n);
-  for (int64_t r = 0; r < args.n_rows; ++r) {
+  for (int64_t r = args.row_begin; r < args.row_end; ++r) {
     const S* row = x + args.rows->offset(r);
     if (step != 1) {
       // Strided rows are gathered once so all three passes run on contiguous data.
@@ -190,8 +192,10 @@ void run_layer_norm(
   std::vector<S> weight_scratch, bias_scratch;
   const S* weight = w ? cpu::contiguous_row<S>(*w, weight_scratch) : nullptr;
   const S* bias = b ? cpu::contiguous_row<S>(*b, bias_scratch) : nullptr;
-  LayerNormArgs args{x.data<void>(), n_rows, row_size, &rows, weight, bias, out.data<void>(), eps};
-  layer_norm_rows<D>(args);
+  cpu::parallel_rows(n_rows, 2 * row_size * sizeof(S), [&](int64_t begin, int64_t end) {
+    layer_norm_rows<D>(
+        LayerNormArgs{x.data<void>(), begin, end, row_size, &rows, weight, bias, out.data<void>(), eps});
+  });
   record_kernel("cpu", kernel);
 }
 

@@ -1,0 +1,55 @@
+// The two row passes of RMSNorm, shared by rms_norm and add_rms_norm (whose normed output
+// must equal rms_norm(h) bitwise).
+#pragma once
+
+#include <cstdint>
+
+#include "cpu/block.h"
+
+namespace mlxr::cpu {
+
+// Sum of squares in kBlock independent lanes: vector-wide, and the summation order does not
+// depend on alignment or ISA, so results are bitwise reproducible.
+template <typename D, typename Isa>
+MLXR_INLINE typename D::acc sum_squares(const typename D::storage* x, int64_t n) {
+  using Acc = typename D::acc;
+  LaneSums<Acc, Isa> partial;
+  int64_t i = 0;
+  for (; i + kBlock <= n; i += kBlock) {
+    auto v = Block<D, Isa>::load(x + i);
+    partial.add_product(v, v);
+  }
+  Acc total = partial.sum();
+  for (; i < n; ++i) {
+    Acc t = D::load(x[i]);
+    total += t * t;
+  }
+  return total;
+}
+
+// out = round(x * inv_rms) [* weight], rounding to the output dtype before the weight
+// multiply as the reference does.
+template <typename D, typename Isa, bool kWeight>
+MLXR_INLINE void scale_row(
+    const typename D::storage* x,
+    const typename D::storage* weight,
+    typename D::storage* out,
+    int64_t n,
+    typename D::acc inv_rms) {
+  using Acc = typename D::acc;
+  using B = Block<D, Isa>;
+  int64_t i = 0;
+  for (; i + kBlock <= n; i += kBlock) {
+    auto y = B::load(x + i) * inv_rms;
+    if constexpr (kWeight) {
+      y = B::round(y) * B::load(weight + i);
+    }
+    B::store(y, out + i);
+  }
+  for (; i < n; ++i) {
+    Acc normed = D::load(x[i]) * inv_rms;
+    out[i] = kWeight ? D::store(D::load(D::store(normed)) * D::load(weight[i])) : D::store(normed);
+  }
+}
+
+} // namespace mlxr::cpu

@@ -26,6 +26,7 @@ struct AddRMSNormArgs {
   const cpu::RowWalker* x_rows;
   const cpu::RowWalker* residual_rows;
   const void* weight; // contiguous, output dtype, or null
+  bool weight_finite;
   void* normed;
   void* h;
   double eps;
@@ -61,7 +62,6 @@ MLXR_INLINE typename D::acc add_row(
 template <typename D, typename Isa>
 MLXR_INLINE void add_rms_norm_rows_impl(AddRMSNormArgs args) {
   using S = typename D::storage;
-  using Acc = typename D::acc;
   const S* x = static_cast<const S*>(args.x);
   const S* residual = static_cast<const S*>(args.residual);
   const S* weight = static_cast<const S*>(args.weight);
@@ -88,17 +88,15 @@ MLXR_INLINE void add_rms_norm_rows_impl(AddRMSNormArgs args) {
       residual_row = gather(residual_row, residual_step, residual_gathered);
     }
     S* h_row = h + r * n;
-    Acc mean_sq = add_row<D, Isa>(x_row, residual_row, h_row, n) / static_cast<Acc>(n);
-    Acc inv_rms = Acc(1) / std::sqrt(mean_sq + static_cast<Acc>(args.eps));
-    if (weight) {
-      cpu::scale_row<D, Isa, true>(h_row, weight, normed + r * n, n, inv_rms);
-    } else {
-      cpu::scale_row<D, Isa, false>(h_row, weight, normed + r * n, n, inv_rms);
-    }
+    // h comes back from cache for the second pass.
+    cpu::normalise_rms_row<D, Isa>(h_row, weight, args.weight_finite, normed + r * n, n,
+                                   add_row<D, Isa>(x_row, residual_row, h_row, n), args.eps);
   }
 }
 
 MLXR_ISA_DISPATCH(add_rms_norm_rows, add_rms_norm_rows_impl)
+
+constexpr int64_t kCheckWeightRows = 16;
 
 template <typename D>
 void run_add_rms_norm(
@@ -115,9 +113,11 @@ void run_add_rms_norm(
   int64_t n_rows = row_size ? static_cast<int64_t>(x.size()) / row_size : 0;
   std::vector<S> scratch;
   const S* weight = w ? cpu::contiguous_row<S>(*w, scratch) : nullptr;
+  // Checked once for many rows; a few rows take the NaN-safe rounding instead.
+  bool weight_finite = weight && n_rows >= kCheckWeightRows && cpu::all_finite<D>(weight, row_size);
   cpu::parallel_rows(n_rows, 4 * row_size * sizeof(S), [&](int64_t begin, int64_t end) {
     add_rms_norm_rows<D>(AddRMSNormArgs{x.data<void>(), residual.data<void>(), begin, end, row_size,
-                                        &x_rows, &residual_rows, weight, normed.data<void>(),
+                                        &x_rows, &residual_rows, weight, weight_finite, normed.data<void>(),
                                         h.data<void>(), eps});
   });
   record_kernel("cpu", kernel);

@@ -24,6 +24,7 @@ struct RMSNormArgs {
   int64_t row_size;
   const cpu::RowWalker* rows;
   const void* weight; // contiguous, output dtype, or null
+  bool weight_finite;
   void* out;
   double eps;
 };
@@ -31,7 +32,6 @@ struct RMSNormArgs {
 template <typename D, typename Isa>
 MLXR_INLINE void rms_norm_rows_impl(RMSNormArgs args) {
   using S = typename D::storage;
-  using Acc = typename D::acc;
   const S* x = static_cast<const S*>(args.x);
   const S* weight = static_cast<const S*>(args.weight);
   S* out = static_cast<S*>(args.out);
@@ -47,17 +47,14 @@ MLXR_INLINE void rms_norm_rows_impl(RMSNormArgs args) {
       }
       row = gathered.data();
     }
-    Acc mean_sq = cpu::sum_squares<D, Isa>(row, n) / static_cast<Acc>(n);
-    Acc inv_rms = Acc(1) / std::sqrt(mean_sq + static_cast<Acc>(args.eps));
-    if (weight) {
-      cpu::scale_row<D, Isa, true>(row, weight, out + r * n, n, inv_rms);
-    } else {
-      cpu::scale_row<D, Isa, false>(row, weight, out + r * n, n, inv_rms);
-    }
+    cpu::normalise_rms_row<D, Isa>(row, weight, args.weight_finite, out + r * n, n,
+                                   cpu::sum_squares<D, Isa>(row, n), args.eps);
   }
 }
 
 MLXR_ISA_DISPATCH(rms_norm_rows, rms_norm_rows_impl)
+
+constexpr int64_t kCheckWeightRows = 16;
 
 template <typename D>
 void run_rms_norm(const mx::array& x, const std::optional<mx::array>& w, mx::array& out,
@@ -69,9 +66,11 @@ void run_rms_norm(const mx::array& x, const std::optional<mx::array>& w, mx::arr
   // Weight in storage precision: half the cache footprint of a float copy for half types.
   std::vector<S> scratch;
   const S* weight = w ? cpu::contiguous_row<S>(*w, scratch) : nullptr;
+  // Checked once for many rows; a few rows take the NaN-safe rounding instead.
+  bool weight_finite = weight && n_rows >= kCheckWeightRows && cpu::all_finite<D>(weight, row_size);
   cpu::parallel_rows(n_rows, 2 * row_size * sizeof(S), [&](int64_t begin, int64_t end) {
     rms_norm_rows<D>(RMSNormArgs{x.data<void>(), begin, end, row_size, &rows, weight,
-                                 out.data<void>(), eps});
+                                 weight_finite, out.data<void>(), eps});
   });
   record_kernel("cpu", kernel);
 }

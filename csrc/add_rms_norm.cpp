@@ -5,6 +5,8 @@
 
 #include "cpu/block.h"
 #include "cpu/isa.h"
+#include "cpu/parallel_rows.h"
+#include "cpu/rms_row.h"
 #include "cpu/rows.h"
 #include "kernel_log.h"
 #ifdef MLXR_METAL
@@ -21,18 +23,20 @@ namespace {
 struct AddRMSNormArgs {
   const void* x;
   const void* residual;
-  int64_t n_rows;
+  int64_t row_begin; // the rows [row_begin, row_end) of this call
+  int64_t row_end;
   int64_t row_size;
   const cpu::RowWalker* x_rows;
   const cpu::RowWalker* residual_rows;
   const void* weight; // contiguous, output dtype, or null
+  bool weight_finite;
   void* normed;
   void* h;
   double eps;
 };
 
 // h = round(x + residual) for one row, returning the sum of squares of the rounded h in
-// kBlock lanes (the order of rms_norm.cpp's sum_squares, so normed == rms_norm(h) bitwise).
+// kBlock lanes (the order of cpu::sum_squares, so normed == rms_norm(h) bitwise).
 template <typename D, typename Isa>
 MLXR_INLINE typename D::acc add_row(
     const typename D::storage* x,
@@ -58,34 +62,9 @@ MLXR_INLINE typename D::acc add_row(
   return total;
 }
 
-// normed = round(h * inv_rms) [* weight], as rms_norm.cpp's scale_row; h comes from cache.
-template <typename D, typename Isa, bool kWeight>
-MLXR_INLINE void scale_row(
-    const typename D::storage* h,
-    const typename D::storage* weight,
-    typename D::storage* out,
-    int64_t n,
-    typename D::acc inv_rms) {
-  using Acc = typename D::acc;
-  using B = cpu::Block<D, Isa>;
-  int64_t i = 0;
-  for (; i + cpu::kBlock <= n; i += cpu::kBlock) {
-    auto y = B::load(h + i) * inv_rms;
-    if constexpr (kWeight) {
-      y = B::round(y) * B::load(weight + i);
-    }
-    B::store(y, out + i);
-  }
-  for (; i < n; ++i) {
-    Acc normed = D::load(h[i]) * inv_rms;
-    out[i] = kWeight ? D::store(D::load(D::store(normed)) * D::load(weight[i])) : D::store(normed);
-  }
-}
-
 template <typename D, typename Isa>
 MLXR_INLINE void add_rms_norm_rows_impl(AddRMSNormArgs args) {
   using S = typename D::storage;
-  using Acc = typename D::acc;
   const S* x = static_cast<const S*>(args.x);
   const S* residual = static_cast<const S*>(args.residual);
   const S* weight = static_cast<const S*>(args.weight);
@@ -102,7 +81,7 @@ MLXR_INLINE void add_rms_norm_rows_impl(AddRMSNormArgs args) {
     }
     return buffer.data();
   };
-  for (int64_t r = 0; r < args.n_rows; ++r) {
+  for (int64_t r = args.row_begin; r < args.row_end; ++r) {
     const S* x_row = x + args.x_rows->offset(r);
     const S* residual_row = residual + args.residual_rows->offset(r);
     if (x_step != 1) {
@@ -112,17 +91,15 @@ MLXR_INLINE void add_rms_norm_rows_impl(AddRMSNormArgs args) {
       residual_row = gather(residual_row, residual_step, residual_gathered);
     }
     S* h_row = h + r * n;
-    Acc mean_sq = add_row<D, Isa>(x_row, residual_row, h_row, n) / static_cast<Acc>(n);
-    Acc inv_rms = Acc(1) / std::sqrt(mean_sq + static_cast<Acc>(args.eps));
-    if (weight) {
-      scale_row<D, Isa, true>(h_row, weight, normed + r * n, n, inv_rms);
-    } else {
-      scale_row<D, Isa, false>(h_row, weight, normed + r * n, n, inv_rms);
-    }
+    // h comes back from cache for the second pass.
+    cpu::normalise_rms_row<D, Isa>(h_row, weight, args.weight_finite, normed + r * n, n,
+                                   add_row<D, Isa>(x_row, residual_row, h_row, n), args.eps);
   }
 }
 
 MLXR_ISA_DISPATCH(add_rms_norm_rows, add_rms_norm_rows_impl)
+
+constexpr int64_t kCheckWeightRows = 16;
 
 template <typename D>
 void run_add_rms_norm(
@@ -139,9 +116,13 @@ void run_add_rms_norm(
   int64_t n_rows = row_size ? static_cast<int64_t>(x.size()) / row_size : 0;
   std::vector<S> scratch;
   const S* weight = w ? cpu::contiguous_row<S>(*w, scratch) : nullptr;
-  AddRMSNormArgs args{x.data<void>(), residual.data<void>(), n_rows, row_size, &x_rows,
-                      &residual_rows, weight, normed.data<void>(), h.data<void>(), eps};
-  add_rms_norm_rows<D>(args);
+  // Checked once for many rows; a few rows take the NaN-safe rounding instead.
+  bool weight_finite = weight && n_rows >= kCheckWeightRows && cpu::all_finite<D>(weight, row_size);
+  cpu::parallel_rows(n_rows, 4 * row_size * sizeof(S), [&](int64_t begin, int64_t end) {
+    add_rms_norm_rows<D>(AddRMSNormArgs{x.data<void>(), residual.data<void>(), begin, end, row_size,
+                                        &x_rows, &residual_rows, weight, weight_finite, normed.data<void>(),
+                                        h.data<void>(), eps});
+  });
   record_kernel("cpu", kernel);
 }
 

@@ -5,6 +5,7 @@
 
 #include "cpu/block.h"
 #include "cpu/isa.h"
+#include "cpu/parallel_rows.h"
 #include "cpu/rows.h"
 #include "kernel_log.h"
 #ifdef MLXR_METAL
@@ -20,11 +21,13 @@ namespace {
 
 struct LayerNormArgs {
   const void* x;
-  int64_t n_rows;
+  int64_t row_begin; // the rows [row_begin, row_end) of this call
+  int64_t row_end;
   int64_t row_size;
   const cpu::RowWalker* rows;
   const void* weight; // contiguous, output dtype, or null
   const void* bias; // contiguous, output dtype, or null
+  bool params_finite; // weight and bias (those present) checked finite
   void* out;
   double eps;
 };
@@ -100,8 +103,9 @@ MLXR_INLINE typename D::acc centred_sum_squares(
 }
 
 // out = round(round(round((x - mean) * inv_std) * weight) + bias), each step present only
-// with its parameter.
-template <typename D, typename Isa, bool kWeight, bool kBias>
+// with its parameter. kNoNan: mean, inv_std and the parameters are finite, so no value here
+// is NaN (|(x - mean) * inv_std| <= sqrt(n)) and the rounding skips its NaN fix-up.
+template <typename D, typename Isa, bool kWeight, bool kBias, bool kNoNan>
 MLXR_INLINE void normalise_row(
     const typename D::storage* x,
     const typename D::storage* weight,
@@ -118,12 +122,16 @@ MLXR_INLINE void normalise_row(
   for (; i + cpu::kBlock <= n; i += cpu::kBlock) {
     auto y = (B::load(x + i) - mean_v) * inv_std_v;
     if constexpr (kWeight) {
-      y = B::round(y) * B::load(weight + i);
+      y = (kNoNan ? cpu::round_not_nan<D, Isa>(y) : B::round(y)) * B::load(weight + i);
     }
     if constexpr (kBias) {
-      y = B::round(y) + B::load(bias + i);
+      y = (kNoNan ? cpu::round_not_nan<D, Isa>(y) : B::round(y)) + B::load(bias + i);
     }
-    B::store(y, out + i);
+    if constexpr (kNoNan) {
+      cpu::store_not_nan<D, Isa>(y, out + i);
+    } else {
+      B::store(y, out + i);
+    }
   }
   for (; i < n; ++i) {
     Acc y = (D::load(x[i]) - mean) * inv_std;
@@ -148,7 +156,7 @@ MLXR_INLINE void layer_norm_rows_impl(LayerNormArgs args) {
   int64_t n = args.row_size;
   int64_t step = args.rows->step();
   std::vector<S> gathered(step == 1 ? 0 : n);
-  for (int64_t r = 0; r < args.n_rows; ++r) {
+  for (int64_t r = args.row_begin; r < args.row_end; ++r) {
     const S* row = x + args.rows->offset(r);
     if (step != 1) {
       // Strided rows are gathered once so all three passes run on contiguous data.
@@ -162,21 +170,21 @@ MLXR_INLINE void layer_norm_rows_impl(LayerNormArgs args) {
     Acc var = centred_sum_squares<D, Isa>(row, n, mean) / static_cast<Acc>(n);
     Acc inv_std = Acc(1) / std::sqrt(var + static_cast<Acc>(args.eps));
     S* out_row = out + r * n;
-    if (weight && bias) {
-      normalise_row<D, Isa, true, true>(row, weight, bias, out_row, n, mean, inv_std);
-    } else if (weight) {
-      normalise_row<D, Isa, true, false>(row, weight, bias, out_row, n, mean, inv_std);
-    } else if (bias) {
-      normalise_row<D, Isa, false, true>(row, weight, bias, out_row, n, mean, inv_std);
-    } else {
-      normalise_row<D, Isa, false, false>(row, weight, bias, out_row, n, mean, inv_std);
-    }
+    // A finite sum and variance mean every x is finite.
+    bool no_nan = args.params_finite && std::isfinite(mean) && std::isfinite(var) &&
+        std::isfinite(inv_std);
+    cpu::with_flags([&](auto has_weight, auto has_bias, auto finite) {
+      normalise_row<D, Isa, decltype(has_weight)::value, decltype(has_bias)::value,
+                    decltype(finite)::value>(row, weight, bias, out_row, n, mean, inv_std);
+    }, weight != nullptr, bias != nullptr, no_nan);
   }
 }
 
 MLXR_ISA_DISPATCH(layer_norm_rows, layer_norm_rows_impl)
 
 #pragma GCC pop_options
+
+constexpr int64_t kCheckParamRows = 16;
 
 template <typename D>
 void run_layer_norm(
@@ -193,8 +201,14 @@ void run_layer_norm(
   std::vector<S> weight_scratch, bias_scratch;
   const S* weight = w ? cpu::contiguous_row<S>(*w, weight_scratch) : nullptr;
   const S* bias = b ? cpu::contiguous_row<S>(*b, bias_scratch) : nullptr;
-  LayerNormArgs args{x.data<void>(), n_rows, row_size, &rows, weight, bias, out.data<void>(), eps};
-  layer_norm_rows<D>(args);
+  // Checked once for many rows; a few rows take the NaN-safe rounding instead.
+  bool params_finite = n_rows >= kCheckParamRows && (!weight || cpu::all_finite<D>(weight, row_size)) &&
+      (!bias || cpu::all_finite<D>(bias, row_size));
+  cpu::parallel_rows(n_rows, 2 * row_size * sizeof(S), [&](int64_t begin, int64_t end) {
+    layer_norm_rows<D>(
+        LayerNormArgs{x.data<void>(), begin, end, row_size, &rows, weight, bias, params_finite,
+                      out.data<void>(), eps});
+  });
   record_kernel("cpu", kernel);
 }
 

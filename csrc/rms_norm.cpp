@@ -5,6 +5,8 @@
 
 #include "cpu/block.h"
 #include "cpu/isa.h"
+#include "cpu/parallel_rows.h"
+#include "cpu/rms_row.h"
 #include "cpu/rows.h"
 #include "kernel_log.h"
 #ifdef MLXR_METAL
@@ -20,69 +22,26 @@ namespace {
 
 struct RMSNormArgs {
   const void* x;
-  int64_t n_rows;
+  int64_t row_begin; // the rows [row_begin, row_end) of this call
+  int64_t row_end;
   int64_t row_size;
   const cpu::RowWalker* rows;
   const void* weight; // contiguous, output dtype, or null
+  bool weight_finite;
   void* out;
   double eps;
 };
 
-// Sum of squares in kBlock independent lanes: vector-wide, and the summation order does not
-// depend on alignment or ISA, so results are bitwise reproducible.
-template <typename D, typename Isa>
-MLXR_INLINE typename D::acc sum_squares(const typename D::storage* x, int64_t n) {
-  using Acc = typename D::acc;
-  cpu::LaneSums<Acc, Isa> partial;
-  int64_t i = 0;
-  for (; i + cpu::kBlock <= n; i += cpu::kBlock) {
-    auto v = cpu::Block<D, Isa>::load(x + i);
-    partial.add_product(v, v);
-  }
-  Acc total = partial.sum();
-  for (; i < n; ++i) {
-    Acc t = D::load(x[i]);
-    total += t * t;
-  }
-  return total;
-}
-
-// out = round(x * inv_rms) [* weight], rounding to the output dtype before the weight
-// multiply as the reference does.
-template <typename D, typename Isa, bool kWeight>
-MLXR_INLINE void scale_row(
-    const typename D::storage* x,
-    const typename D::storage* weight,
-    typename D::storage* out,
-    int64_t n,
-    typename D::acc inv_rms) {
-  using Acc = typename D::acc;
-  using B = cpu::Block<D, Isa>;
-  int64_t i = 0;
-  for (; i + cpu::kBlock <= n; i += cpu::kBlock) {
-    auto y = B::load(x + i) * inv_rms;
-    if constexpr (kWeight) {
-      y = B::round(y) * B::load(weight + i);
-    }
-    B::store(y, out + i);
-  }
-  for (; i < n; ++i) {
-    Acc normed = D::load(x[i]) * inv_rms;
-    out[i] = kWeight ? D::store(D::load(D::store(normed)) * D::load(weight[i])) : D::store(normed);
-  }
-}
-
 template <typename D, typename Isa>
 MLXR_INLINE void rms_norm_rows_impl(RMSNormArgs args) {
   using S = typename D::storage;
-  using Acc = typename D::acc;
   const S* x = static_cast<const S*>(args.x);
   const S* weight = static_cast<const S*>(args.weight);
   S* out = static_cast<S*>(args.out);
   int64_t n = args.row_size;
   int64_t step = args.rows->step();
   std::vector<S> gathered(step == 1 ? 0 : n);
-  for (int64_t r = 0; r < args.n_rows; ++r) {
+  for (int64_t r = args.row_begin; r < args.row_end; ++r) {
     const S* row = x + args.rows->offset(r);
     if (step != 1) {
       // Strided rows are gathered once so both passes run on contiguous data.
@@ -91,17 +50,14 @@ MLXR_INLINE void rms_norm_rows_impl(RMSNormArgs args) {
       }
       row = gathered.data();
     }
-    Acc mean_sq = sum_squares<D, Isa>(row, n) / static_cast<Acc>(n);
-    Acc inv_rms = Acc(1) / std::sqrt(mean_sq + static_cast<Acc>(args.eps));
-    if (weight) {
-      scale_row<D, Isa, true>(row, weight, out + r * n, n, inv_rms);
-    } else {
-      scale_row<D, Isa, false>(row, weight, out + r * n, n, inv_rms);
-    }
+    cpu::normalise_rms_row<D, Isa>(row, weight, args.weight_finite, out + r * n, n,
+                                   cpu::sum_squares<D, Isa>(row, n), args.eps);
   }
 }
 
 MLXR_ISA_DISPATCH(rms_norm_rows, rms_norm_rows_impl)
+
+constexpr int64_t kCheckWeightRows = 16;
 
 template <typename D>
 void run_rms_norm(const mx::array& x, const std::optional<mx::array>& w, mx::array& out,
@@ -113,9 +69,12 @@ void run_rms_norm(const mx::array& x, const std::optional<mx::array>& w, mx::arr
   // Weight in storage precision: half the cache footprint of a float copy for half types.
   std::vector<S> scratch;
   const S* weight = w ? cpu::contiguous_row<S>(*w, scratch) : nullptr;
-  RMSNormArgs args{x.data<void>(), n_rows, row_size, &rows, weight,
-                   out.data<void>(), eps};
-  rms_norm_rows<D>(args);
+  // Checked once for many rows; a few rows take the NaN-safe rounding instead.
+  bool weight_finite = weight && n_rows >= kCheckWeightRows && cpu::all_finite<D>(weight, row_size);
+  cpu::parallel_rows(n_rows, 2 * row_size * sizeof(S), [&](int64_t begin, int64_t end) {
+    rms_norm_rows<D>(RMSNormArgs{x.data<void>(), begin, end, row_size, &rows, weight,
+                                 weight_finite, out.data<void>(), eps});
+  });
   record_kernel("cpu", kernel);
 }
 

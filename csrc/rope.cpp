@@ -9,6 +9,7 @@
 
 #include "cpu/block.h"
 #include "cpu/isa.h"
+#include "cpu/parallel_rows.h"
 #include "cpu/rows.h"
 #include "cpu/sincos.h"
 #include "kernel_log.h"
@@ -33,6 +34,8 @@ struct RopeArgs {
   const cpu::RowWalker* rows;
   int64_t t_stride; // element stride of axis -2 in x
   int64_t n_t; // T, the positions
+  int64_t t_begin; // the positions [t_begin, t_end) of this call
+  int64_t t_end;
   int64_t n_groups; // distinct offsets: 1, or B for per-batch offsets
   int64_t group_rows; // rows per (group, position)
   int64_t row_size; // D
@@ -197,7 +200,8 @@ MLXR_INLINE void rope_rows_impl(RopeArgs args) {
   // Whole blocks plus one: rotate_pairs reads up to half a block past dims/2.
   int width = (half + cpu::kBlock - 1) / cpu::kBlock * cpu::kBlock + cpu::kBlock;
   int64_t per_position = 2 * width * static_cast<int64_t>(sizeof(Acc));
-  int64_t block_t = std::min<int64_t>(std::max<int64_t>(1, kTableBytes / per_position), args.n_t);
+  int64_t block_t = std::min<int64_t>(std::max<int64_t>(1, kTableBytes / per_position),
+                                      args.t_end - args.t_begin);
   std::vector<Acc> cos_tab(block_t * width), sin_tab(block_t * width), theta(width);
   std::vector<S> gathered(step == 1 ? 0 : kRowsAtOnce * n);
   Acc scale = static_cast<Acc>(args.scale);
@@ -249,8 +253,8 @@ MLXR_INLINE void rope_rows_impl(RopeArgs args) {
     // read in long runs: t for (B, H, T, D), m for the transposed (B, T, H, D) view.
     bool m_inner = n_m > 1 && std::abs(m_offsets[1] - m_offsets[0]) < std::abs(args.t_stride);
     Acc offset = static_cast<Acc>(args.offsets[g]);
-    for (t0 = 0; t0 < args.n_t; t0 += block_t) {
-      int64_t n_block = std::min(block_t, args.n_t - t0);
+    for (t0 = args.t_begin; t0 < args.t_end; t0 += block_t) {
+      int64_t n_block = std::min(block_t, args.t_end - t0);
       for (int64_t j = 0; j < n_block; ++j) {
         // (t + offset) * scale, rounded step by step as the reference rounds it.
         Acc position = (static_cast<Acc>(t0 + j) + offset) * scale;
@@ -311,7 +315,14 @@ void run_rope(RopeArgs args, const mx::array& x, const mx::array& offset,
   args.n_groups = offsets.size() > 1 ? static_cast<int64_t>(offsets.size()) : 1;
   int64_t n_rows = static_cast<int64_t>(x.size()) / args.row_size;
   args.group_rows = n_rows / (args.n_groups * args.n_t);
-  rope_rows<D>(args);
+  // Positions are independent (each computes its own angles): split them over threads.
+  int64_t position_bytes = 2 * (n_rows / args.n_t) * args.row_size * static_cast<int64_t>(x.itemsize());
+  cpu::parallel_rows(args.n_t, position_bytes, [&](int64_t begin, int64_t end) {
+    RopeArgs part = args;
+    part.t_begin = begin;
+    part.t_end = end;
+    rope_rows<D>(part);
+  });
   record_kernel("cpu", kernel);
 }
 

@@ -7,6 +7,7 @@
 
 #include "cpu/block.h"
 #include "cpu/isa.h"
+#include "cpu/parallel_rows.h"
 #include "cpu/vec_math.h"
 #include "kernel_log.h"
 #include "mlx/allocator.h"
@@ -122,7 +123,8 @@ class SoftmaxRows {
 
 struct SoftmaxArgs {
   const void* x;
-  int64_t n_rows;
+  int64_t row_begin; // the rows [row_begin, row_end) of this call (lane mode: whole groups)
+  int64_t row_end;
   int64_t row_size;
   const SoftmaxRows* rows;
   void* out;
@@ -302,7 +304,7 @@ MLXR_INLINE void softmax_rows_impl(SoftmaxArgs args) {
   std::vector<Acc> scratch(lane_mode ? n * cpu::kBlock : n_chunks * kChunk);
   std::vector<Acc> chunk_max(n_chunks * cpu::kBlock);
   if (lane_mode) {
-    for (int64_t first = 0; first < args.n_rows; first += args.lane_rows) {
+    for (int64_t first = args.row_begin; first < args.row_end; first += args.lane_rows) {
       for (int64_t j = 0; j < args.lane_rows; j += cpu::kBlock) {
         int64_t offset = args.rows->offset(first + j);
         int64_t lanes = std::min<int64_t>(cpu::kBlock, args.lane_rows - j);
@@ -312,7 +314,7 @@ MLXR_INLINE void softmax_rows_impl(SoftmaxArgs args) {
     return;
   }
   std::vector<S> gathered(step == 1 ? 0 : n);
-  for (int64_t r = 0; r < args.n_rows; ++r) {
+  for (int64_t r = args.row_begin; r < args.row_end; ++r) {
     const S* row = x + args.rows->offset(r);
     if (step != 1) {
       // Strided rows are gathered once so the online pass reads contiguous data.
@@ -329,7 +331,7 @@ MLXR_INLINE void softmax_rows_impl(SoftmaxArgs args) {
       }
     } else {
       RowAhead ahead;
-      if (step == 1 && r + 1 < args.n_rows) {
+      if (step == 1 && r + 1 < args.row_end) {
         ahead.x = x + args.rows->offset(r + 1);
         ahead.out = out + (args.out_like_x ? args.rows->offset(r + 1) : (r + 1) * n);
       }
@@ -347,9 +349,14 @@ void run_softmax(const mx::array& x, mx::array& out, int n_axes, bool out_like_x
   int64_t n_rows = row_size ? static_cast<int64_t>(x.size()) / row_size : 0;
   // Lane mode needs neighbouring rows adjacent in x and in out.
   bool lanes = out_like_x && rows.step() != 1 && rows.inner_stride() == 1;
-  SoftmaxArgs args{x.data<void>(), n_rows, row_size, &rows, out.data<void>(), out_like_x,
-                   lanes ? rows.inner_rows() : 0};
-  softmax_rows<D>(args);
+  int64_t lane_rows = lanes ? rows.inner_rows() : 0;
+  // Lane mode splits whole groups of lane_rows rows.
+  int64_t unit = lanes ? lane_rows : 1;
+  int64_t unit_bytes = 2 * unit * row_size * static_cast<int64_t>(x.itemsize());
+  cpu::parallel_rows(unit ? n_rows / unit : 0, unit_bytes, [&](int64_t begin, int64_t end) {
+    softmax_rows<D>(SoftmaxArgs{x.data<void>(), begin * unit, end * unit, row_size, &rows,
+                                out.data<void>(), out_like_x, lane_rows});
+  });
   record_kernel("cpu", kernel);
 }
 

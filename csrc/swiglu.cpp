@@ -1,5 +1,6 @@
 #include "swiglu.h"
 
+#include <algorithm>
 #include <cmath>
 #include <optional>
 #include <type_traits>
@@ -7,6 +8,7 @@
 
 #include "cpu/block.h"
 #include "cpu/isa.h"
+#include "cpu/parallel_rows.h"
 #include "cpu/rows.h"
 #include "cpu/vec_math.h"
 #include "kernel_log.h"
@@ -21,12 +23,17 @@ namespace {
 struct SwiGLUArgs {
   const void* gate;
   const void* up;
-  int64_t n_rows;
+  int64_t row_begin; // the rows [row_begin, row_end) of this call
+  int64_t row_end;
   int64_t row_size;
   const cpu::RowWalker* gate_rows; // null for same-layout dense inputs: one flat span
   const cpu::RowWalker* up_rows;
   void* out;
+  int64_t flat_tail; // flat span: elements after row_end's piece that this call also does
 };
+
+// Elements per piece of a flat span (a multiple of kBlock).
+constexpr int64_t kFlatPiece = 1 << 14;
 
 // gate * sigmoid(gate) * up, in this order (the reference's). sigmoid(g) = 1 / (1 + e) for
 // g >= 0 and e / (1 + e) for g < 0, e = exp(-|g|) <= 1: exp never overflows and small
@@ -85,11 +92,13 @@ MLXR_INLINE void swiglu_rows_impl(SwiGLUArgs args) {
   S* out = static_cast<S*>(args.out);
   int64_t n = args.row_size;
   if (!args.gate_rows) {
-    swiglu_span<D, Isa>(gate, up, out, n * args.n_rows);
+    int64_t first = args.row_begin * n;
+    int64_t count = (args.row_end - args.row_begin) * n + args.flat_tail;
+    swiglu_span<D, Isa>(gate + first, up + first, out + first, count);
     return;
   }
   std::vector<S> gate_buffer, up_buffer;
-  for (int64_t r = 0; r < args.n_rows; ++r) {
+  for (int64_t r = args.row_begin; r < args.row_end; ++r) {
     const S* g = row_of(gate, *args.gate_rows, r, n, gate_buffer);
     const S* u = row_of(up, *args.up_rows, r, n, up_buffer);
     swiglu_span<D, Isa>(g, u, out + r * n, n);
@@ -121,11 +130,18 @@ template <typename D>
 void run_swiglu(const mx::array& gate, const mx::array& up, mx::array& out, const char* kernel) {
   cpu::RowWalker gate_rows(gate), up_rows(up);
   bool flat = same_dense_layout(gate, up);
-  int64_t row_size = flat ? static_cast<int64_t>(gate.size()) : gate.ndim() ? gate.shape(-1) : 1;
-  int64_t n_rows = row_size ? static_cast<int64_t>(gate.size()) / row_size : 0;
-  SwiGLUArgs args{gate.data<void>(), up.data<void>(), n_rows, row_size,
-                  flat ? nullptr : &gate_rows, &up_rows, out.data<void>()};
-  swiglu_rows<D>(args);
+  int64_t size = static_cast<int64_t>(gate.size());
+  // A flat span is cut into whole-block pieces (the last one takes the tail), so the pieces
+  // can be split over threads like rows.
+  int64_t row_size = flat ? std::min<int64_t>(size, kFlatPiece) : gate.ndim() ? gate.shape(-1) : 1;
+  int64_t n_rows = row_size ? size / row_size : 0;
+  int64_t tail = flat && row_size ? size - n_rows * row_size : 0;
+  cpu::parallel_rows(n_rows, 3 * row_size * static_cast<int64_t>(gate.itemsize()),
+                     [&](int64_t begin, int64_t end) {
+                       swiglu_rows<D>(SwiGLUArgs{gate.data<void>(), up.data<void>(), begin, end,
+                                                 row_size, flat ? nullptr : &gate_rows, &up_rows,
+                                                 out.data<void>(), end == n_rows ? tail : 0});
+                     });
   record_kernel("cpu", kernel);
 }
 

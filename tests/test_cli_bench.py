@@ -27,7 +27,7 @@ def test_quick_bench_subprocess_writes_results(tmp_path):
     assert data["schema"] == bench_cli.SCHEMA
     rows = data["rows"]
     quick = cases.load("rms_norm").quick_shapes
-    assert len(rows) == len(quick) * 2 * 4  # shapes x dtypes x (fused, reference, mlx, copy)
+    assert len(rows) == len(quick) * 2 * 5  # shapes x dtypes x (fused, reference, mlx, copy, copy2)
     for row in rows:
         assert set(bench_cli.ROW_FIELDS + ENV_FIELDS) <= set(row)
         assert row["error"] is None and row["throughput"] > 0 and row["unit"] == "GB/s"
@@ -38,6 +38,8 @@ def test_quick_bench_subprocess_writes_results(tmp_path):
     assert fused["fused_kernel"] == "cpu:rms_norm_float32"
     copy_time = by[("64x256", "float32", "copy")]["time_median_s"]
     assert fused["pct_of_copy"] == pytest.approx(100 * copy_time / fused["time_median_s"])
+    copy2_time = by[("64x256", "float32", "copy2")]["time_median_s"]
+    assert fused["pct_of_copy2"] == pytest.approx(100 * copy2_time / fused["time_median_s"])
     ref_time = by[("64x256", "float32", "reference")]["time_median_s"]
     assert fused["speedup_vs_reference"] == pytest.approx(ref_time / fused["time_median_s"])
     assert by[("64x256", "bfloat16", "mlx")]["impl_name"] == "mx.fast.rms_norm"

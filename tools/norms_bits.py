@@ -35,6 +35,29 @@ def outputs():
         s = special.astype(t)
         out[f"rms-special-{t}"] = fused.rms_norm(s, mx.ones((32,), t) * 0.5, 1e-5)
         out[f"ln-special-{t}"] = fused.layer_norm(s, mx.ones((32,), t) * 0.5, None, 1e-5)
+    # 20 rows: enough for the kernels' checked-once finite-parameter path (16+ rows), with
+    # special rows (NaN, inf, all zero with eps = 0, huge) among ordinary ones, and parameters
+    # that are finite, zero somewhere, or hold an inf.
+    tall = mx.random.normal((20, 100), key=mx.random.key(7)) * 3
+    tall[3] = float("nan")
+    tall[5, 7] = float("inf")
+    tall[8] = 0.0
+    tall[11] = 3e38
+    tall[12, ::2] = -3e38
+    tall[14, 4] = float("nan")
+    tall[16] = 1e-40
+    for t in (mx.float32, mx.float16, mx.bfloat16):
+        x = tall.astype(t)
+        w = (mx.random.normal((100,), key=mx.random.key(8)) * 2).astype(t)
+        w_zero = mx.where(mx.arange(100) % 9 == 0, 0.0, w).astype(t)
+        w_inf = mx.where(mx.arange(100) == 50, float("inf"), w).astype(t)
+        for wn, ww in (("w", w), ("wz", w_zero), ("winf", w_inf), ("n", None)):
+            for eps in (1e-5, 0.0):
+                key = f"tall-{t}-{wn}-{eps}"
+                out["rms-" + key] = fused.rms_norm(x, ww, eps)
+                out["ln-" + key] = fused.layer_norm(x, ww, w, eps)
+                out["ln-nobias-" + key] = fused.layer_norm(x, ww, None, eps)
+                out["add-" + key], out["add-h-" + key] = fused.add_rms_norm(x, x[::-1], ww, eps)
     return {k: np.array(v.view(BITS[v.dtype])) for k, v in out.items()}
 
 

@@ -19,13 +19,13 @@ from . import _options
 
 SCHEMA = "mlxr-bench/1"
 DEFAULT_PATH = "results/bench.json"
-IMPLS = ("fused", "reference", "mlx", "copy")
+IMPLS = ("fused", "reference", "mlx", "copy", "copy2")
 # Every bench row has these keys (None where not applicable), plus those of _options.environment().
 ROW_FIELDS = (
     "op", "case", "shape", "dtype", "impl", "impl_name", "unit", "bytes", "flops",
     "time_median_s", "time_q1_s", "time_q3_s", "time_iqr_s", "batch", "repeats",
     "throughput", "throughput_q1", "throughput_q3",
-    "pct_of_copy", "speedup_vs_reference", "speedup_vs_mlx", "fused_kernel", "error",
+    "pct_of_copy", "pct_of_copy2", "speedup_vs_reference", "speedup_vs_mlx", "fused_kernel", "error",
 )
 
 
@@ -110,6 +110,15 @@ def bench_case(bench, shape, dtype_name, device, device_name, repeats, warmup) -
     nbytes = bench.bytes_moved(shape, dtype)
     flops = bench.flops(shape, dtype) if bench.flops else None
     columns = {**bench.columns(), "copy": ("mx.bitwise_invert(uint32)", mx.bitwise_invert)}
+    col_args = {"copy": (copy_src,)}
+    if device.type == mx.cpu:
+        # MLX runs each CPU stream on its own thread: two halves on two streams are the copy
+        # limit of a kernel that uses two cores (the fused kernels split large inputs).
+        columns["copy2"] = ("mx.bitwise_invert(uint32) on 2 CPU streams", _two_stream_invert)
+        with mx.stream(device):
+            halves = tuple(mx.zeros((max(1, nbytes // 16),), mx.uint32) for _ in range(2))
+            mx.eval(halves)
+        col_args["copy2"] = halves
     kernel = None
     try:
         with observe() as seen, mx.stream(device):
@@ -119,7 +128,7 @@ def bench_case(bench, shape, dtype_name, device, device_name, repeats, warmup) -
     except Exception:  # noqa: BLE001 - measure_all reports the same error for the column
         pass
     measured = _timing.measure_all(
-        {impl: (fn, (copy_src,) if impl == "copy" else args) for impl, (_, fn) in columns.items()},
+        {impl: (fn, col_args.get(impl, args)) for impl, (_, fn) in columns.items()},
         device, repeats=repeats, warmup=warmup, out_bytes=nbytes // 2)
     timings = {impl: t for impl, t in measured.items() if isinstance(t, _timing.Timing)}
     errors = {impl: f"{type(e).__name__}: {e}" for impl, e in measured.items() if isinstance(e, Exception)}
@@ -140,10 +149,23 @@ def bench_case(bench, shape, dtype_name, device, device_name, repeats, warmup) -
             # A slower sample (q3 time) is a lower throughput: its q1.
             "throughput_q1": t and work / t.q3 / 1e9, "throughput_q3": t and work / t.q1 / 1e9,
             "pct_of_copy": speedup(impl, "copy") and 100 * speedup(impl, "copy"),
+            "pct_of_copy2": speedup(impl, "copy2") and 100 * speedup(impl, "copy2"),
             "speedup_vs_reference": speedup(impl, "reference"), "speedup_vs_mlx": speedup(impl, "mlx"),
             "fused_kernel": kernel if impl == "fused" else None, "error": errors.get(impl),
         })
     return rows
+
+
+_STREAMS: list = []
+
+
+def _two_stream_invert(a, b):
+    """``bitwise_invert`` of ``a`` and ``b`` on two CPU streams (two threads), made once."""
+    import mlx.core as mx
+
+    if not _STREAMS:
+        _STREAMS.extend(mx.new_stream(mx.cpu) for _ in range(2))
+    return [mx.bitwise_invert(a, stream=_STREAMS[0]), mx.bitwise_invert(b, stream=_STREAMS[1])]
 
 
 def _fmt(value, spec=".1f", missing="-"):
@@ -157,7 +179,9 @@ def print_table(bench, rows) -> None:
         by_case.setdefault((r["case"], r["dtype"]), {})[r["impl"]] = r
     impls = [i for i in IMPLS if any(i in c for c in by_case.values())]
     u = bench.unit
-    header = ["shape", "dtype"] + [f"{i} {u}" for i in impls] + ["fused %copy", "vs ref", "vs mlx", "fused kernel"]
+    two = "copy2" in impls
+    header = (["shape", "dtype"] + [f"{i} {u}" for i in impls] + ["fused %copy"] + (["%copy2"] if two else [])
+              + ["vs ref", "vs mlx", "fused kernel"])
     lines = []
     for (case, dtype), cols in by_case.items():
         line = [case, dtype]
@@ -166,11 +190,15 @@ def print_table(bench, rows) -> None:
             line.append("error" if r.get("error") else
                         f"{_fmt(r.get('throughput'))} ({_fmt(r.get('throughput_q1'))}-{_fmt(r.get('throughput_q3'))})")
         fused = cols.get("fused", {})
-        line += [_fmt(fused.get("pct_of_copy"), ".0f") + "%", _fmt(fused.get("speedup_vs_reference"), ".2f") + "x",
+        line += [_fmt(fused.get("pct_of_copy"), ".0f") + "%"]
+        if two:
+            line += [_fmt(fused.get("pct_of_copy2"), ".0f") + "%"]
+        line += [_fmt(fused.get("speedup_vs_reference"), ".2f") + "x",
                  _fmt(fused.get("speedup_vs_mlx"), ".2f") + "x", fused.get("fused_kernel") or "NONE (fallback)"]
         lines.append(line)
     widths = [max(len(str(x)) for x in col) for col in zip(header, *lines)]
-    print(f"{bench.op}: {u}, median (IQR) over samples; copy = mx.bitwise_invert over the same bytes")
+    print(f"{bench.op}: {u}, median (IQR) over samples; copy = mx.bitwise_invert over the same bytes"
+          + ("; copy2 = the same split over two CPU streams (threads)" if two else ""))
     for line in [header] + lines:
         print("  " + "  ".join(str(x).ljust(w) for x, w in zip(line, widths)).rstrip())
     for r in rows:

@@ -172,13 +172,18 @@ struct Block {
 };
 
 // bfloat16 bits of each float lane (nearest-even, NaN -> 0x7FC0) in the low half of a u32.
-template <typename F>
+// kMayBeNan = false: lanes are known not to be NaN, so the NaN fix-up is skipped.
+template <bool kMayBeNan = true, typename F>
 MLXR_INLINE auto bf16_round_bits(F v) {
   using U = typename Resize<VecU32, sizeof(F) / 4>::type;
   U u = U(v);
   U rounded = (u + 0x7FFFu + ((u >> 16) & 1u)) >> 16;
-  auto is_nan = (u & 0x7FFFFFFFu) > 0x7F800000u;
-  return is_nan ? broadcast<U>(0x7FC0u) : rounded;
+  if constexpr (!kMayBeNan) {
+    return rounded;
+  } else {
+    auto is_nan = (u & 0x7FFFFFFFu) > 0x7F800000u;
+    return is_nan ? broadcast<U>(0x7FC0u) : rounded;
+  }
 }
 
 template <typename Isa>
@@ -188,11 +193,13 @@ struct Block<BF16, Isa> {
     auto bits = load_split<kNativeBytes<Isa>, VecU16>(src);
     return V(__builtin_convertvector(bits, VecU32) << 16);
   }
+  template <bool kMayBeNan = true>
   static MLXR_INLINE void store(V v, uint16_t* dst) {
-    store_split<kNativeBytes<Isa>>(__builtin_convertvector(bf16_round_bits(v), VecU16), dst);
+    store_split<kNativeBytes<Isa>>(__builtin_convertvector(bf16_round_bits<kMayBeNan>(v), VecU16), dst);
   }
+  template <bool kMayBeNan = true>
   static MLXR_INLINE V round(V v) {
-    return V(bf16_round_bits(v) << 16);
+    return V(bf16_round_bits<kMayBeNan>(v) << 16);
   }
 };
 
@@ -277,12 +284,16 @@ template <>
 struct Block<BF16, IsaAvx512> {
   using V = Vec<float>;
   // bfloat16 bits of each lane in its high half (low half: garbage), nearest-even, NaN -> 0x7FC0.
+  template <bool kMayBeNan>
   MLXR_TARGET_AVX512 static inline __m512i round_high(V v) {
     __m512 f = __m512(v);
     __m512i u = _mm512_castps_si512(f);
     __mmask16 odd = _mm512_test_epi32_mask(u, _mm512_set1_epi32(0x10000));
     __m512i r = _mm512_add_epi32(u, _mm512_set1_epi32(0x7FFF));
     r = _mm512_mask_add_epi32(r, odd, r, _mm512_set1_epi32(1));
+    if constexpr (!kMayBeNan) {
+      return r;
+    }
     __mmask16 nan = _mm512_cmp_ps_mask(f, f, _CMP_UNORD_Q);
     return _mm512_mask_mov_epi32(r, nan, _mm512_set1_epi32(0x7FC00000));
   }
@@ -290,12 +301,14 @@ struct Block<BF16, IsaAvx512> {
     __m256i h = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(src));
     return V(_mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16)));
   }
+  template <bool kMayBeNan = true>
   MLXR_TARGET_AVX512 static inline void store(V v, uint16_t* dst) {
-    __m512i bits = _mm512_srli_epi32(round_high(v), 16);
+    __m512i bits = _mm512_srli_epi32(round_high<kMayBeNan>(v), 16);
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst), _mm512_cvtepi32_epi16(bits));
   }
+  template <bool kMayBeNan = true>
   MLXR_TARGET_AVX512 static inline V round(V v) {
-    __m512i high = _mm512_and_si512(round_high(v), _mm512_set1_epi32(int(0xFFFF0000u)));
+    __m512i high = _mm512_and_si512(round_high<kMayBeNan>(v), _mm512_set1_epi32(int(0xFFFF0000u)));
     return V(_mm512_castsi512_ps(high));
   }
 };
@@ -310,19 +323,42 @@ struct Block<BF16, IsaAvx2> {
   MLXR_TARGET_AVX2 static inline V load(const uint16_t* src) {
     return V(concat(widen(src), widen(src + 8)));
   }
+  template <bool kMayBeNan = true>
   MLXR_TARGET_AVX2 static inline void store(V v, uint16_t* dst) {
-    __m256i lo = __m256i(bf16_round_bits(slice<0, 8>(v)));
-    __m256i hi = __m256i(bf16_round_bits(slice<8, 8>(v)));
+    __m256i lo = __m256i(bf16_round_bits<kMayBeNan>(slice<0, 8>(v)));
+    __m256i hi = __m256i(bf16_round_bits<kMayBeNan>(slice<8, 8>(v)));
     // packus works per 128-bit lane: reorder the quarters back into element order.
     __m256i packed = _mm256_permute4x64_epi64(_mm256_packus_epi32(lo, hi), 0xD8);
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst), packed);
   }
+  template <bool kMayBeNan = true>
   MLXR_TARGET_AVX2 static inline V round(V v) {
-    auto lo = bf16_round_bits(slice<0, 8>(v)) << 16;
-    auto hi = bf16_round_bits(slice<8, 8>(v)) << 16;
+    auto lo = bf16_round_bits<kMayBeNan>(slice<0, 8>(v)) << 16;
+    auto hi = bf16_round_bits<kMayBeNan>(slice<8, 8>(v)) << 16;
     return V(concat(lo, hi));
   }
 };
 #endif
+
+// round / store of values known not to be NaN (infinities allowed). bfloat16 then skips its NaN
+// fix-up, ~30 % of a bfloat16 norm's instructions; the bits are those of round / store. Rows
+// with finite statistics and finite parameters cannot produce NaN, so the norms use these.
+template <typename D, typename Isa>
+MLXR_INLINE Vec<typename D::acc> round_not_nan(Vec<typename D::acc> v) {
+  if constexpr (std::is_same_v<D, BF16>) {
+    return Block<D, Isa>::template round<false>(v);
+  } else {
+    return Block<D, Isa>::round(v);
+  }
+}
+
+template <typename D, typename Isa>
+MLXR_INLINE void store_not_nan(Vec<typename D::acc> v, typename D::storage* dst) {
+  if constexpr (std::is_same_v<D, BF16>) {
+    Block<D, Isa>::template store<false>(v, dst);
+  } else {
+    Block<D, Isa>::store(v, dst);
+  }
+}
 
 } // namespace mlxr::cpu

@@ -19,7 +19,24 @@
 #define MLXR_TARGET_AVX2 __attribute__((target("avx2,fma,f16c")))
 #endif
 
+#include <type_traits>
+
 namespace mlxr::cpu {
+
+// f(std::bool_constant<flag>...): run-time flags as compile-time ones, one kernel
+// instantiation per combination.
+template <typename F>
+MLXR_INLINE void with_flags(const F& f) {
+  f();
+}
+template <typename F, typename... Flags>
+MLXR_INLINE void with_flags(const F& f, bool first, Flags... rest) {
+  if (first) {
+    with_flags([&](auto... flags) { f(std::true_type{}, flags...); }, rest...);
+  } else {
+    with_flags([&](auto... flags) { f(std::false_type{}, flags...); }, rest...);
+  }
+}
 
 // Compile-time ISA tags: kernels take one as a template argument to pick block conversions.
 struct IsaBaseline {};

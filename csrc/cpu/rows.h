@@ -2,6 +2,7 @@
 // slices, stride-0 broadcasts and negative strides all reduce to "row start + i * step".
 #pragma once
 
+#include <cmath>
 #include <cstdint>
 #include <vector>
 
@@ -56,6 +57,17 @@ const S* contiguous_row(const mlx::core::array& a, std::vector<S>& scratch) {
     scratch[i] = data[static_cast<int64_t>(i) * a.strides()[0]];
   }
   return scratch.data();
+}
+
+// Whether every element of a parameter row is finite (checked once per call, for
+// kernels whose NaN-free rows may skip NaN handling).
+template <typename D>
+inline bool all_finite(const typename D::storage* p, int64_t n) {
+  bool finite = true;
+  for (int64_t i = 0; i < n; ++i) {
+    finite &= std::isfinite(D::load(p[i]));
+  }
+  return finite;
 }
 
 } // namespace mlxr::cpu

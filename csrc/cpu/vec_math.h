@@ -76,7 +76,7 @@ template <typename D, typename Isa>
 struct IoBlock : Block<D, Isa> {
   // For values known not to be NaN (bfloat16 then skips its NaN fix-up).
   static MLXR_INLINE void store_not_nan(Vec<typename D::acc> v, typename D::storage* dst) {
-    Block<D, Isa>::store(v, dst);
+    cpu::store_not_nan<D, Isa>(v, dst);
   }
 };
 

@@ -50,7 +50,7 @@ def oracle(x: mx.array, weight: mx.array | None, bias: mx.array | None, eps: flo
             y = y * ext(weight)
         if bias is not None:
             y = y + ext(bias)
-        return mx.array(y.astype(np.float64))
+        return mx.array(y.astype(np.float64), dtype=mx.float64)
 
 
 def _bad(**over):

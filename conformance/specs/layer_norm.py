@@ -69,6 +69,10 @@ _MX_FAST_NO_EPS_CHECK = "mx.fast.layer_norm does not validate eps (accepts any f
 _MX_FAST_F64 = "mx.fast.layer_norm computes float64 inputs in float32 precision on the CPU (errors ~1e-7)"
 _MLX_SHAPELESS_CRASH = ("MLX 0.32.4 segfaults in mx.compile(shapeless=True) of a reduction over a size-1 last axis "
                         "(rank >= 2), e.g. mx.sum(x, -1, keepdims=True) on shape (3, 1); plain-MLX ops inherit it")
+_MX_FAST_MEAN = ("mx.fast.layer_norm (CPU) takes the mean as sum * (1/n), one rounding more than sum / n: a "
+                 "constant half-precision row (x broadcast along its last axis) normalises to ~1e-5 instead of 0, "
+                 "and rows whose mean is large against their spread lose ~2x the reference's accuracy")
+_MIXED = "x=bfloat16,weight=float32,bias=float32"
 # Length-1 rows normalise to exactly 0 in any precision: that threshold probe passes.
 _F64_CHECKS = ("forward", "special_values", "layouts", "autodiff", "vmap", "compile")
 
@@ -85,7 +89,7 @@ SPEC = OpSpec(
         Static("eps", values=(1e-5, 1e-6, 1e-2, 1.0, 0.0), smooth=(1e-5, 1e-2, 1.0)),
     ),
     dtypes={
-        "cpu": ("float32", "float16", "bfloat16", "float64", "x=bfloat16,weight=float32,bias=float32"),
+        "cpu": ("float32", "float16", "bfloat16", "float64", _MIXED),
         "gpu": ("float32", "float16", "bfloat16"),
     },
     tolerances=TOLERANCES,
@@ -108,6 +112,10 @@ SPEC = OpSpec(
         XFail(_MX_FAST_F64, check=_F64_CHECKS, impl="native", dtype="float64"),
         *(XFail(_MX_FAST_F64, check="thresholds", impl="native", dtype="float64", variant=f"n={n}")
           for n in sorted({t + d for t in THRESHOLDS for d in (-1, 0, 1)})),
+        *(XFail(_MX_FAST_MEAN, check="layouts", impl="native", dtype=d, variant="x:broadcast")
+          for d in ("float16", "bfloat16", _MIXED)),
+        *(XFail(_MX_FAST_MEAN, check="layouts", impl="native", dtype=_MIXED, variant=v)
+          for v in ("weight:offset", "weight:reversed")),
         XFail(_MLX_SHAPELESS_CRASH, check="compile", impl="native", variant="shapeless"),
         XFail(_MLX_SHAPELESS_CRASH, check="compile", impl="reference", variant="shapeless"),
     ),

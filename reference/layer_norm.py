@@ -36,9 +36,12 @@ def layer_norm(x: mx.array, weight: mx.array | None, bias: mx.array | None, eps:
         # of some empty arrays, which loops over an uninitialised plan (seconds to minutes).
         y = x.astype(out_dtype)
     else:
+        # sum / n, not mx.mean (a multiply by 1/n): the division is exact where the sum is, so a
+        # constant row centres to exactly 0, as in the kernel.
+        n = mx.array(x.shape[-1], dtype=acc)
         xa = x.astype(acc)
-        centred = xa - mx.mean(xa, axis=-1, keepdims=True)
-        var = mx.mean(mx.square(centred), axis=-1, keepdims=True)
+        centred = xa - mx.sum(xa, axis=-1, keepdims=True) / n
+        var = mx.sum(mx.square(centred), axis=-1, keepdims=True) / n
         y = (centred * mx.rsqrt(var + mx.array(eps, dtype=acc))).astype(out_dtype)
     if weight is not None:
         y = y * weight.astype(out_dtype)

@@ -93,3 +93,53 @@ def test_recipes_round_trip_and_plant_specials():
     assert np.isnan(v).sum() == 2
     z = values(ValueRecipe(special="zero_rows", count=1, seed=3), (4, 5), "float32")
     assert (np.abs(z).sum(axis=1) == 0).sum() == 1
+
+
+_ORACLE_CALLS = []
+
+
+def _recording_oracle(x, weight, eps):
+    """rms_norm's reference, noting the dtype it was called with."""
+    _ORACLE_CALLS.append(x.dtype)
+    return resolve("mlxr.reference:rms_norm")(x, weight, eps)
+
+
+@pytest.mark.parametrize("check,variant,extra", [("forward", None, {}), ("compile", "compile", {}),
+                                                 ("vmap", "x", {"batch": 2, "in_axes": {"x": 1}})])
+def test_spec_oracle_replaces_the_float64_reference(check, variant, extra):
+    """OpSpec.oracle is what the forward checks call for the oracle (default: the reference)."""
+    import dataclasses
+
+    from mlxr.conformance import checks
+    from mlxr.conformance.case import Case
+    from mlxr.conformance.strategies import ArgRecipe
+
+    spec = all_specs()["rms_norm"]
+    assert Case(spec, "fused", spec.fused, "cpu", "float32", check, variant).oracle_fn is resolve(spec.reference)
+    hooked = dataclasses.replace(spec, oracle=f"{__name__}:_recording_oracle")
+    sample = Sample((4, 8), {"x": ArgRecipe("float32", ValueRecipe(seed=1)), "weight": None}, {"eps": 1e-5}, extra)
+    _ORACLE_CALLS.clear()
+    checks.get(check).run(Case(hooked, "fused", hooked.fused, "cpu", "float32", check, variant), sample)
+    assert _ORACLE_CALLS and set(_ORACLE_CALLS) == {mx.float64}
+
+
+def test_layer_norm_oracle_is_more_accurate_than_float64():
+    """The layer_norm spec's extended-precision oracle vs a 40-digit decimal layer norm, on a
+    row whose large mean makes the float64 reference's (x - mean) cancel."""
+    import decimal
+
+    from mlxr.conformance.specs.layer_norm import oracle
+
+    if np.finfo(np.longdouble).nmant <= 52:
+        pytest.skip("long double is float64 here: the oracle is the float64 reference")
+    row = np.random.default_rng(0).standard_normal(4097) * 1e3 + 1e6
+    with decimal.localcontext(decimal.Context(prec=40)):
+        xs = [decimal.Decimal(float(v)) for v in row]
+        mean = sum(xs) / len(xs)
+        var = sum((v - mean) ** 2 for v in xs) / len(xs)
+        exact = np.array([float((v - mean) / (var + decimal.Decimal(1e-5)).sqrt()) for v in xs])
+    x = mx.array(row, dtype=mx.float64)
+    got = np.array(oracle(x, None, None, 1e-5))
+    reference = np.array(resolve("mlxr.reference:layer_norm")(x, None, None, 1e-5))
+    assert np.abs(got - exact).max() <= 4e-16 * np.abs(exact).max()  # ~1 ulp: rounded once
+    assert np.abs(reference - exact).max() > 10 * np.abs(got - exact).max()

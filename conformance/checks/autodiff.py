@@ -136,6 +136,8 @@ def check_inner_product(case, sample, impls, names, out_dtype, cot, tangents):
     cot = to_f64(to_mx(cot, out_dtype))
     gap_c, scale, lhs, rhs = _identity_gap(case, impls["candidate"], names, cot, tangents)
     gap_r, _, _, _ = _identity_gap(case, impls["reference"], names, cot, tangents)
+    if np.isnan(gap_c) and np.isnan(gap_r):  # undefined for the reference too (e.g. 0/0 at eps = 0)
+        return
     tol = case.tolerance(out_dtype, grad=True)
     bound = tol.factor * gap_r + tol.atol + tol.rtol * scale
     if not np.isfinite(gap_c) or gap_c > bound:

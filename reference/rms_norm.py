@@ -21,8 +21,13 @@ def rms_norm(x: mx.array, weight: mx.array | None, eps: float) -> mx.array:
     out_dtype = output_dtype(x, weight)
     acc = accumulation_dtype(out_dtype)
     xa = x.astype(acc)
-    mean_sq = mx.mean(mx.square(xa), axis=-1, keepdims=True)
-    y = (xa * mx.rsqrt(mean_sq + mx.array(eps, dtype=acc))).astype(out_dtype)
+    if x.size == 0:
+        # No rows: skipping the reduction sidesteps MLX 0.32.4's CPU reduce of some empty arrays,
+        # which loops over an uninitialised plan (seconds to minutes; see reference/layer_norm.py).
+        y = xa.astype(out_dtype)
+    else:
+        mean_sq = mx.mean(mx.square(xa), axis=-1, keepdims=True)
+        y = (xa * mx.rsqrt(mean_sq + mx.array(eps, dtype=acc))).astype(out_dtype)
     if weight is not None:
         y = y * weight.astype(out_dtype)
     return y

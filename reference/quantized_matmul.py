@@ -47,6 +47,12 @@ def quantized_matmul(
     if transpose:
         w_hat = mx.swapaxes(w_hat, -1, -2)
     xa = x.astype(acc)
+    if x.size == 0 or w_hat.size == 0:
+        # An empty product is all zeros; MLX-CUDA 0.32.4's matmul of zero rows segfaults (on its
+        # CPU stream too), so it is not called.
+        lead = mx.broadcast_shapes(tuple(x.shape[:-2]), tuple(w_hat.shape[:-2]))
+        rows = () if x.ndim == 1 else (x.shape[-2],)
+        return mx.zeros((*lead, *rows, w_hat.shape[-1]), dtype=out_dtype)
     if x.ndim == 1:
         return (mx.expand_dims(xa, 0) @ w_hat).squeeze(-2).astype(out_dtype)
     return (xa @ w_hat).astype(out_dtype)

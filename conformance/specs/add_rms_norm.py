@@ -8,7 +8,7 @@ MLX has no such op (no native).
 import mlx.core as mx
 
 from ..spec import Array, ErrorCase, OpSpec, Static, Tolerance, XFail
-from .rms_norm import GRAD_TOLERANCES, TOLERANCES
+from .rms_norm import DTYPES, GRAD_TOLERANCES, TOLERANCES
 
 _MLX_SHAPELESS_CRASH = ("MLX 0.32.4 segfaults in mx.compile(shapeless=True) of a reduction over a size-1 last axis "
                         "(rank >= 2), e.g. mx.sum(x, -1, keepdims=True) on shape (3, 1); plain-MLX ops inherit it")
@@ -35,10 +35,7 @@ SPEC = OpSpec(
         Static("eps", values=(1e-5, 1e-6, 1e-2, 1.0, 0.0), smooth=(1e-5, 1e-2, 1.0)),
     ),
     call=_call,
-    dtypes={
-        "cpu": ("float32", "float16", "bfloat16", "float64", "x=bfloat16,weight=float32"),
-        "gpu": ("float32", "float16", "bfloat16", "x=bfloat16,weight=float32"),
-    },
+    dtypes=DTYPES,  # rms_norm's
     # h is one rounding of the sum, normed is rms_norm(h): rms_norm's bounds hold for both.
     tolerances=TOLERANCES,
     grad_tolerances=GRAD_TOLERANCES,

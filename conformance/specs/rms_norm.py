@@ -31,6 +31,11 @@ _MLX_SHAPELESS_CRASH = ("MLX 0.32.4 segfaults in mx.compile(shapeless=True) of a
                         "(rank >= 2), e.g. mx.sum(x, -1, keepdims=True) on shape (3, 1); plain-MLX ops inherit it")
 _NUMERIC_CHECKS = ("forward", "special_values", "thresholds", "layouts", "autodiff", "vmap", "compile")
 
+DTYPES = {
+    "cpu": ("float32", "float16", "bfloat16", "float64", "x=bfloat16,weight=float32"),
+    "gpu": ("float32", "float16", "bfloat16", "x=bfloat16,weight=float32"),
+}
+
 SPEC = OpSpec(
     name="rms_norm",
     reference="mlxr.reference:rms_norm",
@@ -41,10 +46,7 @@ SPEC = OpSpec(
         Array("weight", shape=lambda s: s[-1:], optional=True),
         Static("eps", values=(1e-5, 1e-6, 1e-2, 1.0, 0.0), smooth=(1e-5, 1e-2, 1.0)),
     ),
-    dtypes={
-        "cpu": ("float32", "float16", "bfloat16", "float64", "x=bfloat16,weight=float32"),
-        "gpu": ("float32", "float16", "bfloat16", "x=bfloat16,weight=float32"),
-    },
+    dtypes=DTYPES,
     tolerances=TOLERANCES,
     grad_tolerances=GRAD_TOLERANCES,
     # Kernel blocks are 16 elements (csrc/cpu/block.h); 8 is the AVX2 float32 width; 4096 is

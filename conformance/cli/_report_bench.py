@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import types
 from pathlib import Path
@@ -12,16 +11,15 @@ HEADER = ("op", "device", "shape", "dtype", "fused", "% of copy", "x reference",
 
 
 def load(path: str) -> list[dict] | None:
-    """The rows of a bench results file, or None when there is none (a broken one raises)."""
-    from .bench import SCHEMA
+    """The rows of a bench results file, or None when there is none (a broken one raises ValueError)."""
+    from .bench import load_results
 
     if not os.path.exists(path):
         return None
-    with open(path) as f:
-        data = json.load(f)
-    if data.get("schema") != SCHEMA:
-        raise ValueError(f"{path}: not a {SCHEMA} file")
-    return data["rows"]
+    try:
+        return load_results(Path(path))["rows"]
+    except SystemExit as refused:  # the bench command's own check, with its message
+        raise ValueError(str(refused)) from None
 
 
 def latest(rows: list[dict]) -> list[dict]:

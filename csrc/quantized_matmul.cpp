@@ -85,14 +85,13 @@ void run_quantized_matmul(const mx::array& x, const mx::array& w, const mx::arra
       group_size,
       bits,
       transpose};
-  cpu::quantized_matmul<D>(args);
+  const char* variant = cpu::quantized_matmul<D>(args);
   if constexpr (!std::is_same_v<D, cpu::F32>) {
     S* dst = out.data<S>();
     for (int64_t i = 0; i < M * N; ++i) {
       dst[i] = D::store(out_f32[i]);
     }
   }
-  const char* variant = M <= cpu::qmm_gemv_max_rows() ? "gemv" : "gemm";
   record_kernel("cpu", std::string("quantized_matmul_") + variant + "_" + dtype_name);
 }
 

@@ -34,8 +34,9 @@ inline float code(uint32_t word, uint i) {
 }
 
 // out[row, n0 + c] for c < kGemvTCols, transpose: w is N x K codes. Each lane takes
-// kGemvValues consecutive codes per pass and forms scale * sum(x * q) + bias * sum(x) for
-// each output column; simd_sum adds the lanes. K is a multiple of group_size (>= 32), so a
+// kGemvValues consecutive codes per pass and accumulates x * w_hat for each output column (not
+// the factored scale * sum(x * q) + bias * sum(x): an infinite x meeting q = 0 would give NaN);
+// simd_sum adds the lanes. K is a multiple of group_size (>= 32), so a
 // lane's chunk never straddles a group or K's end. The column guard is uniform per simdgroup.
 template <typename T, int group_size, int bits>
 [[kernel]] void qmm_gemv_t(
@@ -64,23 +65,20 @@ template <typename T, int group_size, int bits>
   float acc[kGemvTCols] = {0.0f, 0.0f, 0.0f, 0.0f};
   for (uint k = simd_lane * kGemvValues; k < K; k += kSimdSize * kGemvValues) {
     float xv[kGemvValues];
-    float x_sum = 0.0f;
     for (uint j = 0; j < kGemvValues; ++j) {
       xv[j] = static_cast<float>(x[k + j]);
-      x_sum += xv[j];
     }
     for (uint c = 0; c < kGemvTCols && n0 + c < N; ++c) {
       size_t n = n0 + c;
       device const uint32_t* wn = w + n * row_words + k / pack;
-      float q_dot = 0.0f;
+      size_t g = n * groups + k / group_size;
+      float scale = static_cast<float>(scales[g]), bias = static_cast<float>(biases[g]);
       for (uint i = 0; i < words; ++i) {
         uint32_t word = wn[i];
         for (uint j = 0; j < pack; ++j) {
-          q_dot += xv[i * pack + j] * code<bits>(word, j);
+          acc[c] += xv[i * pack + j] * (scale * code<bits>(word, j) + bias);
         }
       }
-      size_t g = n * groups + k / group_size;
-      acc[c] += static_cast<float>(scales[g]) * q_dot + static_cast<float>(biases[g]) * x_sum;
     }
   }
   for (uint c = 0; c < kGemvTCols; ++c) {

@@ -64,6 +64,21 @@ def test_arbitration():
     assert not _arb([1.001], [1.0], [1.0]).ok
     assert "non-finite" in _arb([0.0], [float("nan")], [float("nan")]).message
     assert "non-finite" in _arb([float("inf")], [1.0], [1.0]).message
+    # A reference overflowing in an intermediate sum does not condemn a candidate that gets the
+    # finite true value; the candidate is then judged against the oracle.
+    big = 3.3710176e38
+    assert _arb([big], [float("-inf") * -1], [big]).ok
+    assert not _arb([big * 0.999], [float("inf")], [big]).ok
+    # Where the true value overflows the output dtype, +inf is right whatever the reference says.
+    assert _arb([float("inf")], [3.4e38], [3.5e38]).ok
+    assert "non-finite" in _arb([float("-inf")], [3.4e38], [3.5e38]).message
+    assert "non-finite" in _arb([float("nan")], [float("inf")], [3.3e38]).message
+    # A partial sum may overflow only where the magnitude (the sum of |terms|) reaches the max.
+    tol = Tolerance(0.0, 1e-6, 2.0)
+    for m, ok in ((3.5e38, True), (3.0e38, False)):
+        v = arbitrate(mx.array([float("-inf")]), mx.array([-2.7e38]), mx.array([-2.7e38], dtype=mx.float64), tol,
+                      magnitude=mx.array([m], dtype=mx.float64))
+        assert v.ok == ok, (m, v.message)
     assert "dtype" in arbitrate(mx.array([1.0], dtype=mx.float16), mx.array([1.0]), mx.array([1.0]), Tolerance(0, 0)).message
     assert "shape" in arbitrate(mx.array([1.0, 1.0]), mx.array([1.0]), mx.array([1.0]), Tolerance(0, 0)).message
 

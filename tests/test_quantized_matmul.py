@@ -266,6 +266,25 @@ def test_special_values_stay_in_their_row():
     assert not np.any(np.isfinite(y[2]))
 
 
+@pytest.mark.parametrize("transpose", [True, False])
+def test_infinite_and_huge_x_match_the_dequantised_product(transpose):
+    # The GEMV paths factor s * sum(x*q) + b * sum(x): an infinite x_k meeting q_k = 0 would
+    # give NaN where x_k * w_hat_k is +-inf, so such x (and huge x) takes the GEMM path.
+    wq, s, b = quantized(64, 64, 32, 4)
+    x = rand((2, 64))
+    x = mx.where((mx.arange(64) == 5) & (mx.arange(2)[:, None] == 0), float("inf"), x)
+    x = mx.where(mx.arange(2)[:, None] == 1, x * 2.0**110, x)
+    y, seen = run_fused(x, wq, s, b, transpose=transpose, group_size=32)
+    expected = np.array(reference(x.astype(mx.float64), wq, s.astype(mx.float64), b.astype(mx.float64),
+                                  transpose, 32, 4))
+    # Same NaN / +-inf / finite class everywhere (NaN only where w_hat_k is exactly 0).
+    np.testing.assert_array_equal(to64(y)[0], expected[0])
+    assert_matches_oracle(y[1:], x[1:], wq, s, b, transpose, 32, 4)
+    assert seen.kernels == {"cpu:quantized_matmul_gemm_float32": 1}
+    _, seen = run_fused(rand((2, 64)), wq, s, b, transpose=transpose, group_size=32)
+    assert seen.kernels == {"cpu:quantized_matmul_gemv_float32": 1}
+
+
 def test_deterministic_and_inputs_untouched():
     wq, s, b = quantized(200, 256, 64, 4)
     x = rand((12, 256))

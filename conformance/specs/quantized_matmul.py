@@ -120,8 +120,6 @@ def _bad(**over):
 _MX_SCALAR_X = "mx.quantized_matmul raises IndexError('SmallVector out of range.') for a 0-d x"
 _MX_SHAPE_MESSAGE = ("mx.quantized_matmul reports an unsupported bits/group_size value as incompatible weight and "
                      "scales shapes")
-_FACTORED_SPECIALS = ("the fused CPU and Metal kernels compute s * sum(x*q) + b * sum(x) per group (as MLX's Metal kernels do): an "
-                      "infinite x_k meets q_k = 0 (inf * 0 = NaN) where the reference's x_k * w_hat_k is +-inf")
 _MX_HALF_ACCUMULATION = ("mx.quantized_matmul (CPU) accumulates float16/bfloat16 in the input precision: errors of "
                          "several ulp of the output (0.79 at |y| = 174 in float16, 3.4 at |y| = 130 in bfloat16, K = 256)")
 _KERNEL_DTYPES = ("float32", "float16", "bfloat16")  # float64 runs the reference (no kernel)
@@ -185,8 +183,6 @@ SPEC = OpSpec(
                   ValueError, r"^\[quantized_matmul\] .*(floating|int32)"),
     ),
     xfails=(
-        *(XFail(_FACTORED_SPECIALS, check="special_values", impl="fused", device=dev, dtype=d)
-          for dev in ("cpu", "metal-sim") for d in (*_KERNEL_DTYPES, _MIXED)),
         XFail(_MX_F64, check=_NUMERIC_CHECKS, impl="native", dtype="float64"),
         *(XFail(_MX_HALF_ACCUMULATION, check=("forward", "special_values", "thresholds", "layouts", "vmap", "compile"),
                 impl="native", dtype=d) for d in ("float16", "bfloat16")),

@@ -1,6 +1,7 @@
 #include "cpu/quantized_matmul.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstdlib>
 #include <cstring>
 #include <type_traits>
@@ -216,20 +217,6 @@ MLXR_INLINE void gemv_t_block(const GemvPlan& p, int64_t begin, int64_t end) {
   }
 }
 
-template <typename D, typename Isa, int Bits>
-MLXR_INLINE void gemv_t_bits(const GemvPlan& p, int64_t begin, int64_t end) {
-  switch (p.args->M) {
-    case 1: return gemv_t_block<D, Isa, Bits, 1>(p, begin, end);
-    case 2: return gemv_t_block<D, Isa, Bits, 2>(p, begin, end);
-    case 3: return gemv_t_block<D, Isa, Bits, 3>(p, begin, end);
-    case 4: return gemv_t_block<D, Isa, Bits, 4>(p, begin, end);
-    case 5: return gemv_t_block<D, Isa, Bits, 5>(p, begin, end);
-    case 6: return gemv_t_block<D, Isa, Bits, 6>(p, begin, end);
-    case 7: return gemv_t_block<D, Isa, Bits, 7>(p, begin, end);
-    default: return gemv_t_block<D, Isa, Bits, 8>(p, begin, end);
-  }
-}
-
 // Up to this many rows the GEMV path beats dequantise-and-GEMM: single-thread CPU time on
 // 4096x4096 4-bit (Zen 4): GEMV 6.5/12.9/18.8 ms at M=8/16/24, GEMM 13.8/14.2/15 ms.
 constexpr int64_t kDefaultGemvMaxRows = 16;
@@ -246,23 +233,6 @@ MLXR_INLINE GemvPlan row_block(const GemvPlan& p, QuantizedMatmulArgs& block_arg
   const float* x_sum = p.x_sum ? p.x_sum + m0 * (a.K / a.group_size) : nullptr;
   return GemvPlan{&block_args, p.x + m0 * a.K, x_sum, p.block};
 }
-
-template <typename D, typename Isa>
-MLXR_INLINE void gemv_t_task_impl(const GemvPlan* p, int task) {
-  int64_t begin = task * p->block;
-  int64_t end = std::min(p->args->N, begin + p->block);
-  for (int64_t m0 = 0; m0 < p->args->M; m0 += kGemvRows) {
-    QuantizedMatmulArgs block_args;
-    GemvPlan plan = row_block(*p, block_args, m0);
-    if (p->args->bits == 4) {
-      gemv_t_bits<D, Isa, 4>(plan, begin, end);
-    } else {
-      gemv_t_bits<D, Isa, 8>(plan, begin, end);
-    }
-  }
-}
-
-MLXR_ISA_DISPATCH(gemv_t_task, gemv_t_task_impl)
 
 // ---------------------------------------------------------------- GEMV, out = x @ w_hat
 // w_hat is K x N with groups along N: a tile of CT chunks of 32 columns walks all K rows,
@@ -332,36 +302,47 @@ MLXR_INLINE void gemv_n_block(const GemvPlan& p, int64_t begin, int64_t end) {
   }
 }
 
-template <typename D, typename Isa, int Bits>
-MLXR_INLINE void gemv_n_bits(const GemvPlan& p, int64_t begin, int64_t end) {
+// One row block: the M template argument (1..8 rows) picks the register tiles.
+template <typename D, typename Isa, int Bits, bool Transposed>
+MLXR_INLINE void gemv_bits(const GemvPlan& p, int64_t begin, int64_t end) {
+  auto block = [&](auto rows) {
+    constexpr int M = decltype(rows)::value;
+    if constexpr (Transposed) {
+      gemv_t_block<D, Isa, Bits, M>(p, begin, end);
+    } else {
+      gemv_n_block<D, Isa, Bits, M>(p, begin, end);
+    }
+  };
   switch (p.args->M) {
-    case 1: return gemv_n_block<D, Isa, Bits, 1>(p, begin, end);
-    case 2: return gemv_n_block<D, Isa, Bits, 2>(p, begin, end);
-    case 3: return gemv_n_block<D, Isa, Bits, 3>(p, begin, end);
-    case 4: return gemv_n_block<D, Isa, Bits, 4>(p, begin, end);
-    case 5: return gemv_n_block<D, Isa, Bits, 5>(p, begin, end);
-    case 6: return gemv_n_block<D, Isa, Bits, 6>(p, begin, end);
-    case 7: return gemv_n_block<D, Isa, Bits, 7>(p, begin, end);
-    default: return gemv_n_block<D, Isa, Bits, 8>(p, begin, end);
+    case 1: return block(std::integral_constant<int, 1>{});
+    case 2: return block(std::integral_constant<int, 2>{});
+    case 3: return block(std::integral_constant<int, 3>{});
+    case 4: return block(std::integral_constant<int, 4>{});
+    case 5: return block(std::integral_constant<int, 5>{});
+    case 6: return block(std::integral_constant<int, 6>{});
+    case 7: return block(std::integral_constant<int, 7>{});
+    default: return block(std::integral_constant<int, 8>{});
   }
 }
 
+// A task's columns [begin, end) for every block of kGemvRows rows of x.
 template <typename D, typename Isa>
-MLXR_INLINE void gemv_n_task_impl(const GemvPlan* p, int task) {
+MLXR_INLINE void gemv_task_impl(const GemvPlan* p, int task) {
   int64_t begin = task * p->block;
   int64_t end = std::min(p->args->N, begin + p->block);
   for (int64_t m0 = 0; m0 < p->args->M; m0 += kGemvRows) {
     QuantizedMatmulArgs block_args;
     GemvPlan plan = row_block(*p, block_args, m0);
+    const bool t = p->args->transpose;
     if (p->args->bits == 4) {
-      gemv_n_bits<D, Isa, 4>(plan, begin, end);
+      t ? gemv_bits<D, Isa, 4, true>(plan, begin, end) : gemv_bits<D, Isa, 4, false>(plan, begin, end);
     } else {
-      gemv_n_bits<D, Isa, 8>(plan, begin, end);
+      t ? gemv_bits<D, Isa, 8, true>(plan, begin, end) : gemv_bits<D, Isa, 8, false>(plan, begin, end);
     }
   }
 }
 
-MLXR_ISA_DISPATCH(gemv_n_task, gemv_n_task_impl)
+MLXR_ISA_DISPATCH(gemv_task, gemv_task_impl)
 
 // ---------------------------------------------------------------- GEMM
 // Register tiles of MR broadcast rows x 32 vector lanes over K-panels of kGemmKC; every
@@ -571,12 +552,22 @@ void run_gemv(const QuantizedMatmulArgs& a) {
     // Tasks of 64 rows: fine enough to balance two busy cores, coarse enough to stay cheap.
     plan.block = 64;
     parallel_for(static_cast<int>(ceil_div(a.N, plan.block)),
-                 [&](int t) { gemv_t_task<D>(&plan, t); });
+                 [&](int t) { gemv_task<D>(&plan, t); });
   } else {
     plan.block = 4 * kChunk;
     parallel_for(static_cast<int>(ceil_div(a.N, plan.block)),
-                 [&](int t) { gemv_n_task<D>(&plan, t); });
+                 [&](int t) { gemv_task<D>(&plan, t); });
   }
+}
+
+// True when every |x| < 2^100: then no group's sum(x*q) (at most 255 * 128 * |x|) or sum(x)
+// can overflow where x * w_hat does not. NaN fails the comparison too.
+bool factorable(const float* x, int64_t n) {
+  bool ok = true;
+  for (int64_t i = 0; i < n; ++i) {
+    ok &= std::fabs(x[i]) < 0x1p100f;
+  }
+  return ok;
 }
 
 } // namespace
@@ -590,16 +581,23 @@ int64_t qmm_gemv_max_rows() {
 }
 
 template <typename D>
-void quantized_matmul(const QuantizedMatmulArgs& a) {
+const char* quantized_matmul(const QuantizedMatmulArgs& a) {
+  // Empty products are named by the path their row count selects.
+  const char* by_rows = a.M <= qmm_gemv_max_rows() ? "gemv" : "gemm";
   if (a.M == 0 || a.N == 0) {
-    return;
+    return by_rows;
   }
   if (a.K == 0) {
     std::fill(a.out, a.out + a.M * a.N, 0.0f);
-    return;
+    return by_rows;
   }
-  if (a.M <= qmm_gemv_max_rows()) {
-    return run_gemv<D>(a);
+  // The GEMV paths factor each group as s * sum(x*q) + b * sum(x): an infinite x_k meeting
+  // q_k = 0 would give inf * 0 = NaN where x_k * w_hat_k is +-inf, and huge x could overflow
+  // the factored sums, so such x takes the GEMM path, which multiplies by the dequantised
+  // w_hat (x is M x K, small next to the weights: the scan is cheap).
+  if (a.M <= qmm_gemv_max_rows() && factorable(a.x, a.M * a.K)) {
+    run_gemv<D>(a);
+    return "gemv";
   }
   GemmPlan plan{&a, nullptr, ceil_div(a.M, kNR) * kNR};
   std::vector<float> x_packed;
@@ -620,10 +618,11 @@ void quantized_matmul(const QuantizedMatmulArgs& a) {
     plan.x_packed = x_packed.data();
   }
   parallel_for(static_cast<int>(ceil_div(a.N, kGemmNC)), [&](int t) { gemm_task<D>(&plan, t); });
+  return "gemm";
 }
 
-template void quantized_matmul<F32>(const QuantizedMatmulArgs&);
-template void quantized_matmul<F16>(const QuantizedMatmulArgs&);
-template void quantized_matmul<BF16>(const QuantizedMatmulArgs&);
+template const char* quantized_matmul<F32>(const QuantizedMatmulArgs&);
+template const char* quantized_matmul<F16>(const QuantizedMatmulArgs&);
+template const char* quantized_matmul<BF16>(const QuantizedMatmulArgs&);
 
 } // namespace mlxr::cpu

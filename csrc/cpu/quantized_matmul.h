@@ -24,8 +24,9 @@ struct QuantizedMatmulArgs {
 // (GEMM path). MLXR_QMM_GEMV_MAX_ROWS overrides the measured default (for benchmarking).
 int64_t qmm_gemv_max_rows();
 
-// D is the storage dtype of scales and biases (cpu::F32, cpu::F16 or cpu::BF16).
+// D is the storage dtype of scales and biases (cpu::F32, cpu::F16 or cpu::BF16). Returns the
+// path taken: "gemv" or "gemm" (non-finite or huge x always takes "gemm").
 template <typename D>
-void quantized_matmul(const QuantizedMatmulArgs& args);
+const char* quantized_matmul(const QuantizedMatmulArgs& args);
 
 } // namespace mlxr::cpu

@@ -294,6 +294,14 @@ mx::array layer_norm(
 #ifdef MLXR_METAL
   inputs[0] = metal::contiguous_rows(x, stream);
 #endif
+#ifdef MLXR_CUDA
+  // Rows whose elements are not adjacent (a transposed x): MLX's copy to rows, then the row
+  // kernel in place on the copy, beats strided element loads (H100, f32 32768 x 4096: 1302 us
+  // strided, csrc/cuda/NOTES.md).
+  if (stream.device == mx::Device::gpu && x.ndim() > 0 && x.shape(-1) > 1 && x.strides().back() != 1) {
+    inputs[0] = mx::contiguous(x, false, stream);
+  }
+#endif
   if (weight) {
     inputs.push_back(*weight);
   }

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import math
 import numbers
 
@@ -60,14 +59,21 @@ def _offset_array(offset, batch: int) -> mx.array:
     return mx.array(int(offset), dtype=mx.int32)
 
 
-@functools.lru_cache(maxsize=64)
-def _cached_inv_freqs(dims: int, base: float, dtype: mx.Dtype) -> mx.array:
-    # Base-derived frequencies are constants: build them once, not as three small ops in
-    # every call's graph.
-    with mx.stream(mx.cpu):
-        inv = rope_inv_freqs(dims, base, None, dtype)
-        mx.eval(inv)
-    return inv
+_INV_FREQS: dict = {}
+
+
+def _cached_inv_freqs(dims: int, base: float, dtype: mx.Dtype, device: mx.Device) -> mx.array:
+    # Base-derived frequencies are constants: build them once per device, not as three small
+    # ops in every call's graph. Built on the call's device, as the reference builds them there:
+    # MLX's CPU and CUDA float32 exp differ by an ulp, which at position 1000 moves an output
+    # by 1e-6, and the kernel's angles are the reference's bit for bit.
+    key = (dims, base, dtype, str(device))
+    if key not in _INV_FREQS:
+        with mx.stream(device):
+            inv = rope_inv_freqs(dims, base, None, dtype)
+            mx.eval(inv)
+        _INV_FREQS[key] = inv
+    return _INV_FREQS[key]
 
 
 def rope(
@@ -121,7 +127,7 @@ def rope(
 
     acc = accumulation_dtype(a.dtype)
     if freqs is None:
-        inv_freqs = _cached_inv_freqs(dims, base, acc)
+        inv_freqs = _cached_inv_freqs(dims, base, acc, s.device)
     else:
         with mx.stream(s):
             inv_freqs = rope_inv_freqs(dims, base, freqs, acc)

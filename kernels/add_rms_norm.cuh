@@ -61,9 +61,12 @@ __global__ void __launch_bounds__(kGroup > 256 ? kGroup : 256) add_rms_norm_rows
   T* h_out = static_cast<T*>(p.h);
   const int lane = threadIdx.x % kGroup;
   const int rows_per_block = blockDim.x / kGroup;
-  const int n = p.row_size;
-  for (int64_t r = static_cast<int64_t>(blockIdx.x) * rows_per_block + threadIdx.x / kGroup; r < p.n_rows;
-       r += static_cast<int64_t>(gridDim.x) * rows_per_block) {
+  // A block-uniform trip count: sub-warp groups share shuffles and a block shares barriers, so
+  // a group past the last row stays in the loop with n = 0 (no loads, no stores).
+  for (int64_t r0 = static_cast<int64_t>(blockIdx.x) * rows_per_block; r0 < p.n_rows;
+       r0 += static_cast<int64_t>(gridDim.x) * rows_per_block) {
+    const int64_t r = r0 + threadIdx.x / kGroup;
+    const int n = r < p.n_rows ? p.row_size : 0;
     const T* x_row = x + layout_offset(p.x_rows, r);
     const T* r_row = res + layout_offset(p.r_rows, r);
     T* h_row = h_out + r * n;

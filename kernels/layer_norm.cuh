@@ -1,9 +1,9 @@
 // LayerNorm device code: y = round(round(round((x - mean) * rsqrt(var + eps)) * w) + b), mean
-// and biased variance in float32 from the row held in registers (two passes over registers),
+// and biased variance in float32 from the row held in registers (three passes over registers),
 // each weight/bias step rounded to the output dtype (reference/layer_norm.py). Host:
 // csrc/cuda/layer_norm.cu.
 //
-// kGroup threads per row (a warp or the block), kItems units of kV elements each in registers
+// kGroup threads per row (part of a warp, a warp or the block), kItems units of kV elements each in registers
 // (kV = 16 bytes where the row is contiguous and aligned, else 1 with strided loads);
 // kItems == 0 loops over the row three times for rows too long for registers.
 #pragma once
@@ -49,16 +49,24 @@ __device__ __forceinline__ void layer_norm_params(const LayerNormParams& p, int6
   load_params<T, kV>(p.bias, j, p.b_step, p.b_vec, b);
 }
 
+// The unit of kV elements from j as stored (16-byte load, or one element at j * step).
+template <typename T, int kV>
+__device__ __forceinline__ Vec<T, kV> load_raw_unit(const T* row, int64_t j, int64_t step) {
+  if constexpr (kV > 1) {
+    return *reinterpret_cast<const Vec<T, kV>*>(row + j);
+  } else {
+    Vec<T, 1> unit;
+    unit.v[0] = row[j * step];
+    return unit;
+  }
+}
+
 template <typename T, int kV>
 __device__ __forceinline__ void load_row_unit(const T* row, int64_t j, int64_t step, float* v) {
-  if constexpr (kV > 1) {
-    Vec<T, kV> pack = *reinterpret_cast<const Vec<T, kV>*>(row + j);
+  Vec<T, kV> pack = load_raw_unit<T, kV>(row, j, step);
 #pragma unroll
-    for (int k = 0; k < kV; ++k) {
-      v[k] = to_float(pack.v[k]);
-    }
-  } else {
-    v[0] = to_float(row[j * step]);
+  for (int k = 0; k < kV; ++k) {
+    v[k] = to_float(pack.v[k]);
   }
 }
 
@@ -69,22 +77,27 @@ __global__ void __launch_bounds__(kGroup > 256 ? kGroup : 256) layer_norm_rows(c
   T* out = static_cast<T*>(p.out);
   const int lane = threadIdx.x % kGroup;
   const int rows_per_block = blockDim.x / kGroup;
-  const int n = p.row_size;
-  for (int64_t r = static_cast<int64_t>(blockIdx.x) * rows_per_block + threadIdx.x / kGroup; r < p.n_rows;
-       r += static_cast<int64_t>(gridDim.x) * rows_per_block) {
+  // A block-uniform trip count: sub-warp groups share shuffles and a block shares barriers, so
+  // a group past the last row stays in the loop with n = 0 (no loads, no stores).
+  for (int64_t r0 = static_cast<int64_t>(blockIdx.x) * rows_per_block; r0 < p.n_rows;
+       r0 += static_cast<int64_t>(gridDim.x) * rows_per_block) {
+    const int64_t r = r0 + threadIdx.x / kGroup;
+    const int n = r < p.n_rows ? p.row_size : 0;
     const T* row = x + layout_offset(p.rows, r);
     T* out_row = out + r * n;
     if constexpr (kItems > 0) {
-      float v[kItems][kV];
+      // The row stays in registers as stored (half the registers of floats for 2-byte types,
+      // which kept bf16 at 52 % of copy) and is converted again in each pass.
+      Vec<T, kV> v[kItems];
       float sum = 0.0f;
 #pragma unroll
       for (int i = 0; i < kItems; ++i) {
         const int64_t j = (static_cast<int64_t>(i) * kGroup + lane) * kV;
         if (j < n) {
-          load_row_unit<T, kV>(row, j, p.x_step, v[i]);
+          v[i] = load_raw_unit<T, kV>(row, j, p.x_step);
 #pragma unroll
           for (int k = 0; k < kV; ++k) {
-            sum += v[i][k];
+            sum += to_float(v[i].v[k]);
           }
         }
       }
@@ -95,8 +108,8 @@ __global__ void __launch_bounds__(kGroup > 256 ? kGroup : 256) layer_norm_rows(c
         if ((static_cast<int64_t>(i) * kGroup + lane) * kV < n) {
 #pragma unroll
           for (int k = 0; k < kV; ++k) {
-            v[i][k] -= mean;
-            sum_sq += v[i][k] * v[i][k];
+            const float c = to_float(v[i].v[k]) - mean;
+            sum_sq += c * c;
           }
         }
       }
@@ -110,7 +123,7 @@ __global__ void __launch_bounds__(kGroup > 256 ? kGroup : 256) layer_norm_rows(c
           layer_norm_params<T, kV>(p, j, w, b);
 #pragma unroll
           for (int k = 0; k < kV; ++k) {
-            y.v[k] = layer_norm_finish<T>(p, v[i][k], inv, w[k], b[k]);
+            y.v[k] = layer_norm_finish<T>(p, to_float(v[i].v[k]) - mean, inv, w[k], b[k]);
           }
           *reinterpret_cast<Vec<T, kV>*>(out_row + j) = y;
         }

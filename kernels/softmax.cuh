@@ -1,7 +1,7 @@
 // Softmax device code: y = exp(x - max) / sum(exp(x - max)) over each row, float32 arithmetic,
 // rounded once to the output dtype (reference/softmax.py). Host: csrc/cuda/softmax.cu.
 //
-// One kernel: kGroup threads per row (a warp, or the whole block), each holding kItems units
+// One kernel: kGroup threads per row (part of a warp, a warp, or the whole block), each holding kItems units
 // of kV elements in registers (x read once); kItems == 0 loops over the row three times (max,
 // sum, write) for rows too long for registers. kV = 16 bytes of elements where the row is
 // contiguous and aligned, else 1 with each element found through the row's element layout.
@@ -56,9 +56,12 @@ __global__ void __launch_bounds__(kGroup > 256 ? kGroup : 256) softmax_rows(cons
   T* out = static_cast<T*>(p.out);
   const int lane = threadIdx.x % kGroup;
   const int rows_per_block = blockDim.x / kGroup;
-  const int n = p.row_size;
-  for (int64_t r = static_cast<int64_t>(blockIdx.x) * rows_per_block + threadIdx.x / kGroup; r < p.n_rows;
-       r += static_cast<int64_t>(gridDim.x) * rows_per_block) {
+  // A block-uniform trip count: sub-warp groups share shuffles and a block shares barriers, so
+  // a group past the last row stays in the loop with n = 0 (no loads, no stores).
+  for (int64_t r0 = static_cast<int64_t>(blockIdx.x) * rows_per_block; r0 < p.n_rows;
+       r0 += static_cast<int64_t>(gridDim.x) * rows_per_block) {
+    const int64_t r = r0 + threadIdx.x / kGroup;
+    const int n = r < p.n_rows ? p.row_size : 0;
     const T* row = x + layout_offset(p.rows, r);
     T* out_row = out + r * n;
     if constexpr (kItems > 0) {

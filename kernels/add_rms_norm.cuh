@@ -53,7 +53,7 @@ __device__ __forceinline__ T add_rms_norm_finish(const AddRMSNormParams& p, floa
 }
 
 template <typename T, int kGroup, int kItems, int kV>
-__global__ void __launch_bounds__(kGroup > 256 ? kGroup : 256) add_rms_norm_rows(const AddRMSNormParams p) {
+__global__ void __launch_bounds__(kRowBlock<kGroup>, 1024 / kRowBlock<kGroup>) add_rms_norm_rows(const AddRMSNormParams p) {
   __shared__ float scratch[kGroup > 32 ? kGroup / 32 : 1];
   const T* x = static_cast<const T*>(p.x);
   const T* res = static_cast<const T*>(p.residual);

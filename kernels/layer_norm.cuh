@@ -71,7 +71,7 @@ __device__ __forceinline__ void load_row_unit(const T* row, int64_t j, int64_t s
 }
 
 template <typename T, int kGroup, int kItems, int kV>
-__global__ void __launch_bounds__(kGroup > 256 ? kGroup : 256) layer_norm_rows(const LayerNormParams p) {
+__global__ void __launch_bounds__(kRowBlock<kGroup>, 1024 / kRowBlock<kGroup>) layer_norm_rows(const LayerNormParams p) {
   __shared__ float scratch[kGroup > 32 ? kGroup / 32 : 1];
   const T* x = static_cast<const T*>(p.x);
   T* out = static_cast<T*>(p.out);

@@ -2,8 +2,8 @@
 // rounded once to the output dtype (reference/softmax.py). Host: csrc/cuda/softmax.cu.
 //
 // One kernel: kGroup threads per row (part of a warp, a warp, or the whole block), each holding kItems units
-// of kV elements in registers (x read once); kItems == 0 loops over the row three times (max,
-// sum, write) for rows too long for registers. kV = 16 bytes of elements where the row is
+// of kV elements in registers (x read once); kItems == 0 loops over the row twice (online max
+// and sum, write) for rows too long for registers. kV = 16 bytes of elements where the row is
 // contiguous and aligned, else 1 with each element found through the row's element layout.
 // Rows start where the row layout says; the output is row-contiguous.
 #pragma once
@@ -48,9 +48,9 @@ __device__ __forceinline__ void store_elems(T* row, int64_t j, const float* v) {
   *reinterpret_cast<Vec<T, kV>*>(row + j) = pack;
 }
 
-// Block: max(kGroup, 256) threads, blockDim.x / kGroup rows at a time, grid-stride over rows.
+// Block: kRowBlock<kGroup> threads, blockDim.x / kGroup rows at a time, grid-stride over rows.
 template <typename T, int kGroup, int kItems, int kV>
-__global__ void __launch_bounds__(kGroup > 256 ? kGroup : 256) softmax_rows(const SoftmaxParams p) {
+__global__ void __launch_bounds__(kRowBlock<kGroup>, 1024 / kRowBlock<kGroup>) softmax_rows(const SoftmaxParams p) {
   __shared__ float scratch[kGroup > 32 ? kGroup / 32 : 1];
   const T* x = static_cast<const T*>(p.x);
   T* out = static_cast<T*>(p.out);
@@ -103,25 +103,36 @@ __global__ void __launch_bounds__(kGroup > 256 ? kGroup : 256) softmax_rows(cons
         }
       }
     } else {
-      float row_max = -INFINITY;
+      // Online max and sum in one read (the sum rescaled when the running max grows, once a
+      // unit), then one read to write: two passes over the row, not three (H100, 64 rows of
+      // 128256 float32: 43 us with three passes, 30.6 us for a copy).
+      float m = -INFINITY, sum = 0.0f;
       for (int64_t j = static_cast<int64_t>(lane) * kV; j < n; j += kGroup * kV) {
         float v[kV];
         load_elems<T, kV>(p, row, j, v);
+        float unit_max = m;
+        bool nan = false;
 #pragma unroll
         for (int k = 0; k < kV; ++k) {
-          row_max = fmaxf(row_max, v[k]);
+          unit_max = fmaxf(unit_max, v[k]);
+          nan |= isnan(v[k]);
         }
-      }
-      row_max = group_reduce<kGroup>(row_max, MaxOp{}, scratch);
-      float sum = 0.0f;
-      for (int64_t j = static_cast<int64_t>(lane) * kV; j < n; j += kGroup * kV) {
-        float v[kV];
-        load_elems<T, kV>(p, row, j, v);
+        if (nan) { // a NaN makes the whole row NaN, as the sum of exp(x - max) does
+          sum = NAN;
+        } else if (unit_max != -INFINITY) { // else all so far is -inf: nothing to add yet
+          if (unit_max > m) { // rescale only when the running max grows
+            sum = m == -INFINITY ? sum : sum * expf(m - unit_max);
+            m = unit_max;
+          }
 #pragma unroll
-        for (int k = 0; k < kV; ++k) {
-          sum += expf(v[k] - row_max);
+          for (int k = 0; k < kV; ++k) {
+            sum += expf(v[k] - m);
+          }
         }
       }
+      const float row_max = group_reduce<kGroup>(m, MaxOp{}, scratch);
+      // A lane's sum to the row's max; a lane that saw only -inf (sum 0, or NaN) keeps it.
+      sum = m == -INFINITY ? sum : sum * expf(m - row_max);
       sum = group_reduce<kGroup>(sum, SumOp{}, scratch);
       for (int64_t j = static_cast<int64_t>(lane) * kV; j < n; j += kGroup * kV) {
         float v[kV];

@@ -13,7 +13,8 @@ struct RowConfig {
   const void* kernel;
   int group, items;
 
-  // Groups of up to a warp share 256-thread blocks; a larger group is the whole block.
+  // Groups of up to a warp share 256-thread blocks; a larger group is the whole block
+  // (kRowBlock in kernels/reduce.cuh, which the kernels' launch bounds use).
   int block() const {
     return group > 32 ? group : 256;
   }

@@ -90,6 +90,14 @@ for stage in $stages; do
       ;;
     profile) # Nsight Compute over the large and transposed cases (profile_rms_norm.py)
       ncu_bin="$(command -v ncu || ls /usr/local/cuda*/bin/ncu /opt/nvidia/nsight-compute/*/ncu 2>/dev/null | head -1)"
+      if [ "${PROFILE_OP:-rms_norm}" != rms_norm ]; then # whole sections of profile_<op>.py's kernels
+        "$ncu_bin" --clock-control none --kernel-name "regex:${PROFILE_OP}|LayerNorm" --section SpeedOfLight \
+          --section Occupancy --section LaunchStats --section ComputeWorkloadAnalysis --section WarpStateStats \
+          python "$src/csrc/cuda/profile_${PROFILE_OP}.py" >"$LOGS/ncu_${PROFILE_OP}.txt" 2>&1
+        echo "ncu exit $?"
+        grep -E "^  [a-z_]+.*\(|Duration|Memory Throughput|DRAM Throughput|Registers Per|Achieved Occupancy|Theoretical Occupancy|Issue Slots|Executed Ipc A|Stall|Block Limit|One or More|No Eligible|Warp Cycles Per Issued" \
+          "$LOGS/ncu_${PROFILE_OP}.txt" | head -120
+      else
       "$ncu_bin" --clock-control none --kernel-name regex:rms_norm --csv --metrics \
 gpu__time_duration.sum,dram__bytes_read.sum,dram__bytes_write.sum,\
 dram__throughput.avg.pct_of_peak_sustained_elapsed,sm__warps_active.avg.pct_of_peak_sustained_active,\
@@ -109,6 +117,7 @@ for (i, name), ms in seen.items():
     print(i, name)
     print("   ", "  ".join(f"{key.split('__')[1][:28]}={val}" for key, val in sorted(ms.items())))
 PY
+      fi
       ;;
     managed) # decode with MLX's allocator (managed memory) for our outputs: host overhead check
       MLXR_CUDA_ALLOC=managed python "$src/csrc/cuda/bench_rms_norm.py" --only decode 2>&1 | tail -11

@@ -272,6 +272,16 @@ def _git(path: str) -> dict:
         return {"commit": None, "dirty": None}
 
 
+def _source_commit(package_dir: str, invocation_dir: str) -> dict:
+    """The commit of the package's checkout (editable install), else of the directory pytest ran
+    in (an installed wheel, e.g. CI running a clean clone's tests), saying which."""
+    found = _git(package_dir)
+    if found["commit"]:
+        return {**found, "from": "package"}
+    found = _git(invocation_dir)
+    return {**found, "from": "invocation directory" if found["commit"] else None}
+
+
 def metadata(config) -> dict:
     """Everything the results file says about where and how it was produced."""
     import mlx.core as mx
@@ -296,7 +306,7 @@ def metadata(config) -> dict:
                     "python": platform.python_version()},
         "mlx": {"version": mx.__version__, "build": build, "cpu_isa": isa, "gpu_available": mx.is_available(mx.gpu)},
         "device_info": _device_info(),
-        "git": _git(os.path.dirname(os.path.abspath(mlxr.__file__))),
+        "git": _source_commit(os.path.dirname(os.path.abspath(mlxr.__file__)), str(config.invocation_params.dir)),
         "hypothesis": {"profile": profile, **PROFILES[profile]},
         "devices": [d for d, *_ in _devices(config)] if choice == "all" else [choice],
         "kernels": kernels(),

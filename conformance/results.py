@@ -10,7 +10,8 @@ Schema ``mlxr-conformance/1``::
       "machine": {"node", "platform", "machine", "processor", "cpu_count", "python"},
       "mlx": {"version": "0.32.4", "build": "cpu" | "cuda" | "metal", "cpu_isa": "avx512",
               "gpu_available": false},
-      "git": {"commit": "<sha>" | null, "dirty": bool | null},
+      "git": {"commit": "<sha>" | null, "dirty": bool | null,
+              "from": "package" | "invocation directory" | null},  # the checkout the commit was read in
       "hypothesis": {"profile": "ci" | "thorough", "max_examples": 12, "derandomize": true},
       "devices": ["cpu", "metal-sim"],              # devices requested (metal-sim: simulated Metal)
       "kernels": {"cpu": [ops], "cuda": [ops], "metal": [ops], "metal-sim": [ops]},  # ops with a kernel

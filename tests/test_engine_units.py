@@ -158,3 +158,18 @@ def test_layer_norm_oracle_is_more_accurate_than_float64():
     reference = np.array(resolve("mlxr.reference:layer_norm")(x, None, None, 1e-5))
     assert np.abs(got - exact).max() <= 4e-16 * np.abs(exact).max()  # ~1 ulp: rounded once
     assert np.abs(reference - exact).max() > 10 * np.abs(got - exact).max()
+
+
+def test_results_record_the_commit_of_an_installed_wheels_checkout(tmp_path):
+    # An installed (non-editable) package has no checkout: the commit comes from where pytest ran.
+    import pathlib
+    import subprocess
+
+    from mlxr.conformance.plugin import _source_commit
+
+    repo = str(pathlib.Path(__file__).resolve().parents[1])
+    head = subprocess.run(["git", "-C", repo, "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
+    assert _source_commit(str(tmp_path), repo)["commit"] == head
+    assert _source_commit(str(tmp_path), repo)["from"] == "invocation directory"
+    assert _source_commit(repo, str(tmp_path))["from"] == "package"
+    assert _source_commit(str(tmp_path), str(tmp_path)) == {"commit": None, "dirty": None, "from": None}

@@ -12,11 +12,14 @@ import mlx.core as mx
 
 
 def table(rows, columns):
-    """Fixed-width text: columns are (header, key, format spec, width); lists print as AxB."""
+    """Fixed-width text: columns are (header, key, format spec, width); lists print as AxB; a
+    negative width left-aligns the column."""
+    def pad(text, width):
+        return f"{text:<{-width}}" if width < 0 else f"{text:>{width}}"
+
     def cell(value, spec, width):
-        text = "x".join(map(str, value)) if isinstance(value, list) else format(value, spec)
-        return f"{text:>{width}}"
-    lines = ["".join(f"{h:>{w}}" for h, _, _, w in columns)]
+        return pad("x".join(map(str, value)) if isinstance(value, list) else format(value, spec), width)
+    lines = ["".join(pad(h, w) for h, _, _, w in columns)]
     lines += ["".join(cell(r[k], s, w) for _, k, s, w in columns) for r in rows]
     return "\n".join(lines)
 

@@ -6,7 +6,7 @@ import pytest
 
 import mlxr.fused as fused
 from mlxr.reference import add_rms_norm as reference
-from _common import assert_isa_paths_agree, assert_pure
+from _common import LAYOUTS_2D, assert_isa_paths_agree, assert_pure
 
 DTYPES = [mx.float32, mx.float16, mx.bfloat16]
 # Round-off allowed against the reference (same formula, different summation order).
@@ -71,24 +71,15 @@ def test_mixed_dtypes_promote():
     assert normed.dtype == mx.float16
 
 
-LAYOUTS = {
-    "transposed": lambda a: a.T,
-    "strided": lambda a: a[:, ::2],
-    "reversed": lambda a: a[::-1, ::-1],
-    "offset": lambda a: a[1:, 3:],
-    "broadcast": lambda a: mx.broadcast_to(a[:1], a.shape),
-}
-
-
 @pytest.mark.parametrize("residual_layout", ["contiguous", "transposed", "strided"])
-@pytest.mark.parametrize("layout", sorted(LAYOUTS))
+@pytest.mark.parametrize("layout", sorted(LAYOUTS_2D))
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_layouts(layout, residual_layout, dtype):
-    x = LAYOUTS[layout](rand((40, 40), dtype, 5))
+    x = LAYOUTS_2D[layout](rand((40, 40), dtype, 5))
     base = rand((80, 80), dtype, 6)
     res = {"contiguous": base * 1, "transposed": base.T, "strided": base[:, ::2]}[residual_layout]
     res = res[: x.shape[0], : x.shape[1]]
-    w = LAYOUTS["strided"](rand((2, x.shape[-1] * 2), dtype, 7))[0]
+    w = LAYOUTS_2D["strided"](rand((2, x.shape[-1] * 2), dtype, 7))[0]
     contiguous = lambda a: mx.array(np.array(a.astype(mx.float32))).astype(dtype)  # noqa: E731
     normed, h = fused.add_rms_norm(x, res, w, 1e-5)
     ref_normed, ref_h = reference(contiguous(x), contiguous(res), contiguous(w), 1e-5)

@@ -6,7 +6,7 @@ import pytest
 
 import mlxr.fused as fused
 from mlxr.reference import layer_norm as reference
-from _common import assert_isa_paths_agree, assert_pure
+from _common import LAYOUTS_2D, assert_isa_paths_agree, assert_pure
 
 DTYPES = [mx.float32, mx.float16, mx.bfloat16]
 # Round-off allowed against the reference (same formula, different summation order). The
@@ -84,20 +84,11 @@ def test_mixed_dtypes_follow_mx_fast(x_dtype, w_dtype, b_dtype):
     assert_close(y, expected, y.dtype)
 
 
-LAYOUTS = {
-    "transposed": lambda a: a.T,
-    "strided": lambda a: a[:, ::2],
-    "reversed": lambda a: a[::-1, ::-1],
-    "offset": lambda a: a[1:, 3:],
-    "broadcast": lambda a: mx.broadcast_to(a[:1], a.shape),
-}
-
-
-@pytest.mark.parametrize("layout", sorted(LAYOUTS))
+@pytest.mark.parametrize("layout", sorted(LAYOUTS_2D))
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_layouts(layout, dtype):
-    x = LAYOUTS[layout](rand((40, 40), dtype, 5))
-    w = LAYOUTS["strided"](rand((2, x.shape[-1] * 2), dtype, 6))[0]
+    x = LAYOUTS_2D[layout](rand((40, 40), dtype, 5))
+    w = LAYOUTS_2D["strided"](rand((2, x.shape[-1] * 2), dtype, 6))[0]
     b = rand((x.shape[-1],), dtype, 7)[::-1]
     contiguous = lambda a: mx.array(np.array(a.astype(mx.float32))).astype(dtype)  # noqa: E731
     assert_close(fused.layer_norm(x, w, b, 1e-5), reference(contiguous(x), contiguous(w), contiguous(b), 1e-5), dtype)

@@ -6,7 +6,7 @@ import pytest
 
 import mlxr.fused as fused
 from mlxr.reference import rms_norm as reference
-from _common import assert_isa_paths_agree, assert_pure
+from _common import LAYOUTS_2D, assert_isa_paths_agree, assert_pure
 
 DTYPES = [mx.float32, mx.float16, mx.bfloat16]
 # Round-off allowed against the reference (same formula, different summation order).
@@ -51,21 +51,12 @@ def test_mixed_dtypes_promote():
     assert_close(y, mx.fast.rms_norm(x, w, 1e-5), mx.float32)
 
 
-LAYOUTS = {
-    "transposed": lambda a: a.T,
-    "strided": lambda a: a[:, ::2],
-    "reversed": lambda a: a[::-1, ::-1],
-    "offset": lambda a: a[1:, 3:],
-    "broadcast": lambda a: mx.broadcast_to(a[:1], a.shape),
-}
-
-
-@pytest.mark.parametrize("layout", sorted(LAYOUTS))
+@pytest.mark.parametrize("layout", sorted(LAYOUTS_2D))
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_layouts(layout, dtype):
     base = rand((40, 40), dtype, 5)
-    x = LAYOUTS[layout](base)
-    w = LAYOUTS["strided"](rand((2, x.shape[-1] * 2), dtype, 6))[0]
+    x = LAYOUTS_2D[layout](base)
+    w = LAYOUTS_2D["strided"](rand((2, x.shape[-1] * 2), dtype, 6))[0]
     expected = reference(mx.array(np.array(x.astype(mx.float32))).astype(dtype), w, 1e-5)
     assert_close(fused.rms_norm(x, w, 1e-5), expected, dtype)
 

@@ -8,14 +8,12 @@ import mlx.core as mx
 import numpy as np
 import pytest
 
-import mlxr._ext as ext
 import mlxr.fused as fused
 from mlxr.reference import softmax as reference
+from _cuda import DTYPES, REQUIRES_CUDA_KERNELS, as_np, rand_row_scaled
 
-pytestmark = pytest.mark.skipif(ext.gpu_kernels != "cuda", reason="extension built without CUDA kernels")
+pytestmark = REQUIRES_CUDA_KERNELS
 
-DTYPES = [mx.float32, mx.float16, mx.bfloat16]
-NAMES = {mx.float32: "float32", mx.float16: "float16", mx.bfloat16: "bfloat16"}
 # Against the float64 oracle: a few float32 ulp (exp, sum order, division), or one rounding to
 # the half dtype; the absolute part only covers outputs in the dtype's subnormal range.
 RTOL = {mx.float32: 1e-5, mx.float16: 1e-3, mx.bfloat16: 8e-3}
@@ -26,15 +24,7 @@ ROW_SIZES = [1, 7, 32, 33, 256, 1000, 1024, 1025, 2048, 2049, 8192, 32768, 32769
 
 def rand(shape, dtype=mx.float32, key=0):
     """Normal values with per-row scales from 0.1 to 10 (wide exp ranges, negatives)."""
-    k1, k2 = mx.random.split(mx.random.key(key))
-    scale = mx.power(10.0, mx.random.uniform(-1, 1, shape[:-1] + (1,), key=k2))
-    a = (mx.random.normal(shape, key=k1) * scale).astype(dtype)
-    mx.eval(a)
-    return a
-
-
-def as_np(a):
-    return np.array(a.astype(mx.float32)).astype(np.float64)
+    return rand_row_scaled(shape, dtype, key, decades=1)
 
 
 def oracle(x, axis=-1):

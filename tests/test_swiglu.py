@@ -1,9 +1,5 @@
 """The fused swiglu extension: numerics, broadcasting, layouts, special values, transforms, bad input."""
 
-import os
-import subprocess
-import sys
-
 import mlx.core as mx
 import mlx.nn as nn
 import numpy as np
@@ -11,7 +7,7 @@ import pytest
 
 import mlxr.fused as fused
 from mlxr.reference import swiglu as reference
-from _common import assert_pure
+from _common import LAYOUTS_2D, assert_pure, isa_rows
 
 DTYPES = [mx.float32, mx.float16, mx.bfloat16]
 # Against the float64 oracle: a few ulp for float32 (exp, one division, two products), one
@@ -104,19 +100,10 @@ def test_mixed_dtypes_promote():
     assert fused.swiglu(rand((4,), mx.bfloat16), rand((4,), mx.float16)).dtype == mx.float32
 
 
-LAYOUTS = {
-    "transposed": lambda a: a.T,
-    "strided": lambda a: a[:, ::2],
-    "reversed": lambda a: a[::-1, ::-1],
-    "offset": lambda a: a[1:, 3:],
-    "broadcast": lambda a: mx.broadcast_to(a[:1], a.shape),
-}
-
-
-@pytest.mark.parametrize("layout", sorted(LAYOUTS))
+@pytest.mark.parametrize("layout", sorted(LAYOUTS_2D))
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_layouts(layout, dtype):
-    g = LAYOUTS[layout](rand((40, 40), dtype, 10))
+    g = LAYOUTS_2D[layout](rand((40, 40), dtype, 10))
     u = rand(g.shape, dtype, 11)
     assert_close(fused.swiglu(g, u), oracle(g, u), dtype)
     assert_close(fused.swiglu(u, g), oracle(u, g), dtype)
@@ -242,13 +229,7 @@ def test_isa_paths_agree():
         "print(e.cpu_isa(), *[np.array(f.swiglu(g.astype(t),u.astype(t)).astype(mx.float32))[:, ::7].ravel().tolist() "
         "for t in (mx.float32,mx.float16,mx.bfloat16)])"
     )
-    outs = {}
-    for isa in ("baseline", "avx2", "avx512"):
-        env = {**os.environ, "MLXR_CPU_ISA": isa}
-        out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
-        name, rest = out.stdout.split(" ", 1)
-        outs[name] = np.array(eval(rest.replace("] [", "],[")))
-    values = list(outs.values())
+    values = isa_rows(code)
     for v in values[1:]:
         np.testing.assert_allclose(v, values[0], rtol=8e-3, atol=1e-6)
         np.testing.assert_allclose(v[0], values[0][0], rtol=2e-6)  # float32

@@ -20,6 +20,36 @@ LAYOUTS_2D = {
 }
 
 
+def rand(shape, dtype=mx.float32, key=0, scale=1.0, shift=0.0) -> mx.array:
+    """``scale * normal + shift`` in ``dtype``, evaluated: closures captured by mx.compile must
+    not carry RNG graphs."""
+    a = mx.random.normal(shape, key=mx.random.key(key))
+    if scale != 1.0:
+        a = scale * a
+    if shift != 0.0:
+        a = a + shift
+    a = a.astype(dtype)
+    mx.eval(a)
+    return a
+
+
+def f64(a: mx.array) -> np.ndarray:
+    """A float64 numpy copy (exact for every float dtype)."""
+    return np.array(a.astype(mx.float64))
+
+
+def assert_close_f64(actual: mx.array, expected: mx.array, rtol: float, atol: float) -> None:
+    """Elementwise ``|actual - expected| <= atol + rtol * |expected|``, in float64."""
+    np.testing.assert_allclose(f64(actual), f64(expected), rtol=rtol, atol=atol)
+
+
+def assert_close_to_max(actual: mx.array, expected: mx.array, tol: float) -> None:
+    """For quantities with cancellation (gradients) or underflow (half-precision composites):
+    errors scale with the largest entry rather than with each entry."""
+    e = f64(expected)
+    np.testing.assert_allclose(f64(actual), e, rtol=tol, atol=tol * np.abs(e).max())
+
+
 def isa_outputs(code: str) -> list[str]:
     """Runs ``code`` (which prints the ISA name first) once per CPU ISA level, in subprocesses
     (the level is fixed at first use); what each distinct level printed after its name."""

@@ -15,6 +15,20 @@ DTYPES = [mx.float32, mx.float16, mx.bfloat16]
 NAMES = {mx.float32: "float32", mx.float16: "float16", mx.bfloat16: "bfloat16"}
 
 
+# Strided inputs of the row-wise kernels, read in place (name: (base shape, view)): element
+# strides, row offsets, broadcasts and a view of more axes than the kernels address directly.
+ROW_LAYOUTS = {
+    "transposed": ((77, 45), lambda a: a.T),
+    "strided": ((40, 80), lambda a: a[:, ::2]),
+    "reversed": ((40, 41), lambda a: a[::-1, ::-1]),
+    "offset": ((40, 43), lambda a: a[1:, 3:]),
+    "sliced_rows": ((64, 4104), lambda a: a[:, 5:4101]),
+    "broadcast_rows": ((1, 300), lambda a: mx.broadcast_to(a, (7, 300))),
+    "broadcast_elems": ((6, 1), lambda a: mx.broadcast_to(a, (6, 50))),
+    "eight_dims": ((2, 1, 3, 2, 2, 3, 2, 40), lambda a: a.transpose(1, 0, 2, 3, 4, 5, 6, 7)[..., ::-1]),
+}
+
+
 def rand_row_scaled(shape, dtype=mx.float32, key=0, decades=2):
     """Normal values with per-row scales 10 ** uniform(-decades, decades): negatives and wide
     ranges, never only uniform[0, 1)."""

@@ -6,7 +6,7 @@ import pytest
 
 import mlxr.fused as fused
 from mlxr.reference import layer_norm as reference
-from _common import LAYOUTS_2D, assert_isa_paths_agree, assert_pure
+from _common import LAYOUTS_2D, assert_close_f64, assert_isa_paths_agree, assert_pure, rand
 
 DTYPES = [mx.float32, mx.float16, mx.bfloat16]
 # Round-off allowed against the reference (same formula, different summation order). The
@@ -14,18 +14,8 @@ DTYPES = [mx.float32, mx.float16, mx.bfloat16]
 ATOL = {mx.float32: 4e-6, mx.float16: 4e-3, mx.bfloat16: 3.2e-2, mx.float64: 1e-13}
 
 
-def rand(shape, dtype=mx.float32, key=0, scale=1.0, shift=0.0):
-    a = (mx.random.normal(shape, key=mx.random.key(key)) * scale + shift).astype(dtype)
-    mx.eval(a)  # concrete inputs: closures captured by mx.compile must not carry RNG graphs
-    return a
-
-
-def as_f64(a):
-    return np.array(a.astype(mx.float32) if a.dtype == mx.bfloat16 else a.astype(mx.float64)).astype(np.float64)
-
-
 def assert_close(actual, expected, dtype, scale=1.0):
-    np.testing.assert_allclose(as_f64(actual), as_f64(expected), rtol=ATOL[dtype] * scale, atol=ATOL[dtype] * scale)
+    assert_close_f64(actual, expected, ATOL[dtype] * scale, ATOL[dtype] * scale)
 
 
 def params(d, dtype, which, key=2):

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import mlxr.fused as fused
-from _cuda import DTYPES, REQUIRES_CUDA_KERNELS, as_np
+from _cuda import DTYPES, REQUIRES_CUDA_KERNELS, ROW_LAYOUTS, as_np
 
 pytestmark = REQUIRES_CUDA_KERNELS
 
@@ -78,12 +78,7 @@ def test_weight_bias_combinations(dtype, kind):
 
 
 LAYOUTS = {
-    "transposed": ((77, 45), lambda a: a.T),
-    "strided": ((40, 80), lambda a: a[:, ::2]),
-    "reversed": ((40, 41), lambda a: a[::-1, ::-1]),
-    "offset": ((40, 43), lambda a: a[1:, 3:]),
-    "sliced_rows": ((64, 4104), lambda a: a[:, 5:4101]),
-    "broadcast_rows": ((1, 300), lambda a: mx.broadcast_to(a, (7, 300))),
+    **{k: v for k, v in ROW_LAYOUTS.items() if k not in ("broadcast_elems", "eight_dims")},
     "batch_sliced": ((4, 6, 64), lambda a: a[:, 1:5, :]),
 }
 

@@ -9,7 +9,7 @@ import pytest
 
 import mlxr.fused as fused
 from mlxr.reference import rms_norm as reference
-from _cuda import DTYPES, REQUIRES_CUDA_KERNELS, as_np
+from _cuda import DTYPES, REQUIRES_CUDA_KERNELS, ROW_LAYOUTS, as_np
 from _cuda import rand_row_scaled as rand
 
 pytestmark = REQUIRES_CUDA_KERNELS
@@ -79,20 +79,14 @@ def test_many_rows(dtype, shape):
 
 
 LAYOUTS = {
-    # name: (base shape, view); the views cover the rows, cols and strided kernels.
-    "transposed": ((77, 45), lambda a: a.T),
+    # name: (base shape, view); with the shared ones, the views cover the rows, cols and
+    # strided kernels.
+    **ROW_LAYOUTS,
     "transposed_wide": ((4096, 96), lambda a: a.T),
     "transposed_3d": ((3, 50, 40), lambda a: a.transpose(0, 2, 1)),
     "transposed_smem": ((2, 64, 48), lambda a: a.transpose(0, 2, 1)),
     "transposed_smem_long": ((2000, 64), lambda a: a.T),
-    "strided": ((40, 80), lambda a: a[:, ::2]),
-    "reversed": ((40, 41), lambda a: a[::-1, ::-1]),
-    "offset": ((40, 43), lambda a: a[1:, 3:]),
-    "sliced_rows": ((64, 4104), lambda a: a[:, 5:4101]),
-    "broadcast_rows": ((1, 300), lambda a: mx.broadcast_to(a, (7, 300))),
-    "broadcast_elems": ((6, 1), lambda a: mx.broadcast_to(a, (6, 50))),
     "batch_sliced": ((4, 6, 64), lambda a: a[:, 1:5, :]),
-    "eight_dims": ((2, 1, 3, 2, 2, 3, 2, 40), lambda a: a.transpose(1, 0, 2, 3, 4, 5, 6, 7)[..., ::-1]),
 }
 
 

@@ -6,7 +6,7 @@ import pytest
 
 import mlxr.fused as fused
 from mlxr.reference import softmax as reference
-from _common import LAYOUTS_2D, assert_pure, isa_rows
+from _common import LAYOUTS_2D, assert_close_f64, assert_close_to_max, assert_pure, f64, isa_rows, rand as normal
 
 DTYPES = [mx.float32, mx.float16, mx.bfloat16]
 # Against the float64 oracle: about 4 ulp for float32 (one exp, a rescale, a sum of <= 5e4
@@ -16,13 +16,7 @@ ATOL = {mx.float32: 1e-9, mx.float16: 1e-7, mx.bfloat16: 1e-30, mx.float64: 1e-3
 
 
 def rand(shape, dtype=mx.float32, key=0, scale=4.0):
-    a = (scale * mx.random.normal(shape, key=mx.random.key(key))).astype(dtype)
-    mx.eval(a)  # concrete inputs: closures captured by mx.compile must not carry RNG graphs
-    return a
-
-
-def f64(a):
-    return np.array(a.astype(mx.float64))
+    return normal(shape, dtype, key, scale)
 
 
 def oracle(x, axis=-1):
@@ -31,16 +25,12 @@ def oracle(x, axis=-1):
 
 
 def assert_close(actual, expected, dtype, scale=1.0):
-    np.testing.assert_allclose(
-        f64(actual), f64(expected), rtol=RTOL[dtype] * scale, atol=ATOL[dtype] * scale
-    )
+    assert_close_f64(actual, expected, RTOL[dtype] * scale, ATOL[dtype] * scale)
 
 
 def assert_grad_close(actual, expected, dtype, scale=1.0):
     # Softmax gradients cancel (each row sums to 0): errors scale with the largest entry.
-    e = f64(expected)
-    tol = RTOL[dtype] * scale
-    np.testing.assert_allclose(f64(actual), e, rtol=tol, atol=tol * np.abs(e).max())
+    assert_close_to_max(actual, expected, RTOL[dtype] * scale)
 
 
 @pytest.mark.parametrize("dtype", DTYPES + [mx.float64])

@@ -10,7 +10,7 @@ import pytest
 
 import mlxr.fused as fused
 from mlxr.reference import softmax as reference
-from _cuda import DTYPES, REQUIRES_CUDA_KERNELS, as_np, rand_row_scaled
+from _cuda import DTYPES, REQUIRES_CUDA_KERNELS, ROW_LAYOUTS, as_np, rand_row_scaled
 
 pytestmark = REQUIRES_CUDA_KERNELS
 
@@ -80,16 +80,7 @@ def test_axes(dtype, axis):
     check(y, x, axis=list(axis) if isinstance(axis, tuple) else axis)
 
 
-LAYOUTS = {
-    "transposed": ((77, 45), lambda a: a.T),
-    "strided": ((40, 80), lambda a: a[:, ::2]),
-    "reversed": ((40, 41), lambda a: a[::-1, ::-1]),
-    "offset": ((40, 43), lambda a: a[1:, 3:]),
-    "sliced_rows": ((64, 4104), lambda a: a[:, 5:4101]),
-    "broadcast_rows": ((1, 300), lambda a: mx.broadcast_to(a, (7, 300))),
-    "broadcast_elems": ((6, 1), lambda a: mx.broadcast_to(a, (6, 50))),
-    "eight_dims": ((2, 1, 3, 2, 2, 3, 2, 40), lambda a: a.transpose(1, 0, 2, 3, 4, 5, 6, 7)[..., ::-1]),
-}
+LAYOUTS = ROW_LAYOUTS
 
 
 @pytest.mark.parametrize("layout", sorted(LAYOUTS))

@@ -7,7 +7,7 @@ import pytest
 
 import mlxr.fused as fused
 from mlxr.reference import swiglu as reference
-from _common import LAYOUTS_2D, assert_pure, isa_rows
+from _common import LAYOUTS_2D, assert_close_f64, assert_close_to_max, assert_pure, f64, isa_rows, rand as normal
 
 DTYPES = [mx.float32, mx.float16, mx.bfloat16]
 # Against the float64 oracle: a few ulp for float32 (exp, one division, two products), one
@@ -17,13 +17,7 @@ ATOL = {mx.float32: 1e-30, mx.float16: 1e-7, mx.bfloat16: 1e-30, mx.float64: 1e-
 
 
 def rand(shape, dtype=mx.float32, key=0, scale=3.0):
-    a = (scale * mx.random.normal(shape, key=mx.random.key(key))).astype(dtype)
-    mx.eval(a)  # concrete inputs: closures captured by mx.compile must not carry RNG graphs
-    return a
-
-
-def f64(a):
-    return np.array(a.astype(mx.float64))
+    return normal(shape, dtype, key, scale)
 
 
 def oracle(gate, up):
@@ -34,17 +28,11 @@ def oracle(gate, up):
 
 
 def assert_close(actual, expected, dtype, scale=1.0):
-    np.testing.assert_allclose(
-        f64(actual), f64(expected), rtol=RTOL[dtype] * scale, atol=ATOL[dtype] * scale
-    )
+    assert_close_f64(actual, expected, RTOL[dtype] * scale, ATOL[dtype] * scale)
 
 
 def assert_close_to_scale(actual, expected, dtype, scale=1.0):
-    # For quantities with cancellation (gradients) or underflow (half-precision composites),
-    # errors scale with the largest entry rather than with each entry.
-    e = f64(expected)
-    tol = RTOL[dtype] * scale
-    np.testing.assert_allclose(f64(actual), e, rtol=tol, atol=tol * np.abs(e).max())
+    assert_close_to_max(actual, expected, RTOL[dtype] * scale)
 
 
 @pytest.mark.parametrize("dtype", DTYPES + [mx.float64])

@@ -80,6 +80,16 @@ def assert_isa_paths_agree(code: str, rtol: float = 1e-5) -> None:
         np.testing.assert_allclose(v, values[0], rtol=rtol)
 
 
+def assert_isa_rows_agree(code: str, rtol: float, atol: float, float32_rtol: float = 2e-6) -> None:
+    """Every ISA level the CPU supports computes the same function: ``code`` prints the ISA name,
+    then one list per dtype, float32 first (isa_rows); all agree to ``rtol``/``atol``, the
+    float32 list to ``float32_rtol``."""
+    values = isa_rows(code)
+    for v in values[1:]:
+        np.testing.assert_allclose(v, values[0], rtol=rtol, atol=atol)
+        np.testing.assert_allclose(v[0], values[0][0], rtol=float32_rtol)
+
+
 def assert_pure(fn, *inputs: mx.array) -> None:
     """``fn(*inputs)`` leaves its inputs untouched and gives the same outputs twice."""
     before = [np.array(a) for a in inputs]

@@ -7,7 +7,7 @@ import pytest
 
 import mlxr.fused as fused
 from mlxr.reference import swiglu as reference
-from _common import LAYOUTS_2D, assert_close_f64, assert_close_to_max, assert_pure, f64, isa_rows, rand as normal
+from _common import LAYOUTS_2D, assert_close_f64, assert_close_to_max, assert_isa_rows_agree, assert_pure, f64, rand as normal
 
 DTYPES = [mx.float32, mx.float16, mx.bfloat16]
 # Against the float64 oracle: a few ulp for float32 (exp, one division, two products), one
@@ -217,10 +217,7 @@ def test_isa_paths_agree():
         "print(e.cpu_isa(), *[np.array(f.swiglu(g.astype(t),u.astype(t)).astype(mx.float32))[:, ::7].ravel().tolist() "
         "for t in (mx.float32,mx.float16,mx.bfloat16)])"
     )
-    values = isa_rows(code)
-    for v in values[1:]:
-        np.testing.assert_allclose(v, values[0], rtol=8e-3, atol=1e-6)
-        np.testing.assert_allclose(v[0], values[0][0], rtol=2e-6)  # float32
+    assert_isa_rows_agree(code, rtol=8e-3, atol=1e-6)
 
 
 BAD = [

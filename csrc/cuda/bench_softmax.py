@@ -7,8 +7,7 @@ Usage: python bench_softmax.py [--out DIR] [--only PREFIXES]
 import mlx.core as mx
 
 import mlxr.fused as fused
-from bench_common import main
-from bench_rms_norm import median_seconds  # same folder: the shared interleaved timer
+from bench_common import main, median_times
 
 
 def composite(x, axis):
@@ -23,8 +22,7 @@ def row(case, x, axis, with_copy):
            "composite": lambda a: composite(a, axis)}
     if with_copy:
         fns["copy"] = mx.negative
-    t = median_seconds(fns, x, reps=15 if n_bytes > (64 << 20) else 51)
-    mx.clear_cache()
+    t = median_times(fns, x, n_bytes)
     return {"case": case, "dtype": str(x.dtype).split(".")[-1], "shape": list(x.shape),
             "ours_us": t["ours"] * 1e6, "mlx_us": t["mlx"] * 1e6, "copy_us": t.get("copy", float("nan")) * 1e6,
             "ours_GBps": n_bytes / t["ours"] / 1e9, "speedup_vs_mlx": t["mlx"] / t["ours"],

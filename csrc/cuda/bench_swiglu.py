@@ -8,8 +8,7 @@ Usage: python bench_swiglu.py [--out DIR] [--only PREFIXES]
 import mlx.core as mx
 
 import mlxr.fused as fused
-from bench_common import main
-from bench_rms_norm import median_seconds  # same folder: the shared interleaved timer
+from bench_common import main, median_times
 
 
 def composite(g, u):
@@ -19,8 +18,7 @@ def composite(g, u):
 def row(case, g, u):
     n_bytes = 3 * g.size * g.itemsize
     fns = {"ours": lambda a: fused.swiglu(a, u), "mlx": lambda a: composite(a, u), "copy": mx.negative}
-    t = median_seconds(fns, g, reps=15 if n_bytes > (64 << 20) else 51)
-    mx.clear_cache()
+    t = median_times(fns, g, n_bytes)
     return {"case": case, "dtype": str(g.dtype).split(".")[-1], "shape": list(g.shape),
             "ours_us": t["ours"] * 1e6, "mlx_us": t["mlx"] * 1e6, "copy_us": t["copy"] * 1e6,
             "ours_GBps": n_bytes / t["ours"] / 1e9, "copy_GBps": 2 * g.size * g.itemsize / t["copy"] / 1e9,

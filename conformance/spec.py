@@ -131,6 +131,17 @@ class Tolerance:
     mtol: float = 0.0
 
 
+# Forward tolerances of an op computed in float32 (float64 for float64) through MLX's exp and
+# rounded once (softmax, swiglu): MLX's float32 exp (~1e-6 relative) dominates the reference's
+# own error; a few ulp of each output dtype plus one subnormal spacing on top.
+EXP_ROUNDED_ONCE = {
+    "float32": Tolerance(atol=3e-45, rtol=1e-6, factor=2.0),
+    "float16": Tolerance(atol=6e-8, rtol=1e-3, factor=2.0),
+    "bfloat16": Tolerance(atol=1e-40, rtol=8e-3, factor=2.0),
+    "float64": Tolerance(atol=1e-320, rtol=1e-13, factor=2.0),
+}
+
+
 @dataclasses.dataclass(frozen=True)
 class ErrorCase:
     """Bad input: ``build()`` returns the call's arguments by name; the call must raise ``raises``

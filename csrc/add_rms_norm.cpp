@@ -4,6 +4,8 @@
 #include <vector>
 
 #include "cpu/block.h"
+#include "cpu/buffers.h"
+#include "cpu/dtype_dispatch.h"
 #include "cpu/isa.h"
 #include "cpu/parallel_rows.h"
 #include "cpu/rms_row.h"
@@ -71,25 +73,10 @@ MLXR_INLINE void add_rms_norm_rows_impl(AddRMSNormArgs args) {
   S* normed = static_cast<S*>(args.normed);
   S* h = static_cast<S*>(args.h);
   int64_t n = args.row_size;
-  int64_t x_step = args.x_rows->step();
-  int64_t residual_step = args.residual_rows->step();
-  std::vector<S> x_gathered(x_step == 1 ? 0 : n);
-  std::vector<S> residual_gathered(residual_step == 1 ? 0 : n);
-  auto gather = [n](const S* row, int64_t step, std::vector<S>& buffer) {
-    for (int64_t i = 0; i < n; ++i) {
-      buffer[i] = row[i * step];
-    }
-    return buffer.data();
-  };
+  std::vector<S> x_gathered, residual_gathered;
   for (int64_t r = args.row_begin; r < args.row_end; ++r) {
-    const S* x_row = x + args.x_rows->offset(r);
-    const S* residual_row = residual + args.residual_rows->offset(r);
-    if (x_step != 1) {
-      x_row = gather(x_row, x_step, x_gathered);
-    }
-    if (residual_step != 1) {
-      residual_row = gather(residual_row, residual_step, residual_gathered);
-    }
+    const S* x_row = cpu::row_of(x, *args.x_rows, r, n, x_gathered);
+    const S* residual_row = cpu::row_of(residual, *args.residual_rows, r, n, residual_gathered);
     S* h_row = h + r * n;
     // h comes back from cache for the second pass.
     cpu::normalise_rms_row<D, Isa>(h_row, weight, args.weight_finite, normed + r * n, n,
@@ -109,7 +96,7 @@ void run_add_rms_norm(
     mx::array& normed,
     mx::array& h,
     double eps,
-    const char* kernel) {
+    const std::string& kernel) {
   using S = typename D::storage;
   cpu::RowWalker x_rows(x), residual_rows(residual);
   int64_t row_size = x.ndim() ? x.shape(-1) : 1;
@@ -126,16 +113,6 @@ void run_add_rms_norm(
   record_kernel("cpu", kernel);
 }
 
-// Gives `out` the buffer of `in` when `in` is a donated row-contiguous temporary of the
-// same item size (rows are consumed before they are written), else a fresh one.
-void reuse_or_allocate(const mx::array& in, mx::array& out) {
-  if (in.is_donatable() && in.flags().row_contiguous && in.itemsize() == out.itemsize()) {
-    out.copy_shared_buffer(in);
-  } else {
-    out.set_data(mx::allocator::malloc(out.nbytes()));
-  }
-}
-
 } // namespace
 
 void AddRMSNorm::eval_cpu(const std::vector<mx::array>& inputs, std::vector<mx::array>& outputs) {
@@ -148,8 +125,8 @@ void AddRMSNorm::eval_cpu(const std::vector<mx::array>& inputs, std::vector<mx::
     w = inputs[2];
   }
   // The usual decoder loop donates the old residual stream to the new one.
-  reuse_or_allocate(x, normed);
-  reuse_or_allocate(residual, h);
+  cpu::reuse_or_allocate(x, normed);
+  cpu::reuse_or_allocate(residual, h);
 
   auto& encoder = mx::cpu::get_command_encoder(stream());
   for (auto& in : inputs) {
@@ -162,18 +139,9 @@ void AddRMSNorm::eval_cpu(const std::vector<mx::array>& inputs, std::vector<mx::
                     w = w ? std::optional(mx::array::unsafe_weak_copy(*w)) : std::nullopt,
                     normed = mx::array::unsafe_weak_copy(normed),
                     h = mx::array::unsafe_weak_copy(h), eps = eps_]() mutable {
-    switch (normed.dtype()) {
-      case mx::float32:
-        return run_add_rms_norm<cpu::F32>(x, residual, w, normed, h, eps, "add_rms_norm_float32");
-      case mx::float16:
-        return run_add_rms_norm<cpu::F16>(x, residual, w, normed, h, eps, "add_rms_norm_float16");
-      case mx::bfloat16:
-        return run_add_rms_norm<cpu::BF16>(x, residual, w, normed, h, eps, "add_rms_norm_bfloat16");
-      case mx::float64:
-        return run_add_rms_norm<cpu::F64>(x, residual, w, normed, h, eps, "add_rms_norm_float64");
-      default:
-        throw std::runtime_error("[add_rms_norm] unsupported dtype reached the CPU kernel");
-    }
+    cpu::dispatch_float(normed.dtype(), "add_rms_norm", [&](auto d, const std::string& kernel) {
+      run_add_rms_norm<decltype(d)>(x, residual, w, normed, h, eps, kernel);
+    });
   });
 }
 

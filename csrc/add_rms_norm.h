@@ -14,27 +14,17 @@ class AddRMSNorm : public FusedPrimitive {
   AddRMSNorm(mx::Stream stream, Fallback fallback, double eps, bool has_weight)
       : FusedPrimitive(stream, std::move(fallback)), eps_(eps), has_weight_(has_weight) {}
 
+  MLXR_FUSED_PRIMITIVE_OVERRIDES
+  MLXR_FUSED_EVAL_GPU
+  MLXR_FUSED_NAME(AddRMSNorm)
   // outputs: {normed, h}
-  void eval_cpu(const std::vector<mx::array>& inputs, std::vector<mx::array>& outputs)
-      override;
-#ifdef MLXR_GPU
-  void eval_gpu(const std::vector<mx::array>& inputs, std::vector<mx::array>& outputs)
-      override;
-#endif
-
-  // Batched x / residual with a shared weight stays fused (an unbatched one of the two is
-  // broadcast); a batched weight goes through the fallback.
-  std::pair<std::vector<mx::array>, std::vector<int>> vmap(
-      const std::vector<mx::array>& inputs,
-      const std::vector<int>& axes) override;
-
-  const char* name() const override {
-    return "mlxr::AddRMSNorm";
-  }
-  bool is_equivalent(const mx::Primitive& other) const override;
   std::vector<mx::Shape> output_shapes(const std::vector<mx::array>& inputs) override {
     return {inputs[0].shape(), inputs[0].shape()};
   }
+
+  // Batched x / residual with a shared weight stays fused (an unbatched one of the two is
+  // broadcast); a batched weight goes through the fallback.
+  MLXR_FUSED_VMAP
 
  private:
   double eps_; // double: float64 inputs see the same eps as the float64 reference

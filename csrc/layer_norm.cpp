@@ -4,6 +4,8 @@
 #include <vector>
 
 #include "cpu/block.h"
+#include "cpu/buffers.h"
+#include "cpu/dtype_dispatch.h"
 #include "cpu/isa.h"
 #include "cpu/parallel_rows.h"
 #include "cpu/rows.h"
@@ -154,17 +156,10 @@ MLXR_INLINE void layer_norm_rows_impl(LayerNormArgs args) {
   const S* bias = static_cast<const S*>(args.bias);
   S* out = static_cast<S*>(args.out);
   int64_t n = args.row_size;
-  int64_t step = args.rows->step();
-  std::vector<S> gathered(step == 1 ? 0 : n);
+  std::vector<S> gathered;
   for (int64_t r = args.row_begin; r < args.row_end; ++r) {
-    const S* row = x + args.rows->offset(r);
-    if (step != 1) {
-      // Strided rows are gathered once so all three passes run on contiguous data.
-      for (int64_t i = 0; i < n; ++i) {
-        gathered[i] = row[i * step];
-      }
-      row = gathered.data();
-    }
+    // Strided rows are gathered once so all three passes run on contiguous data.
+    const S* row = cpu::row_of(x, *args.rows, r, n, gathered);
     // The row is read from memory once; the second and third passes hit the cache.
     Acc mean = row_sum<D, Isa>(row, n) / static_cast<Acc>(n);
     Acc var = centred_sum_squares<D, Isa>(row, n, mean) / static_cast<Acc>(n);
@@ -193,7 +188,7 @@ void run_layer_norm(
     const std::optional<mx::array>& b,
     mx::array& out,
     double eps,
-    const char* kernel) {
+    const std::string& kernel) {
   using S = typename D::storage;
   cpu::RowWalker rows(x);
   int64_t row_size = x.ndim() ? x.shape(-1) : 1;
@@ -224,14 +219,7 @@ void LayerNorm::eval_cpu(const std::vector<mx::array>& inputs, std::vector<mx::a
   if (has_bias_) {
     b = inputs[has_weight_ ? 2 : 1];
   }
-  // A donated row-contiguous x is overwritten in place: each row is read fully before it is
-  // written.
-  bool in_place = x.is_donatable() && x.flags().row_contiguous && x.itemsize() == out.itemsize();
-  if (in_place) {
-    out.copy_shared_buffer(x);
-  } else {
-    out.set_data(mx::allocator::malloc(out.nbytes()));
-  }
+  cpu::reuse_or_allocate(x, out); // a donated row-contiguous x is overwritten in place
 
   auto& encoder = mx::cpu::get_command_encoder(stream());
   for (auto& in : inputs) {
@@ -243,18 +231,9 @@ void LayerNorm::eval_cpu(const std::vector<mx::array>& inputs, std::vector<mx::a
   };
   encoder.dispatch([x = mx::array::unsafe_weak_copy(x), w = weak(w), b = weak(b),
                     out = mx::array::unsafe_weak_copy(out), eps = eps_]() mutable {
-    switch (out.dtype()) {
-      case mx::float32:
-        return run_layer_norm<cpu::F32>(x, w, b, out, eps, "layer_norm_float32");
-      case mx::float16:
-        return run_layer_norm<cpu::F16>(x, w, b, out, eps, "layer_norm_float16");
-      case mx::bfloat16:
-        return run_layer_norm<cpu::BF16>(x, w, b, out, eps, "layer_norm_bfloat16");
-      case mx::float64:
-        return run_layer_norm<cpu::F64>(x, w, b, out, eps, "layer_norm_float64");
-      default:
-        throw std::runtime_error("[layer_norm] unsupported dtype reached the CPU kernel");
-    }
+    cpu::dispatch_float(out.dtype(), "layer_norm", [&](auto d, const std::string& kernel) {
+      run_layer_norm<decltype(d)>(x, w, b, out, eps, kernel);
+    });
   });
 }
 

@@ -18,26 +18,14 @@ class LayerNorm : public FusedPrimitive {
         has_weight_(has_weight),
         has_bias_(has_bias) {}
 
-  void eval_cpu(const std::vector<mx::array>& inputs, std::vector<mx::array>& outputs)
-      override;
-#ifdef MLXR_GPU
-  void eval_gpu(const std::vector<mx::array>& inputs, std::vector<mx::array>& outputs)
-      override;
-#endif
+  MLXR_FUSED_PRIMITIVE_OVERRIDES
+  MLXR_FUSED_EVAL_GPU
+  MLXR_FUSED_NAME(LayerNorm)
+  MLXR_FUSED_SAME_SHAPE_OUTPUT
 
   // Batched x with shared weight and bias stays fused; a batched weight or bias goes through
   // the fallback.
-  std::pair<std::vector<mx::array>, std::vector<int>> vmap(
-      const std::vector<mx::array>& inputs,
-      const std::vector<int>& axes) override;
-
-  const char* name() const override {
-    return "mlxr::LayerNorm";
-  }
-  bool is_equivalent(const mx::Primitive& other) const override;
-  std::vector<mx::Shape> output_shapes(const std::vector<mx::array>& inputs) override {
-    return {inputs[0].shape()};
-  }
+  MLXR_FUSED_VMAP
 
  private:
   double eps_; // double: float64 inputs see the same eps as the float64 reference

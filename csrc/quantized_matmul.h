@@ -16,38 +16,21 @@ class QuantizedMatmul : public FusedPrimitive {
         group_size_(group_size),
         bits_(bits) {}
 
-  void eval_cpu(const std::vector<mx::array>& inputs, std::vector<mx::array>& outputs)
-      override;
-#if defined(MLXR_CUDA) || defined(MLXR_METAL) // csrc/cuda/quantized_matmul.cu, csrc/metal/quantized_matmul.cpp
-  void eval_gpu(const std::vector<mx::array>& inputs, std::vector<mx::array>& outputs)
-      override;
-#endif
+  MLXR_FUSED_PRIMITIVE_OVERRIDES
+  MLXR_FUSED_EVAL_GPU // csrc/cuda/quantized_matmul.cu, csrc/metal/quantized_matmul.cpp
+  MLXR_FUSED_NAME(QuantizedMatmul)
+  std::vector<mx::Shape> output_shapes(const std::vector<mx::array>& inputs) override;
 
   // d/dx is the same fused op with `transpose` flipped; scales and biases differentiate
   // through the reference; the packed codes are not differentiable (ValueError).
-  std::vector<mx::array> vjp(
-      const std::vector<mx::array>& primals,
-      const std::vector<mx::array>& cotangents,
-      const std::vector<int>& argnums,
-      const std::vector<mx::array>& outputs) override;
+  MLXR_FUSED_VJP
 
   // The op is linear in x and jointly linear in (scales, biases): every tangent is again a
   // fused quantized matmul.
-  std::vector<mx::array> jvp(
-      const std::vector<mx::array>& primals,
-      const std::vector<mx::array>& tangents,
-      const std::vector<int>& argnums) override;
+  MLXR_FUSED_JVP
 
   // A batched x with shared weights stays fused; batched weights go through the fallback.
-  std::pair<std::vector<mx::array>, std::vector<int>> vmap(
-      const std::vector<mx::array>& inputs,
-      const std::vector<int>& axes) override;
-
-  const char* name() const override {
-    return "mlxr::QuantizedMatmul";
-  }
-  bool is_equivalent(const mx::Primitive& other) const override;
-  std::vector<mx::Shape> output_shapes(const std::vector<mx::array>& inputs) override;
+  MLXR_FUSED_VMAP
 
  private:
   bool transpose_;

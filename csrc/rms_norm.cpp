@@ -4,6 +4,8 @@
 #include <vector>
 
 #include "cpu/block.h"
+#include "cpu/buffers.h"
+#include "cpu/dtype_dispatch.h"
 #include "cpu/isa.h"
 #include "cpu/parallel_rows.h"
 #include "cpu/rms_row.h"
@@ -39,17 +41,10 @@ MLXR_INLINE void rms_norm_rows_impl(RMSNormArgs args) {
   const S* weight = static_cast<const S*>(args.weight);
   S* out = static_cast<S*>(args.out);
   int64_t n = args.row_size;
-  int64_t step = args.rows->step();
-  std::vector<S> gathered(step == 1 ? 0 : n);
+  std::vector<S> gathered;
   for (int64_t r = args.row_begin; r < args.row_end; ++r) {
-    const S* row = x + args.rows->offset(r);
-    if (step != 1) {
-      // Strided rows are gathered once so both passes run on contiguous data.
-      for (int64_t i = 0; i < n; ++i) {
-        gathered[i] = row[i * step];
-      }
-      row = gathered.data();
-    }
+    // Strided rows are gathered once so both passes run on contiguous data.
+    const S* row = cpu::row_of(x, *args.rows, r, n, gathered);
     cpu::normalise_rms_row<D, Isa>(row, weight, args.weight_finite, out + r * n, n,
                                    cpu::sum_squares<D, Isa>(row, n), args.eps);
   }
@@ -61,7 +56,7 @@ constexpr int64_t kCheckWeightRows = 16;
 
 template <typename D>
 void run_rms_norm(const mx::array& x, const std::optional<mx::array>& w, mx::array& out,
-                  double eps, const char* kernel) {
+                  double eps, const std::string& kernel) {
   using S = typename D::storage;
   cpu::RowWalker rows(x);
   int64_t row_size = x.ndim() ? x.shape(-1) : 1;
@@ -87,14 +82,9 @@ void RMSNorm::eval_cpu(const std::vector<mx::array>& inputs, std::vector<mx::arr
   if (has_weight_) {
     w = inputs[1];
   }
-  // A donated row-contiguous x is overwritten in place: each row is read fully before it is
-  // written, and it saves an allocation the size of the input.
-  bool in_place = x.is_donatable() && x.flags().row_contiguous && x.itemsize() == out.itemsize();
-  if (in_place) {
-    out.copy_shared_buffer(x);
-  } else {
-    out.set_data(mx::allocator::malloc(out.nbytes()));
-  }
+  // A donated row-contiguous x is overwritten in place: it saves an allocation the size of
+  // the input.
+  cpu::reuse_or_allocate(x, out);
 
   auto& encoder = mx::cpu::get_command_encoder(stream());
   encoder.set_input_array(x);
@@ -105,18 +95,9 @@ void RMSNorm::eval_cpu(const std::vector<mx::array>& inputs, std::vector<mx::arr
   encoder.dispatch([x = mx::array::unsafe_weak_copy(x),
                     w = w ? std::optional(mx::array::unsafe_weak_copy(*w)) : std::nullopt,
                     out = mx::array::unsafe_weak_copy(out), eps = eps_]() mutable {
-    switch (out.dtype()) {
-      case mx::float32:
-        return run_rms_norm<cpu::F32>(x, w, out, eps, "rms_norm_float32");
-      case mx::float16:
-        return run_rms_norm<cpu::F16>(x, w, out, eps, "rms_norm_float16");
-      case mx::bfloat16:
-        return run_rms_norm<cpu::BF16>(x, w, out, eps, "rms_norm_bfloat16");
-      case mx::float64:
-        return run_rms_norm<cpu::F64>(x, w, out, eps, "rms_norm_float64");
-      default:
-        throw std::runtime_error("[rms_norm] unsupported dtype reached the CPU kernel");
-    }
+    cpu::dispatch_float(out.dtype(), "rms_norm", [&](auto d, const std::string& kernel) {
+      run_rms_norm<decltype(d)>(x, w, out, eps, kernel);
+    });
   });
 }
 

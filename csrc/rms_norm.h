@@ -18,25 +18,13 @@ class RMSNorm : public FusedPrimitive {
   RMSNorm(mx::Stream stream, Fallback fallback, double eps, bool has_weight)
       : FusedPrimitive(stream, std::move(fallback)), eps_(eps), has_weight_(has_weight) {}
 
-  void eval_cpu(const std::vector<mx::array>& inputs, std::vector<mx::array>& outputs)
-      override;
-#ifdef MLXR_GPU
-  void eval_gpu(const std::vector<mx::array>& inputs, std::vector<mx::array>& outputs)
-      override;
-#endif
+  MLXR_FUSED_PRIMITIVE_OVERRIDES
+  MLXR_FUSED_EVAL_GPU
+  MLXR_FUSED_NAME(RMSNorm)
+  MLXR_FUSED_SAME_SHAPE_OUTPUT
 
   // Batched x with a shared weight stays fused; a batched weight goes through the fallback.
-  std::pair<std::vector<mx::array>, std::vector<int>> vmap(
-      const std::vector<mx::array>& inputs,
-      const std::vector<int>& axes) override;
-
-  const char* name() const override {
-    return "mlxr::RMSNorm";
-  }
-  bool is_equivalent(const mx::Primitive& other) const override;
-  std::vector<mx::Shape> output_shapes(const std::vector<mx::array>& inputs) override {
-    return {inputs[0].shape()};
-  }
+  MLXR_FUSED_VMAP
 
  private:
   double eps_; // double: float64 inputs see the same eps as the float64 reference

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "cpu/block.h"
+#include "cpu/dtype_dispatch.h"
 #include "cpu/isa.h"
 #include "cpu/parallel_rows.h"
 #include "cpu/rows.h"
@@ -301,7 +302,7 @@ std::vector<Acc> gather_vector(const mx::array& a) {
 
 template <typename D>
 void run_rope(RopeArgs args, const mx::array& x, const mx::array& offset,
-              const mx::array& inv_freqs, const char* kernel) {
+              const mx::array& inv_freqs, const std::string& kernel) {
   using Acc = typename D::acc;
   cpu::RowWalker rows(x);
   std::vector<int32_t> offsets = gather_vector<int32_t>(offset);
@@ -361,18 +362,9 @@ void RoPE::eval_cpu(const std::vector<mx::array>& inputs, std::vector<mx::array>
                     out = mx::array::unsafe_weak_copy(out), args]() mutable {
     args.x = x.data<void>();
     args.out = out.data<void>();
-    switch (out.dtype()) {
-      case mx::float32:
-        return run_rope<cpu::F32>(args, x, offset, inv_freqs, "rope_float32");
-      case mx::float16:
-        return run_rope<cpu::F16>(args, x, offset, inv_freqs, "rope_float16");
-      case mx::bfloat16:
-        return run_rope<cpu::BF16>(args, x, offset, inv_freqs, "rope_bfloat16");
-      case mx::float64:
-        return run_rope<cpu::F64>(args, x, offset, inv_freqs, "rope_float64");
-      default:
-        throw std::runtime_error("[rope] unsupported dtype reached the CPU kernel");
-    }
+    cpu::dispatch_float(out.dtype(), "rope", [&](auto d, const std::string& kernel) {
+      run_rope<decltype(d)>(args, x, offset, inv_freqs, kernel);
+    });
   });
 }
 
@@ -477,7 +469,7 @@ mx::array rope(
     Fallback fallback,
     Fallback inverse,
     mx::Stream stream) {
-  mx::Dtype acc = x.dtype() == mx::float64 ? mx::float64 : mx::float32;
+  mx::Dtype acc = accumulation_dtype(x.dtype());
   std::vector<mx::array> inputs{
       x, mx::astype(offset, mx::int32, stream), mx::astype(inv_freqs, acc, stream)};
 #ifdef MLXR_METAL

@@ -23,35 +23,18 @@ class RoPE : public FusedPrimitive {
         scale_(scale),
         forward_(forward) {}
 
-  void eval_cpu(const std::vector<mx::array>& inputs, std::vector<mx::array>& outputs)
-      override;
-#ifdef MLXR_GPU
-  void eval_gpu(const std::vector<mx::array>& inputs, std::vector<mx::array>& outputs)
-      override;
-#endif
-
-  // The map is linear in x: the x-vjp is the inverse rotation and the x-jvp the rotation
-  // itself, both fused. Derivatives through inv_freqs go through the fallback.
-  std::vector<mx::array> vjp(
-      const std::vector<mx::array>& primals,
-      const std::vector<mx::array>& cotangents,
-      const std::vector<int>& argnums,
-      const std::vector<mx::array>& outputs) override;
-  std::vector<mx::array> jvp(
-      const std::vector<mx::array>& primals,
-      const std::vector<mx::array>& tangents,
-      const std::vector<int>& argnums) override;
-  std::pair<std::vector<mx::array>, std::vector<int>> vmap(
-      const std::vector<mx::array>& inputs,
-      const std::vector<int>& axes) override;
-
+  MLXR_FUSED_PRIMITIVE_OVERRIDES
+  MLXR_FUSED_EVAL_GPU
   const char* name() const override {
     return forward_ ? "mlxr::RoPE" : "mlxr::RoPEInverse";
   }
-  bool is_equivalent(const mx::Primitive& other) const override;
-  std::vector<mx::Shape> output_shapes(const std::vector<mx::array>& inputs) override {
-    return {inputs[0].shape()};
-  }
+  MLXR_FUSED_SAME_SHAPE_OUTPUT
+
+  // The map is linear in x: the x-vjp is the inverse rotation and the x-jvp the rotation
+  // itself, both fused. Derivatives through inv_freqs go through the fallback.
+  MLXR_FUSED_VJP
+  MLXR_FUSED_JVP
+  MLXR_FUSED_VMAP
 
  private:
   Fallback inverse_; // the reference of the inverse map, carried by the vjp's primitive

@@ -6,6 +6,8 @@
 #include <vector>
 
 #include "cpu/block.h"
+#include "cpu/buffers.h"
+#include "cpu/dtype_dispatch.h"
 #include "cpu/isa.h"
 #include "cpu/parallel_rows.h"
 #include "cpu/vec_math.h"
@@ -343,7 +345,8 @@ MLXR_INLINE void softmax_rows_impl(SoftmaxArgs args) {
 MLXR_ISA_DISPATCH(softmax_rows, softmax_rows_impl)
 
 template <typename D>
-void run_softmax(const mx::array& x, mx::array& out, int n_axes, bool out_like_x, const char* kernel) {
+void run_softmax(const mx::array& x, mx::array& out, int n_axes, bool out_like_x,
+                 const std::string& kernel) {
   SoftmaxRows rows(x, n_axes);
   int64_t row_size = rows.row_size();
   int64_t n_rows = row_size ? static_cast<int64_t>(x.size()) / row_size : 0;
@@ -358,23 +361,6 @@ void run_softmax(const mx::array& x, mx::array& out, int n_axes, bool out_like_x
                                 out.data<void>(), out_like_x, lane_rows});
   });
   record_kernel("cpu", kernel);
-}
-
-// Every element stored once, no broadcast or negative strides: out can take x's strides.
-bool dense(const mx::array& a) {
-  if (!a.flags().contiguous || a.data_size() != a.size()) {
-    return false;
-  }
-  for (auto stride : a.strides()) {
-    if (stride < 0) {
-      return false;
-    }
-  }
-  return true;
-}
-
-mx::Dtype accumulation_dtype(mx::Dtype dtype) {
-  return dtype == mx::float64 ? mx::float64 : mx::float32;
 }
 
 // y * (t - sum(t * y)) over the last n_axes axes in the accumulation dtype, rounded once.
@@ -398,7 +384,7 @@ void Softmax::eval_cpu(const std::vector<mx::array>& inputs, std::vector<mx::arr
   // A dense x gives out its own layout (a softmax over a non-last axis then reads and writes
   // contiguous blocks); a donated one is overwritten in place, since each row (or group of
   // rows) is read into scratch before any of it is written.
-  bool out_like_x = dense(x) && SoftmaxRows(x, n_axes_).collapses();
+  bool out_like_x = cpu::dense(x) && SoftmaxRows(x, n_axes_).collapses();
   if (out_like_x && x.is_donatable()) {
     out.copy_shared_buffer(x);
   } else if (out_like_x) {
@@ -413,18 +399,9 @@ void Softmax::eval_cpu(const std::vector<mx::array>& inputs, std::vector<mx::arr
   encoder.set_output_array(out);
   encoder.dispatch([x = mx::array::unsafe_weak_copy(x),
                     out = mx::array::unsafe_weak_copy(out), out_like_x, n_axes = n_axes_]() mutable {
-    switch (out.dtype()) {
-      case mx::float32:
-        return run_softmax<cpu::F32>(x, out, n_axes, out_like_x, "softmax_float32");
-      case mx::float16:
-        return run_softmax<cpu::F16>(x, out, n_axes, out_like_x, "softmax_float16");
-      case mx::bfloat16:
-        return run_softmax<cpu::BF16>(x, out, n_axes, out_like_x, "softmax_bfloat16");
-      case mx::float64:
-        return run_softmax<cpu::F64>(x, out, n_axes, out_like_x, "softmax_float64");
-      default:
-        throw std::runtime_error("[softmax] unsupported dtype reached the CPU kernel");
-    }
+    cpu::dispatch_float(out.dtype(), "softmax", [&](auto d, const std::string& kernel) {
+      run_softmax<decltype(d)>(x, out, n_axes, out_like_x, kernel);
+    });
   });
 }
 

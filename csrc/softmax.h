@@ -13,36 +13,17 @@ class Softmax : public FusedPrimitive {
   Softmax(mx::Stream stream, Fallback fallback, int n_axes)
       : FusedPrimitive(stream, std::move(fallback)), n_axes_(n_axes) {}
 
-  void eval_cpu(const std::vector<mx::array>& inputs, std::vector<mx::array>& outputs)
-      override;
-#ifdef MLXR_GPU // CUDA: csrc/cuda/softmax.cu; Metal: csrc/metal/softmax.cpp
-  void eval_gpu(const std::vector<mx::array>& inputs, std::vector<mx::array>& outputs)
-      override;
-#endif
+  MLXR_FUSED_PRIMITIVE_OVERRIDES
+  MLXR_FUSED_EVAL_GPU // CUDA: csrc/cuda/softmax.cu; Metal: csrc/metal/softmax.cpp
+  MLXR_FUSED_NAME(Softmax)
+  MLXR_FUSED_SAME_SHAPE_OUTPUT
 
   // dy = y * (dx - sum(dx * y)) for both: one expression over the primal output, no refold of
   // the reference's max/exp/sum graph.
-  std::vector<mx::array> vjp(
-      const std::vector<mx::array>& primals,
-      const std::vector<mx::array>& cotangents,
-      const std::vector<int>& argnums,
-      const std::vector<mx::array>& outputs) override;
-  std::vector<mx::array> jvp(
-      const std::vector<mx::array>& primals,
-      const std::vector<mx::array>& tangents,
-      const std::vector<int>& argnums) override;
+  MLXR_FUSED_VJP
+  MLXR_FUSED_JVP
   // The batch axis moves to the front, leaving the softmax axes last: stays fused.
-  std::pair<std::vector<mx::array>, std::vector<int>> vmap(
-      const std::vector<mx::array>& inputs,
-      const std::vector<int>& axes) override;
-
-  const char* name() const override {
-    return "mlxr::Softmax";
-  }
-  bool is_equivalent(const mx::Primitive& other) const override;
-  std::vector<mx::Shape> output_shapes(const std::vector<mx::array>& inputs) override {
-    return {inputs[0].shape()};
-  }
+  MLXR_FUSED_VMAP
 
  private:
   int n_axes_; // the softmax runs over the last n_axes axes, 1 <= n_axes <= ndim

@@ -7,6 +7,8 @@
 #include <vector>
 
 #include "cpu/block.h"
+#include "cpu/buffers.h"
+#include "cpu/dtype_dispatch.h"
 #include "cpu/isa.h"
 #include "cpu/parallel_rows.h"
 #include "cpu/rows.h"
@@ -67,23 +69,6 @@ MLXR_INLINE void swiglu_span(
   }
 }
 
-// Row `r` of a strided input as a contiguous pointer: in place when its step is 1, else
-// gathered (step 0, a broadcast, becomes a fill) into `buffer`.
-template <typename S>
-MLXR_INLINE const S* row_of(const S* base, const cpu::RowWalker& rows, int64_t r, int64_t n,
-                            std::vector<S>& buffer) {
-  const S* row = base + rows.offset(r);
-  int64_t step = rows.step();
-  if (step == 1) {
-    return row;
-  }
-  buffer.resize(n);
-  for (int64_t i = 0; i < n; ++i) {
-    buffer[i] = row[i * step];
-  }
-  return buffer.data();
-}
-
 template <typename D, typename Isa>
 MLXR_INLINE void swiglu_rows_impl(SwiGLUArgs args) {
   using S = typename D::storage;
@@ -99,35 +84,22 @@ MLXR_INLINE void swiglu_rows_impl(SwiGLUArgs args) {
   }
   std::vector<S> gate_buffer, up_buffer;
   for (int64_t r = args.row_begin; r < args.row_end; ++r) {
-    const S* g = row_of(gate, *args.gate_rows, r, n, gate_buffer);
-    const S* u = row_of(up, *args.up_rows, r, n, up_buffer);
+    const S* g = cpu::row_of(gate, *args.gate_rows, r, n, gate_buffer);
+    const S* u = cpu::row_of(up, *args.up_rows, r, n, up_buffer);
     swiglu_span<D, Isa>(g, u, out + r * n, n);
   }
 }
 
 MLXR_ISA_DISPATCH(swiglu_rows, swiglu_rows_impl)
 
-// Every element stored once, no broadcast or negative strides.
-bool dense(const mx::array& a) {
-  if (!a.flags().contiguous || a.data_size() != a.size()) {
-    return false;
-  }
-  for (auto stride : a.strides()) {
-    if (stride < 0) {
-      return false;
-    }
-  }
-  return true;
-}
-
 // Dense inputs with one layout (row-contiguous, transposed, ...) are one flat span in memory
 // order, and the output takes that layout.
 bool same_dense_layout(const mx::array& gate, const mx::array& up) {
-  return dense(gate) && dense(up) && gate.strides() == up.strides();
+  return cpu::dense(gate) && cpu::dense(up) && gate.strides() == up.strides();
 }
 
 template <typename D>
-void run_swiglu(const mx::array& gate, const mx::array& up, mx::array& out, const char* kernel) {
+void run_swiglu(const mx::array& gate, const mx::array& up, mx::array& out, const std::string& kernel) {
   cpu::RowWalker gate_rows(gate), up_rows(up);
   bool flat = same_dense_layout(gate, up);
   int64_t size = static_cast<int64_t>(gate.size());
@@ -143,10 +115,6 @@ void run_swiglu(const mx::array& gate, const mx::array& up, mx::array& out, cons
                                                  out.data<void>(), end == n_rows ? tail : 0});
                      });
   record_kernel("cpu", kernel);
-}
-
-mx::Dtype accumulation_dtype(mx::Dtype dtype) {
-  return dtype == mx::float64 ? mx::float64 : mx::float32;
 }
 
 // The two partial derivatives in the accumulation dtype: {dy/dgate, dy/dup}.
@@ -194,18 +162,9 @@ void SwiGLU::eval_cpu(const std::vector<mx::array>& inputs, std::vector<mx::arra
   encoder.dispatch([gate = mx::array::unsafe_weak_copy(gate),
                     up = mx::array::unsafe_weak_copy(up),
                     out = mx::array::unsafe_weak_copy(out)]() mutable {
-    switch (out.dtype()) {
-      case mx::float32:
-        return run_swiglu<cpu::F32>(gate, up, out, "swiglu_float32");
-      case mx::float16:
-        return run_swiglu<cpu::F16>(gate, up, out, "swiglu_float16");
-      case mx::bfloat16:
-        return run_swiglu<cpu::BF16>(gate, up, out, "swiglu_bfloat16");
-      case mx::float64:
-        return run_swiglu<cpu::F64>(gate, up, out, "swiglu_float64");
-      default:
-        throw std::runtime_error("[swiglu] unsupported dtype reached the CPU kernel");
-    }
+    cpu::dispatch_float(out.dtype(), "swiglu", [&](auto d, const std::string& kernel) {
+      run_swiglu<decltype(d)>(gate, up, out, kernel);
+    });
   });
 }
 

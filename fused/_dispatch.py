@@ -21,27 +21,17 @@ CPU_KERNEL_DTYPES = {
     "swiglu": (mx.float32, mx.float16, mx.bfloat16, mx.float64),
     "quantized_matmul": (mx.float32, mx.float16, mx.bfloat16),
 }
+# Every GPU kernel handles float32 and the half types (no float64 kernels on GPUs).
+_GPU_FLOATS = (mx.float32, mx.float16, mx.bfloat16)
 # Ops with a Metal kernel (kernels/<op>.metal), and the dtypes each handles; metal-sim
 # certifies these on Linux.
-METAL_KERNEL_DTYPES = {
-    "rms_norm": (mx.float32, mx.float16, mx.bfloat16),
-    "softmax": (mx.float32, mx.float16, mx.bfloat16),
-    "swiglu": (mx.float32, mx.float16, mx.bfloat16),
-    "quantized_matmul": (mx.float32, mx.float16, mx.bfloat16),
-    "layer_norm": (mx.float32, mx.float16, mx.bfloat16),
-    "add_rms_norm": (mx.float32, mx.float16, mx.bfloat16),
-    "rope": (mx.float32, mx.float16, mx.bfloat16),
-}
+METAL_KERNEL_DTYPES = dict.fromkeys(
+    ("rms_norm", "softmax", "swiglu", "quantized_matmul", "layer_norm", "add_rms_norm", "rope"), _GPU_FLOATS
+)
 # Ops with a CUDA kernel (kernels/<op>.cuh + csrc/cuda/<op>.cu), and the dtypes each handles.
-CUDA_KERNEL_DTYPES = {
-    "rms_norm": (mx.float32, mx.float16, mx.bfloat16),
-    "rope": (mx.float32, mx.float16, mx.bfloat16),
-    "softmax": (mx.float32, mx.float16, mx.bfloat16),
-    "swiglu": (mx.float32, mx.float16, mx.bfloat16),
-    "layer_norm": (mx.float32, mx.float16, mx.bfloat16),
-    "add_rms_norm": (mx.float32, mx.float16, mx.bfloat16),
-    "quantized_matmul": (mx.float32, mx.float16, mx.bfloat16),
-}
+CUDA_KERNEL_DTYPES = dict.fromkeys(
+    ("rms_norm", "rope", "softmax", "swiglu", "layer_norm", "add_rms_norm", "quantized_matmul"), _GPU_FLOATS
+)
 # Ops with a compiled GPU kernel: the table of the backend this build compiled (none on CPU).
 GPU_KERNEL_DTYPES: dict[str, tuple[mx.Dtype, ...]] = {
     "metal": METAL_KERNEL_DTYPES,
@@ -75,6 +65,18 @@ def note_fallback(op: str, device: mx.Device) -> None:
     """Record that ``op`` ran as its reference (no fused kernel for this device/dtype)."""
     with _lock:
         _fallbacks[f"{'cpu' if device.type == mx.cpu else 'gpu'}:{op}"] += 1
+
+
+def run_reference(op: str, stream: mx.Stream, reference, *args, **kwargs):
+    """The fallback: ``reference(*args, **kwargs)`` on ``stream``, recorded for ``observe()``."""
+    note_fallback(op, stream.device)
+    with mx.stream(stream):
+        return reference(*args, **kwargs)
+
+
+def cast(dtype: mx.Dtype, stream: mx.Stream, *arrays):
+    """``arrays`` cast to the output dtype on ``stream`` for the fused primitive (None stays None)."""
+    return tuple(None if a is None else a.astype(dtype, stream=stream) for a in arrays)
 
 
 @dataclasses.dataclass

@@ -7,7 +7,7 @@ import mlx.core as mx
 from .. import _ext
 from ..reference import add_rms_norm as reference
 from ..reference._dtypes import output_dtype
-from ._dispatch import has_kernel, note_fallback, resolve_stream
+from ._dispatch import cast, has_kernel, resolve_stream, run_reference
 from ._validate import (
     require_array,
     require_eps,
@@ -46,13 +46,8 @@ def add_rms_norm(
     s = resolve_stream(OP, stream)
 
     if not has_kernel(OP, s.device, out_dtype):
-        note_fallback(OP, s.device)
-        with mx.stream(s):
-            return reference(x, residual, weight, eps)
+        return run_reference(OP, s, reference, x, residual, weight, eps)
 
-    x = x.astype(out_dtype, stream=s)
-    residual = residual.astype(out_dtype, stream=s)
-    if weight is not None:
-        weight = weight.astype(out_dtype, stream=s)
+    x, residual, weight = cast(out_dtype, s, x, residual, weight)
     normed, h = _ext.add_rms_norm(x, residual, weight, eps, reference, s)
     return normed, h

@@ -7,7 +7,7 @@ import mlx.core as mx
 from .. import _ext
 from ..reference import layer_norm as reference
 from ..reference.layer_norm import layer_norm_dtype
-from ._dispatch import has_kernel, note_fallback, resolve_stream
+from ._dispatch import cast, has_kernel, resolve_stream, run_reference
 from ._validate import (
     require_array,
     require_eps,
@@ -46,13 +46,7 @@ def layer_norm(
     s = resolve_stream(OP, stream)
 
     if not has_kernel(OP, s.device, out_dtype):
-        note_fallback(OP, s.device)
-        with mx.stream(s):
-            return reference(x, weight, bias, eps)
+        return run_reference(OP, s, reference, x, weight, bias, eps)
 
-    x = x.astype(out_dtype, stream=s)
-    if weight is not None:
-        weight = weight.astype(out_dtype, stream=s)
-    if bias is not None:
-        bias = bias.astype(out_dtype, stream=s)
+    x, weight, bias = cast(out_dtype, s, x, weight, bias)
     return _ext.layer_norm(x, weight, bias, eps, reference, s)

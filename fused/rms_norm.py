@@ -7,7 +7,7 @@ import mlx.core as mx
 from .. import _ext
 from ..reference import rms_norm as reference
 from ..reference._dtypes import output_dtype
-from ._dispatch import has_kernel, note_fallback, resolve_stream
+from ._dispatch import cast, has_kernel, resolve_stream, run_reference
 from ._validate import (
     require_array,
     require_eps,
@@ -40,11 +40,7 @@ def rms_norm(x: mx.array, weight: mx.array | None, eps: float, *, stream=None) -
     s = resolve_stream(OP, stream)
 
     if not has_kernel(OP, s.device, out_dtype):
-        note_fallback(OP, s.device)
-        with mx.stream(s):
-            return reference(x, weight, eps)
+        return run_reference(OP, s, reference, x, weight, eps)
 
-    x = x.astype(out_dtype, stream=s)
-    if weight is not None:
-        weight = weight.astype(out_dtype, stream=s)
+    x, weight = cast(out_dtype, s, x, weight)
     return _ext.rms_norm(x, weight, eps, reference, s)

@@ -11,7 +11,7 @@ from .. import _ext
 from ..reference import rope as reference
 from ..reference._dtypes import accumulation_dtype
 from ..reference.rope import rope_inv_freqs, rope_rotate
-from ._dispatch import has_kernel, note_fallback, resolve_stream
+from ._dispatch import has_kernel, resolve_stream, run_reference
 from ._validate import require_array, require_floating, require_ndim_at_least
 
 OP = "rope"
@@ -121,9 +121,9 @@ def rope(
     s = resolve_stream(OP, stream)
 
     if not has_kernel(OP, s.device, a.dtype):
-        note_fallback(OP, s.device)
-        with mx.stream(s):
-            return reference(a, dims, traditional=traditional, base=base, scale=scale, offset=offset, freqs=freqs)
+        return run_reference(
+            OP, s, reference, a, dims, traditional=traditional, base=base, scale=scale, offset=offset, freqs=freqs
+        )
 
     acc = accumulation_dtype(a.dtype)
     if freqs is None:

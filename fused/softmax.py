@@ -8,7 +8,7 @@ import mlx.core as mx
 
 from .. import _ext
 from ..reference import softmax as reference
-from ._dispatch import has_kernel, note_fallback, resolve_stream
+from ._dispatch import has_kernel, resolve_stream, run_reference
 from ._validate import require_array, require_floating
 
 OP = "softmax"
@@ -58,9 +58,7 @@ def softmax(x: mx.array, axis=-1, *, precise: bool = False, stream=None) -> mx.a
     s = resolve_stream(OP, stream)
 
     if not has_kernel(OP, s.device, x.dtype):
-        note_fallback(OP, s.device)
-        with mx.stream(s):
-            return reference(x, axis=list(axes) if axes else None)
+        return run_reference(OP, s, reference, x, axis=list(axes) if axes else None)
 
     if x.ndim == 0:  # a scalar is its own (one-element) softmax axis
         return _ext.softmax(x.reshape(1, stream=s), 1, reference, s).reshape((), stream=s)

@@ -7,7 +7,7 @@ import mlx.core as mx
 from .. import _ext
 from ..reference import swiglu as reference
 from ..reference._dtypes import output_dtype
-from ._dispatch import has_kernel, note_fallback, resolve_stream
+from ._dispatch import cast, has_kernel, resolve_stream, run_reference
 from ._validate import require_array, require_floating
 
 OP = "swiglu"
@@ -38,11 +38,9 @@ def swiglu(gate: mx.array, up: mx.array, *, stream=None) -> mx.array:
     s = resolve_stream(OP, stream)
 
     if not has_kernel(OP, s.device, out_dtype):
-        note_fallback(OP, s.device)
-        with mx.stream(s):
-            return reference(gate, up)
+        return run_reference(OP, s, reference, gate, up)
 
-    gate, up = gate.astype(out_dtype, stream=s), up.astype(out_dtype, stream=s)
+    gate, up = cast(out_dtype, s, gate, up)
     if tuple(gate.shape) != shape:
         gate = mx.broadcast_to(gate, shape, stream=s)
     if tuple(up.shape) != shape:

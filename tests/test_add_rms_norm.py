@@ -6,25 +6,15 @@ import pytest
 
 import mlxr.fused as fused
 from mlxr.reference import add_rms_norm as reference
-from _common import assert_isa_paths_agree, assert_pure
+from _common import LAYOUTS_2D, assert_close_f64, assert_isa_paths_agree, assert_pure, f64, rand
 
 DTYPES = [mx.float32, mx.float16, mx.bfloat16]
 # Round-off allowed against the reference (same formula, different summation order).
 ATOL = {mx.float32: 2e-6, mx.float16: 2e-3, mx.bfloat16: 1.6e-2, mx.float64: 1e-14}
 
 
-def rand(shape, dtype=mx.float32, key=0):
-    a = mx.random.normal(shape, key=mx.random.key(key)).astype(dtype)
-    mx.eval(a)  # concrete inputs: closures captured by mx.compile must not carry RNG graphs
-    return a
-
-
-def as_f64(a):
-    return np.array(a.astype(mx.float32) if a.dtype == mx.bfloat16 else a.astype(mx.float64)).astype(np.float64)
-
-
 def assert_close(actual, expected, dtype, scale=1.0):
-    np.testing.assert_allclose(as_f64(actual), as_f64(expected), rtol=ATOL[dtype] * scale, atol=ATOL[dtype] * scale)
+    assert_close_f64(actual, expected, ATOL[dtype] * scale, ATOL[dtype] * scale)
 
 
 @pytest.mark.parametrize("with_weight", [True, False])
@@ -40,7 +30,7 @@ def test_matches_reference_and_runs_fused(dtype, d, with_weight):
     assert normed.dtype == h.dtype == dtype and normed.shape == h.shape == x.shape
     ref_normed, ref_h = reference(x, res, w, 1e-5)
     # h is one rounded add: exactly what MLX's add gives.
-    np.testing.assert_array_equal(as_f64(h), as_f64(ref_h))
+    np.testing.assert_array_equal(f64(h), f64(ref_h))
     assert_close(normed, ref_normed, dtype)
 
 
@@ -49,7 +39,7 @@ def test_normed_is_fused_rms_norm_of_h_bitwise(dtype):
     # Same lane order and rounding as the rms_norm kernel: identical bits, not just close.
     x, res, w = rand((4, 100), dtype, 4), rand((4, 100), dtype, 5), rand((100,), dtype, 6)
     normed, h = fused.add_rms_norm(x, res, w, 1e-5)
-    np.testing.assert_array_equal(as_f64(normed), as_f64(fused.rms_norm(x + res, w, 1e-5)))
+    np.testing.assert_array_equal(f64(normed), f64(fused.rms_norm(x + res, w, 1e-5)))
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -57,7 +47,7 @@ def test_matches_mx_fast(dtype):
     x, res, w = rand((5, 4, 96), dtype, 3), rand((5, 4, 96), dtype, 4), rand((96,), dtype, 5)
     for weight in (w, None):
         normed, h = fused.add_rms_norm(x, res, weight, 1e-6)
-        np.testing.assert_array_equal(as_f64(h), as_f64(x + res))
+        np.testing.assert_array_equal(f64(h), f64(x + res))
         assert_close(normed, mx.fast.rms_norm(x + res, weight, 1e-6), dtype)
 
 
@@ -71,28 +61,19 @@ def test_mixed_dtypes_promote():
     assert normed.dtype == mx.float16
 
 
-LAYOUTS = {
-    "transposed": lambda a: a.T,
-    "strided": lambda a: a[:, ::2],
-    "reversed": lambda a: a[::-1, ::-1],
-    "offset": lambda a: a[1:, 3:],
-    "broadcast": lambda a: mx.broadcast_to(a[:1], a.shape),
-}
-
-
 @pytest.mark.parametrize("residual_layout", ["contiguous", "transposed", "strided"])
-@pytest.mark.parametrize("layout", sorted(LAYOUTS))
+@pytest.mark.parametrize("layout", sorted(LAYOUTS_2D))
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_layouts(layout, residual_layout, dtype):
-    x = LAYOUTS[layout](rand((40, 40), dtype, 5))
+    x = LAYOUTS_2D[layout](rand((40, 40), dtype, 5))
     base = rand((80, 80), dtype, 6)
     res = {"contiguous": base * 1, "transposed": base.T, "strided": base[:, ::2]}[residual_layout]
     res = res[: x.shape[0], : x.shape[1]]
-    w = LAYOUTS["strided"](rand((2, x.shape[-1] * 2), dtype, 7))[0]
+    w = LAYOUTS_2D["strided"](rand((2, x.shape[-1] * 2), dtype, 7))[0]
     contiguous = lambda a: mx.array(np.array(a.astype(mx.float32))).astype(dtype)  # noqa: E731
     normed, h = fused.add_rms_norm(x, res, w, 1e-5)
     ref_normed, ref_h = reference(contiguous(x), contiguous(res), contiguous(w), 1e-5)
-    np.testing.assert_array_equal(as_f64(h), as_f64(ref_h))
+    np.testing.assert_array_equal(f64(h), f64(ref_h))
     assert_close(normed, ref_normed, dtype)
 
 

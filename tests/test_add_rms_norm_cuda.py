@@ -8,27 +8,15 @@ import mlx.core as mx
 import numpy as np
 import pytest
 
-import mlxr._ext as ext
 import mlxr.fused as fused
+from _cuda import DTYPES, REQUIRES_CUDA_KERNELS, as_np
+from _cuda import rand_row_scaled as rand
 
-pytestmark = pytest.mark.skipif(ext.gpu_kernels != "cuda", reason="extension built without CUDA kernels")
+pytestmark = REQUIRES_CUDA_KERNELS
 
-DTYPES = [mx.float32, mx.float16, mx.bfloat16]
 REL_ERR = {mx.float32: 1e-5, mx.float16: 1e-3, mx.bfloat16: 8e-3}
 ULPS2 = {mx.float32: 4e-6, mx.float16: 2.0**-9, mx.bfloat16: 2.0**-6}
 ROW_SIZES = [1, 7, 33, 256, 1000, 2048, 2049, 8192, 32768, 32769, 70001]
-
-
-def rand(shape, dtype=mx.float32, key=0):
-    k1, k2 = mx.random.split(mx.random.key(key))
-    scale = mx.power(10.0, mx.random.uniform(-2, 2, shape[:-1] + (1,), key=k2))
-    a = (mx.random.normal(shape, key=k1) * scale).astype(dtype)
-    mx.eval(a)
-    return a
-
-
-def as_np(a):
-    return np.array(a.astype(mx.float32)).astype(np.float64)
 
 
 def plain(a):

@@ -6,7 +6,7 @@ import pytest
 
 import mlxr.fused as fused
 from mlxr.reference import layer_norm as reference
-from _common import assert_isa_paths_agree, assert_pure
+from _common import LAYOUTS_2D, assert_close_f64, assert_isa_paths_agree, assert_pure, rand
 
 DTYPES = [mx.float32, mx.float16, mx.bfloat16]
 # Round-off allowed against the reference (same formula, different summation order). The
@@ -14,18 +14,8 @@ DTYPES = [mx.float32, mx.float16, mx.bfloat16]
 ATOL = {mx.float32: 4e-6, mx.float16: 4e-3, mx.bfloat16: 3.2e-2, mx.float64: 1e-13}
 
 
-def rand(shape, dtype=mx.float32, key=0, scale=1.0, shift=0.0):
-    a = (mx.random.normal(shape, key=mx.random.key(key)) * scale + shift).astype(dtype)
-    mx.eval(a)  # concrete inputs: closures captured by mx.compile must not carry RNG graphs
-    return a
-
-
-def as_f64(a):
-    return np.array(a.astype(mx.float32) if a.dtype == mx.bfloat16 else a.astype(mx.float64)).astype(np.float64)
-
-
 def assert_close(actual, expected, dtype, scale=1.0):
-    np.testing.assert_allclose(as_f64(actual), as_f64(expected), rtol=ATOL[dtype] * scale, atol=ATOL[dtype] * scale)
+    assert_close_f64(actual, expected, ATOL[dtype] * scale, ATOL[dtype] * scale)
 
 
 def params(d, dtype, which, key=2):
@@ -84,20 +74,11 @@ def test_mixed_dtypes_follow_mx_fast(x_dtype, w_dtype, b_dtype):
     assert_close(y, expected, y.dtype)
 
 
-LAYOUTS = {
-    "transposed": lambda a: a.T,
-    "strided": lambda a: a[:, ::2],
-    "reversed": lambda a: a[::-1, ::-1],
-    "offset": lambda a: a[1:, 3:],
-    "broadcast": lambda a: mx.broadcast_to(a[:1], a.shape),
-}
-
-
-@pytest.mark.parametrize("layout", sorted(LAYOUTS))
+@pytest.mark.parametrize("layout", sorted(LAYOUTS_2D))
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_layouts(layout, dtype):
-    x = LAYOUTS[layout](rand((40, 40), dtype, 5))
-    w = LAYOUTS["strided"](rand((2, x.shape[-1] * 2), dtype, 6))[0]
+    x = LAYOUTS_2D[layout](rand((40, 40), dtype, 5))
+    w = LAYOUTS_2D["strided"](rand((2, x.shape[-1] * 2), dtype, 6))[0]
     b = rand((x.shape[-1],), dtype, 7)[::-1]
     contiguous = lambda a: mx.array(np.array(a.astype(mx.float32))).astype(dtype)  # noqa: E731
     assert_close(fused.layer_norm(x, w, b, 1e-5), reference(contiguous(x), contiguous(w), contiguous(b), 1e-5), dtype)

@@ -9,12 +9,11 @@ import mlx.core as mx
 import numpy as np
 import pytest
 
-import mlxr._ext as ext
 import mlxr.fused as fused
+from _cuda import DTYPES, REQUIRES_CUDA_KERNELS, ROW_LAYOUTS, as_np
 
-pytestmark = pytest.mark.skipif(ext.gpu_kernels != "cuda", reason="extension built without CUDA kernels")
+pytestmark = REQUIRES_CUDA_KERNELS
 
-DTYPES = [mx.float32, mx.float16, mx.bfloat16]
 # ||out - oracle|| / ||oracle||: float32 arithmetic, or up to three roundings to the half dtype.
 REL_ERR = {mx.float32: 1e-5, mx.float16: 2e-3, mx.bfloat16: 1.6e-2}
 # Elementwise against the CPU kernel (same roundings, other summation order).
@@ -36,10 +35,6 @@ def affine(n, dtype, key):
     a = mx.random.normal((n,), key=mx.random.key(key)).astype(dtype)
     mx.eval(a)
     return a
-
-
-def as_np(a):
-    return np.array(a.astype(mx.float32)).astype(np.float64)
 
 
 def oracle(x, w, b, eps):
@@ -83,12 +78,7 @@ def test_weight_bias_combinations(dtype, kind):
 
 
 LAYOUTS = {
-    "transposed": ((77, 45), lambda a: a.T),
-    "strided": ((40, 80), lambda a: a[:, ::2]),
-    "reversed": ((40, 41), lambda a: a[::-1, ::-1]),
-    "offset": ((40, 43), lambda a: a[1:, 3:]),
-    "sliced_rows": ((64, 4104), lambda a: a[:, 5:4101]),
-    "broadcast_rows": ((1, 300), lambda a: mx.broadcast_to(a, (7, 300))),
+    **{k: v for k, v in ROW_LAYOUTS.items() if k not in ("broadcast_elems", "eight_dims")},
     "batch_sliced": ((4, 6, 64), lambda a: a[:, 1:5, :]),
 }
 

@@ -6,23 +6,15 @@ import pytest
 
 import mlxr.fused as fused
 from mlxr.reference import rms_norm as reference
-from _common import assert_isa_paths_agree, assert_pure
+from _common import LAYOUTS_2D, assert_close_f64, assert_isa_paths_agree, assert_pure, rand
 
 DTYPES = [mx.float32, mx.float16, mx.bfloat16]
 # Round-off allowed against the reference (same formula, different summation order).
 ATOL = {mx.float32: 2e-6, mx.float16: 2e-3, mx.bfloat16: 1.6e-2, mx.float64: 1e-14}
 
 
-def rand(shape, dtype=mx.float32, key=0):
-    a = mx.random.normal(shape, key=mx.random.key(key)).astype(dtype)
-    mx.eval(a)  # concrete inputs: closures captured by mx.compile must not carry RNG graphs
-    return a
-
-
 def assert_close(actual, expected, dtype, scale=1.0):
-    a = np.array(actual.astype(mx.float64) if actual.dtype != mx.bfloat16 else actual.astype(mx.float32))
-    e = np.array(expected.astype(mx.float64) if expected.dtype != mx.bfloat16 else expected.astype(mx.float32))
-    np.testing.assert_allclose(a, e, rtol=ATOL[dtype] * scale, atol=ATOL[dtype] * scale)
+    assert_close_f64(actual, expected, ATOL[dtype] * scale, ATOL[dtype] * scale)
 
 
 @pytest.mark.parametrize("dtype", DTYPES + [mx.float64])
@@ -51,21 +43,12 @@ def test_mixed_dtypes_promote():
     assert_close(y, mx.fast.rms_norm(x, w, 1e-5), mx.float32)
 
 
-LAYOUTS = {
-    "transposed": lambda a: a.T,
-    "strided": lambda a: a[:, ::2],
-    "reversed": lambda a: a[::-1, ::-1],
-    "offset": lambda a: a[1:, 3:],
-    "broadcast": lambda a: mx.broadcast_to(a[:1], a.shape),
-}
-
-
-@pytest.mark.parametrize("layout", sorted(LAYOUTS))
+@pytest.mark.parametrize("layout", sorted(LAYOUTS_2D))
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_layouts(layout, dtype):
     base = rand((40, 40), dtype, 5)
-    x = LAYOUTS[layout](base)
-    w = LAYOUTS["strided"](rand((2, x.shape[-1] * 2), dtype, 6))[0]
+    x = LAYOUTS_2D[layout](base)
+    w = LAYOUTS_2D["strided"](rand((2, x.shape[-1] * 2), dtype, 6))[0]
     expected = reference(mx.array(np.array(x.astype(mx.float32))).astype(dtype), w, 1e-5)
     assert_close(fused.rms_norm(x, w, 1e-5), expected, dtype)
 

@@ -7,13 +7,13 @@ import mlx.core as mx
 import numpy as np
 import pytest
 
-import mlxr._ext as ext
 import mlxr.fused as fused
 from mlxr.reference import rms_norm as reference
+from _cuda import DTYPES, REQUIRES_CUDA_KERNELS, ROW_LAYOUTS, as_np
+from _cuda import rand_row_scaled as rand
 
-pytestmark = pytest.mark.skipif(ext.gpu_kernels != "cuda", reason="extension built without CUDA kernels")
+pytestmark = REQUIRES_CUDA_KERNELS
 
-DTYPES = [mx.float32, mx.float16, mx.bfloat16]
 # ||out - oracle|| / ||oracle||: float32 arithmetic, or one/two roundings to the half dtype.
 REL_ERR = {mx.float32: 1e-5, mx.float16: 1e-3, mx.bfloat16: 8e-3}
 # Elementwise against the same-dtype reference on the CPU (same roundings): two ulps for the
@@ -24,37 +24,24 @@ ULPS2 = {mx.float32: 4e-6, mx.float16: 2.0**-9, mx.bfloat16: 2.0**-6}
 ROW_SIZES = [1, 7, 31, 32, 33, 256, 512, 513, 1024, 1500, 2047, 4095, 4096, 4097, 8192, 16385, 40000, 70001]
 
 
-def rand(shape, dtype=mx.float32, key=0):
-    """Normal values with per-row scales over four decades (never only uniform[0, 1))."""
-    k1, k2 = mx.random.split(mx.random.key(key))
-    scale = mx.power(10.0, mx.random.uniform(-2, 2, shape[:-1] + (1,), key=k2))
-    a = (mx.random.normal(shape, key=k1) * scale).astype(dtype)
-    mx.eval(a)
-    return a
-
-
-def to_np64(a):
-    return np.array(a.astype(mx.float32), copy=True).astype(np.float64)
-
-
 def oracle(x, w, eps):
     """The reference in float64 on the CPU, on the same logical values."""
     with mx.stream(mx.cpu):
-        x64 = mx.array(to_np64(x))
-        w64 = None if w is None else mx.array(to_np64(w))
+        x64 = mx.array(as_np(x))
+        w64 = None if w is None else mx.array(as_np(w))
         return np.array(reference(x64, w64, eps))
 
 
 def same_dtype_cpu(x, w, eps):
-    xc = mx.array(to_np64(x)).astype(x.dtype, stream=mx.cpu)
-    wc = None if w is None else mx.array(to_np64(w)).astype(w.dtype, stream=mx.cpu)
+    xc = mx.array(as_np(x)).astype(x.dtype, stream=mx.cpu)
+    wc = None if w is None else mx.array(as_np(w)).astype(w.dtype, stream=mx.cpu)
     with mx.stream(mx.cpu):
-        return to_np64(reference(xc, wc, eps))
+        return as_np(reference(xc, wc, eps))
 
 
 def check(y, x, w, eps=1e-5):
     dtype = y.dtype
-    got = to_np64(y)
+    got = as_np(y)
     assert not np.isnan(got).any(), "unwritten or NaN outputs"
     ref = oracle(x, w, eps)
     rel = np.linalg.norm(got - ref) / max(np.linalg.norm(ref), 1e-30)
@@ -92,20 +79,14 @@ def test_many_rows(dtype, shape):
 
 
 LAYOUTS = {
-    # name: (base shape, view); the views cover the rows, cols and strided kernels.
-    "transposed": ((77, 45), lambda a: a.T),
+    # name: (base shape, view); with the shared ones, the views cover the rows, cols and
+    # strided kernels.
+    **ROW_LAYOUTS,
     "transposed_wide": ((4096, 96), lambda a: a.T),
     "transposed_3d": ((3, 50, 40), lambda a: a.transpose(0, 2, 1)),
     "transposed_smem": ((2, 64, 48), lambda a: a.transpose(0, 2, 1)),
     "transposed_smem_long": ((2000, 64), lambda a: a.T),
-    "strided": ((40, 80), lambda a: a[:, ::2]),
-    "reversed": ((40, 41), lambda a: a[::-1, ::-1]),
-    "offset": ((40, 43), lambda a: a[1:, 3:]),
-    "sliced_rows": ((64, 4104), lambda a: a[:, 5:4101]),
-    "broadcast_rows": ((1, 300), lambda a: mx.broadcast_to(a, (7, 300))),
-    "broadcast_elems": ((6, 1), lambda a: mx.broadcast_to(a, (6, 50))),
     "batch_sliced": ((4, 6, 64), lambda a: a[:, 1:5, :]),
-    "eight_dims": ((2, 1, 3, 2, 2, 3, 2, 40), lambda a: a.transpose(1, 0, 2, 3, 4, 5, 6, 7)[..., ::-1]),
 }
 
 

@@ -9,47 +9,26 @@ import pytest
 import mlxr.fused as fused
 from mlxr.reference import rope as reference
 from _common import assert_isa_paths_agree, assert_pure
+from _rope import (
+    BASE,
+    LAYOUTS,
+    as_np,
+    assert_close,
+    check_compile,
+    check_jvp_in_x_is_fused,
+    check_large_positions,
+    check_layout,
+    check_vjp_is_fused_inverse_rotation,
+    check_vmap,
+    check_zero_size_and_special_values,
+    numpy_rope,
+    rand,
+)
 
 DTYPES = [mx.float32, mx.float16, mx.bfloat16]
-# Against the reference: same angles bit for bit, sin/cos within ~1 ulp, one rounding each.
-ATOL = {mx.float32: 2e-6, mx.float16: 1e-3, mx.bfloat16: 8e-3, mx.float64: 1e-14}
 # Against mx.fast.rope, whose CPU path rounds cos/sin and every product to half dtypes: an
 # absolute bound for inputs of unit scale (its error grows with |x|).
 FAST_ATOL = {mx.float32: 2e-6, mx.float16: 4e-3, mx.bfloat16: 3.2e-2}
-BASE = dict(base=10000.0, scale=1.0, offset=0)
-
-
-def rand(shape, dtype=mx.float32, key=0, std=3.0):
-    a = (std * mx.random.normal(shape, key=mx.random.key(key))).astype(dtype)
-    mx.eval(a)  # concrete inputs: closures captured by mx.compile must not carry RNG graphs
-    return a
-
-
-def as_np(a):
-    return np.array(a.astype(mx.float32) if a.dtype == mx.bfloat16 else a).astype(np.float64)
-
-
-def assert_close(actual, expected, dtype, scale=1.0, table=ATOL):
-    assert actual.shape == expected.shape
-    tol = table[dtype] * scale
-    np.testing.assert_allclose(as_np(actual), as_np(expected), rtol=tol, atol=tol)
-
-
-def numpy_rope(x, dims, traditional, base, scale, offsets, freqs=None):
-    """Independent float64 oracle (numpy's sin/cos/exp), offsets of shape (B,)."""
-    x = np.array(x, dtype=np.float64)
-    half = dims // 2
-    # MLX's definition, exp(-i log(base) / half), so the float64 comparison is not limited
-    # by two ways of rounding inv_freq (theta ~ 6e4 amplifies a 1-ulp difference to 1e-11).
-    inv = 1 / np.asarray(freqs, np.float64) if freqs is not None else np.exp(-np.arange(half) * (np.log(base) / half))
-    pos = (np.arange(x.shape[-2])[None, :] + np.asarray(offsets)[:, None]) * scale  # (B, T)
-    theta = pos.reshape(pos.shape[:1] + (1,) * (x.ndim - 3) + pos.shape[1:] + (1,)) * inv
-    c, s = np.cos(theta), np.sin(theta)
-    out = x.copy()
-    i1, i2 = (slice(0, dims, 2), slice(1, dims, 2)) if traditional else (slice(0, half), slice(half, dims))
-    x1, x2 = x[..., i1], x[..., i2]
-    out[..., i1], out[..., i2] = x1 * c - x2 * s, x1 * s + x2 * c
-    return out
 
 
 @pytest.mark.parametrize("dtype", DTYPES + [mx.float64])
@@ -91,13 +70,7 @@ def test_float64_matches_independent_oracle(traditional):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_large_positions_against_float64_oracle(dtype):
-    # float32 angles of |theta| ~ 1e5 carry ~ulp(1e5) = 8e-3 rad of rounding: the bound
-    # scales with the position, as for any float32 RoPE.
-    x = rand((1, 2, 8, 64), dtype, 4)
-    y = fused.rope(x, 64, traditional=False, base=10000.0, scale=1.0, offset=100000)
-    ref = numpy_rope(as_np(x), 64, False, 10000.0, 1.0, [100000])
-    bound = {mx.float32: 0.05, mx.float16: 0.08, mx.bfloat16: 0.15}[dtype]
-    np.testing.assert_allclose(as_np(y), ref, atol=bound)
+    check_large_positions(dtype)
 
 
 @pytest.mark.parametrize(
@@ -146,41 +119,15 @@ def test_other_ranks(shape):
     assert_close(fused.rope(x, 32, **kw), mx.fast.rope(x, 32, **kw), mx.float32, table=FAST_ATOL)
 
 
-LAYOUTS = {
-    "bthd_to_bhtd": lambda a: a.transpose(0, 2, 1, 3),
-    "strided_features": lambda a: a[..., ::2],
-    "reversed": lambda a: a[::-1, :, ::-1, ::-1],
-    "sliced": lambda a: a[:, 1:, 2:, 4:],
-    "broadcast_heads": lambda a: mx.broadcast_to(a[:, :1], a.shape),
-}
-
-
 @pytest.mark.parametrize("layout", sorted(LAYOUTS))
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("traditional", [False, True])
 def test_layouts(layout, dtype, traditional):
-    x = LAYOUTS[layout](rand((2, 6, 10, 68), dtype, 9))
-    contiguous = mx.array(np.array(x.astype(mx.float32))).astype(dtype)
-    kw = dict(traditional=traditional, base=10000.0, scale=1.0, offset=mx.array([3, 40]))
-    with fused.observe() as seen:
-        y = fused.rope(x, 32, **kw)
-        mx.eval(y)
-    assert seen.ran_kernel("cpu", "rope")
-    np.testing.assert_array_equal(as_np(y), as_np(fused.rope(contiguous, 32, **kw)))
-    assert_close(y, reference(contiguous, 32, **kw), dtype)
+    check_layout("cpu", LAYOUTS[layout], (2, 6, 10, 68), dtype, traditional)
 
 
 def test_zero_size_and_special_values():
-    for shape in [(0, 2, 3, 8), (2, 2, 0, 8)]:
-        assert fused.rope(mx.zeros(shape), 8, traditional=False, **BASE).shape == shape
-    x = mx.array([[[[1.0, float("nan"), 2.0, 3.0], [float("inf"), 1.0, 0.0, 0.0]]]])
-    y, r = fused.rope(x, 4, traditional=False, **BASE), reference(x, 4, traditional=False, **BASE)
-    np.testing.assert_array_equal(np.isnan(np.array(y)), np.isnan(np.array(r)))
-    # A zero frequency means an infinite inverse frequency: NaN angles, as in the reference.
-    freqs = mx.array([0.0, 1.0])
-    kw = dict(traditional=False, base=None, scale=1.0, offset=1, freqs=freqs)
-    y, r = fused.rope(mx.ones((1, 1, 2, 4)), 4, **kw), reference(mx.ones((1, 1, 2, 4)), 4, **kw)
-    np.testing.assert_array_equal(np.isnan(np.array(y)), np.isnan(np.array(r)))
+    check_zero_size_and_special_values()
 
 
 def test_in_place_on_donated_input_is_correct():
@@ -192,29 +139,11 @@ def test_in_place_on_donated_input_is_correct():
 
 @pytest.mark.parametrize("traditional", [False, True])
 def test_vjp_is_fused_inverse_rotation(traditional):
-    x, ct = rand((2, 3, 7, 40), key=11), rand((2, 3, 7, 40), key=12)
-    kw = dict(traditional=traditional, base=10000.0, scale=1.0, offset=mx.array([1, 50]))
-    with fused.observe() as seen:
-        _, (g_fused,) = mx.vjp(lambda a: fused.rope(a, 32, **kw), [x], [ct])
-        mx.eval(g_fused)
-    # Only the gradient is evaluated: one kernel run means the inverse ran fused (the
-    # fallback would run none).
-    assert seen.kernels.get("cpu:rope_float32") == 1 and not seen.fallbacks
-    _, (g_ref,) = mx.vjp(lambda a: reference(a, 32, **kw), [x], [ct])
-    assert_close(g_fused, g_ref, mx.float32, scale=5)
-    # The inverse undoes the forward map.
-    back = mx.vjp(lambda a: fused.rope(a, 32, **kw), [x], [fused.rope(x, 32, **kw)])[1][0]
-    assert_close(back, x, mx.float32, scale=5)
+    check_vjp_is_fused_inverse_rotation("cpu", traditional)
 
 
 def test_jvp_in_x_is_fused():
-    x, t = rand((2, 3, 7, 40), key=20), rand((2, 3, 7, 40), key=21)
-    kw = dict(traditional=False, base=10000.0, scale=1.0, offset=4)
-    with fused.observe() as seen:
-        out, (tangent,) = mx.jvp(lambda a: fused.rope(a, 32, **kw), [x], [t])
-        mx.eval(out, tangent)
-    assert seen.kernels.get("cpu:rope_float32") == 2 and not seen.fallbacks  # output + tangent
-    assert_close(tangent, reference(t, 32, **kw), mx.float32)
+    check_jvp_in_x_is_fused("cpu")
 
 
 def test_grad_through_freqs_and_jvp_match_reference():
@@ -245,23 +174,7 @@ def test_second_order_grad():
 
 @pytest.mark.parametrize("in_axes", [(0, None), (1, None), (3, None), (0, 0), (None, 0), (2, 0)])
 def test_vmap(in_axes):
-    x = rand((3, 2, 4, 5, 8), key=16)
-    x = x[0] if in_axes[0] is None else mx.moveaxis(x, 0, in_axes[0])
-    offsets = mx.array([1, 20, 300])
-
-    def f(a, off):
-        return fused.rope(a, 8, traditional=False, base=10000.0, scale=1.0, offset=off)
-
-    with fused.observe() as seen:
-        got = mx.vmap(f, in_axes=in_axes)(x, offsets if in_axes[1] is not None else mx.array(4))
-        mx.eval(got)
-    assert seen.ran_kernel("cpu", "rope")  # these cases stay fused
-    slices = []
-    for i in range(3):
-        xi = x if in_axes[0] is None else mx.take(x, i, axis=in_axes[0])
-        off = offsets[i] if in_axes[1] is not None else mx.array(4)
-        slices.append(reference(xi, 8, traditional=False, base=10000.0, scale=1.0, offset=off))
-    assert_close(got, mx.stack(slices), mx.float32)
+    check_vmap("cpu", in_axes)
 
 
 def test_vmap_with_shared_per_batch_offsets_stays_fused():
@@ -293,14 +206,7 @@ def test_vmap_batched_per_batch_offsets_and_freqs():
 
 @pytest.mark.parametrize("shapeless", [False, True])
 def test_compile(shapeless):
-    f = mx.compile(
-        lambda a, off: fused.rope(a, 32, traditional=False, base=10000.0, scale=1.0, offset=off),
-        shapeless=shapeless,
-    )
-    for t, off in ((3, 0), (9, 100)):
-        x = rand((2, 2, t, 40), key=t)
-        expected = reference(x, 32, traditional=False, base=10000.0, scale=1.0, offset=off)
-        assert_close(f(x, mx.array(off)), expected, mx.float32)
+    check_compile("cpu", shapeless)
 
 
 def test_grad_through_compile():

@@ -1,16 +1,12 @@
 """The fused softmax extension: numerics, axes, layouts, special values, transforms, bad input."""
 
-import os
-import subprocess
-import sys
-
 import mlx.core as mx
 import numpy as np
 import pytest
 
 import mlxr.fused as fused
 from mlxr.reference import softmax as reference
-from _common import assert_pure
+from _common import LAYOUTS_2D, assert_close_f64, assert_close_to_max, assert_isa_rows_agree, assert_pure, f64, rand as normal
 
 DTYPES = [mx.float32, mx.float16, mx.bfloat16]
 # Against the float64 oracle: about 4 ulp for float32 (one exp, a rescale, a sum of <= 5e4
@@ -20,13 +16,7 @@ ATOL = {mx.float32: 1e-9, mx.float16: 1e-7, mx.bfloat16: 1e-30, mx.float64: 1e-3
 
 
 def rand(shape, dtype=mx.float32, key=0, scale=4.0):
-    a = (scale * mx.random.normal(shape, key=mx.random.key(key))).astype(dtype)
-    mx.eval(a)  # concrete inputs: closures captured by mx.compile must not carry RNG graphs
-    return a
-
-
-def f64(a):
-    return np.array(a.astype(mx.float64))
+    return normal(shape, dtype, key, scale)
 
 
 def oracle(x, axis=-1):
@@ -35,16 +25,12 @@ def oracle(x, axis=-1):
 
 
 def assert_close(actual, expected, dtype, scale=1.0):
-    np.testing.assert_allclose(
-        f64(actual), f64(expected), rtol=RTOL[dtype] * scale, atol=ATOL[dtype] * scale
-    )
+    assert_close_f64(actual, expected, RTOL[dtype] * scale, ATOL[dtype] * scale)
 
 
 def assert_grad_close(actual, expected, dtype, scale=1.0):
     # Softmax gradients cancel (each row sums to 0): errors scale with the largest entry.
-    e = f64(expected)
-    tol = RTOL[dtype] * scale
-    np.testing.assert_allclose(f64(actual), e, rtol=tol, atol=tol * np.abs(e).max())
+    assert_close_to_max(actual, expected, RTOL[dtype] * scale)
 
 
 @pytest.mark.parametrize("dtype", DTYPES + [mx.float64])
@@ -96,19 +82,10 @@ def test_zero_dim_and_zero_size():
     assert fused.softmax(mx.zeros((3, 0)), axis=0).shape == (3, 0)
 
 
-LAYOUTS = {
-    "transposed": lambda a: a.T,
-    "strided": lambda a: a[:, ::2],
-    "reversed": lambda a: a[::-1, ::-1],
-    "offset": lambda a: a[1:, 3:],
-    "broadcast": lambda a: mx.broadcast_to(a[:1], a.shape),
-}
-
-
-@pytest.mark.parametrize("layout", sorted(LAYOUTS))
+@pytest.mark.parametrize("layout", sorted(LAYOUTS_2D))
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_layouts(layout, dtype):
-    x = LAYOUTS[layout](rand((40, 300), dtype, 5))
+    x = LAYOUTS_2D[layout](rand((40, 300), dtype, 5))
     assert_close(fused.softmax(x), oracle(x), dtype)
 
 
@@ -296,16 +273,7 @@ def test_isa_paths_agree():
         "print(e.cpu_isa(), *[np.array(f.softmax(x.astype(t)).astype(mx.float32))[:, ::97].ravel().tolist() "
         "for t in (mx.float32,mx.float16,mx.bfloat16)])"
     )
-    outs = {}
-    for isa in ("baseline", "avx2", "avx512"):
-        env = {**os.environ, "MLXR_CPU_ISA": isa}
-        out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
-        name, rest = out.stdout.split(" ", 1)
-        outs[name] = np.array(eval(rest.replace("] [", "],[")))
-    values = list(outs.values())
-    for v in values[1:]:
-        np.testing.assert_allclose(v, values[0], rtol=8e-3, atol=1e-7)
-        np.testing.assert_allclose(v[0], values[0][0], rtol=2e-6)  # float32
+    assert_isa_rows_agree(code, rtol=8e-3, atol=1e-7)
 
 
 BAD = [

@@ -8,14 +8,12 @@ import mlx.core as mx
 import numpy as np
 import pytest
 
-import mlxr._ext as ext
 import mlxr.fused as fused
 from mlxr.reference import softmax as reference
+from _cuda import DTYPES, REQUIRES_CUDA_KERNELS, ROW_LAYOUTS, as_np, rand_row_scaled
 
-pytestmark = pytest.mark.skipif(ext.gpu_kernels != "cuda", reason="extension built without CUDA kernels")
+pytestmark = REQUIRES_CUDA_KERNELS
 
-DTYPES = [mx.float32, mx.float16, mx.bfloat16]
-NAMES = {mx.float32: "float32", mx.float16: "float16", mx.bfloat16: "bfloat16"}
 # Against the float64 oracle: a few float32 ulp (exp, sum order, division), or one rounding to
 # the half dtype; the absolute part only covers outputs in the dtype's subnormal range.
 RTOL = {mx.float32: 1e-5, mx.float16: 1e-3, mx.bfloat16: 8e-3}
@@ -26,15 +24,7 @@ ROW_SIZES = [1, 7, 32, 33, 256, 1000, 1024, 1025, 2048, 2049, 8192, 32768, 32769
 
 def rand(shape, dtype=mx.float32, key=0):
     """Normal values with per-row scales from 0.1 to 10 (wide exp ranges, negatives)."""
-    k1, k2 = mx.random.split(mx.random.key(key))
-    scale = mx.power(10.0, mx.random.uniform(-1, 1, shape[:-1] + (1,), key=k2))
-    a = (mx.random.normal(shape, key=k1) * scale).astype(dtype)
-    mx.eval(a)
-    return a
-
-
-def as_np(a):
-    return np.array(a.astype(mx.float32)).astype(np.float64)
+    return rand_row_scaled(shape, dtype, key, decades=1)
 
 
 def oracle(x, axis=-1):
@@ -90,16 +80,7 @@ def test_axes(dtype, axis):
     check(y, x, axis=list(axis) if isinstance(axis, tuple) else axis)
 
 
-LAYOUTS = {
-    "transposed": ((77, 45), lambda a: a.T),
-    "strided": ((40, 80), lambda a: a[:, ::2]),
-    "reversed": ((40, 41), lambda a: a[::-1, ::-1]),
-    "offset": ((40, 43), lambda a: a[1:, 3:]),
-    "sliced_rows": ((64, 4104), lambda a: a[:, 5:4101]),
-    "broadcast_rows": ((1, 300), lambda a: mx.broadcast_to(a, (7, 300))),
-    "broadcast_elems": ((6, 1), lambda a: mx.broadcast_to(a, (6, 50))),
-    "eight_dims": ((2, 1, 3, 2, 2, 3, 2, 40), lambda a: a.transpose(1, 0, 2, 3, 4, 5, 6, 7)[..., ::-1]),
-}
+LAYOUTS = ROW_LAYOUTS
 
 
 @pytest.mark.parametrize("layout", sorted(LAYOUTS))

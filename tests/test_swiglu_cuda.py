@@ -8,14 +8,12 @@ import mlx.core as mx
 import numpy as np
 import pytest
 
-import mlxr._ext as ext
 import mlxr.fused as fused
 from mlxr.reference import swiglu as reference
+from _cuda import DTYPES, NAMES, REQUIRES_CUDA_KERNELS, as_np
 
-pytestmark = pytest.mark.skipif(ext.gpu_kernels != "cuda", reason="extension built without CUDA kernels")
+pytestmark = REQUIRES_CUDA_KERNELS
 
-DTYPES = [mx.float32, mx.float16, mx.bfloat16]
-NAMES = {mx.float32: "float32", mx.float16: "float16", mx.bfloat16: "bfloat16"}
 # Against the float64 oracle: a few float32 ulp (exp, division, two products) or one rounding
 # to the half dtype; the absolute part covers subnormal outputs only.
 RTOL = {mx.float32: 4e-6, mx.float16: 1e-3, mx.bfloat16: 8e-3}
@@ -26,10 +24,6 @@ def rand(shape, dtype=mx.float32, key=0, std=4.0):
     a = (std * mx.random.normal(shape, key=mx.random.key(key))).astype(dtype)
     mx.eval(a)
     return a
-
-
-def as_np(a):
-    return np.array(a.astype(mx.float32)).astype(np.float64)
 
 
 def oracle(g, u):

@@ -2,16 +2,11 @@
 
 import mlx.core as mx
 
-from ..spec import Array, ErrorCase, OpSpec, Tolerance
+from ..spec import EXP_ROUNDED_ONCE, Array, ErrorCase, OpSpec, Tolerance
 
 # Forward: a few ulp of the output dtype (exp, a division, two products; one rounding in the
 # kit's ops) on top of the reference's own error.
-TOLERANCES = {
-    "float32": Tolerance(atol=3e-45, rtol=1e-6, factor=2.0),
-    "float16": Tolerance(atol=6e-8, rtol=1e-3, factor=2.0),
-    "bfloat16": Tolerance(atol=1e-40, rtol=8e-3, factor=2.0),
-    "float64": Tolerance(atol=1e-320, rtol=1e-13, factor=2.0),
-}
+TOLERANCES = EXP_ROUNDED_ONCE
 # d/dgate = up * s * (1 + gate * (1 - s)) cancels near gate = -1.28, and its derivative
 # again: an absolute term of ~1e-7 of the O(1) terms that cancel (a float32 error in float64 is
 # still 1e-8, a float16 one 1e-3).

@@ -19,8 +19,7 @@ void bind_add_rms_norm(nb::module_& m) {
         bool has_weight = weight.has_value();
         Fallback fallback = [ref, eps, has_weight, stream](const std::vector<mx::array>& in) {
           nb::gil_scoped_acquire gil;
-          nb::object w = has_weight ? nb::cast(in[2]) : nb::none();
-          return call_reference(ref, stream, in[0], in[1], w, eps);
+          return call_reference(ref, stream, in[0], in[1], array_or_none(in, has_weight, 2), eps);
         };
         auto outputs = add_rms_norm(x, residual, weight, eps, std::move(fallback), stream);
         return nb::make_tuple(outputs[0], outputs[1]);

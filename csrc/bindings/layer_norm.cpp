@@ -20,9 +20,8 @@ void bind_layer_norm(nb::module_& m) {
         Fallback fallback = [ref, eps, has_weight, has_bias, stream](
                                 const std::vector<mx::array>& in) {
           nb::gil_scoped_acquire gil;
-          nb::object w = has_weight ? nb::cast(in[1]) : nb::none();
-          nb::object b = has_bias ? nb::cast(in[has_weight ? 2 : 1]) : nb::none();
-          return call_reference(ref, stream, in[0], w, b, eps);
+          return call_reference(ref, stream, in[0], array_or_none(in, has_weight, 1),
+                                array_or_none(in, has_bias, has_weight ? 2 : 1), eps);
         };
         return layer_norm(x, weight, bias, eps, std::move(fallback), stream);
       },

@@ -21,6 +21,11 @@ PyObject* keep_reference(nb::handle fn);
 // Arrays from whatever the reference returned: one array, or a tuple/list of them.
 std::vector<mx::array> to_arrays(const nb::object& result);
 
+// An optional input of a Fallback: in[index] when present, else None (the GIL must be held).
+inline nb::object array_or_none(const std::vector<mx::array>& in, bool present, size_t index) {
+  return present ? nb::cast(in[index]) : nb::none();
+}
+
 // Calls `fn(*args)` on `stream` with the GIL held.
 template <typename... Args>
 std::vector<mx::array> call_reference(PyObject* fn, mx::Stream stream, Args&&... args) {

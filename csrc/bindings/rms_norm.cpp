@@ -17,8 +17,7 @@ void bind_rms_norm(nb::module_& m) {
         bool has_weight = weight.has_value();
         Fallback fallback = [ref, eps, has_weight, stream](const std::vector<mx::array>& in) {
           nb::gil_scoped_acquire gil;
-          nb::object w = has_weight ? nb::cast(in[1]) : nb::none();
-          return call_reference(ref, stream, in[0], w, eps);
+          return call_reference(ref, stream, in[0], array_or_none(in, has_weight, 1), eps);
         };
         return rms_norm(x, weight, eps, std::move(fallback), stream);
       },

@@ -44,6 +44,23 @@ class RowWalker {
   int64_t step_;
 };
 
+// Row `r` of `base` as a contiguous pointer: in place when its step is 1, else gathered
+// (step 0, a broadcast, becomes a fill) into `buffer`, so every pass over it runs on
+// contiguous data.
+template <typename S>
+const S* row_of(const S* base, const RowWalker& rows, int64_t r, int64_t n, std::vector<S>& buffer) {
+  const S* row = base + rows.offset(r);
+  int64_t step = rows.step();
+  if (step == 1) {
+    return row;
+  }
+  buffer.resize(n);
+  for (int64_t i = 0; i < n; ++i) {
+    buffer[i] = row[i * step];
+  }
+  return buffer.data();
+}
+
 // A 1-D parameter (weight, bias: any strides, already in storage type S) as a contiguous
 // pointer: its own data when contiguous, else a copy in `scratch`.
 template <typename S>

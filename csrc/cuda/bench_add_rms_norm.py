@@ -10,8 +10,7 @@ Usage: python bench_add_rms_norm.py [--out DIR] [--only PREFIXES]
 import mlx.core as mx
 
 import mlxr.fused as fused
-from bench_common import main
-from bench_rms_norm import median_seconds  # same folder: the shared interleaved timer
+from bench_common import main, median_times
 
 CASES = [("large", (32768, 4096)), ("decode", (8, 4096))]
 
@@ -30,8 +29,7 @@ def row(case, x):
     fns = {"ours": lambda a: fused.add_rms_norm(a, r, w, 1e-5),
            "fast": lambda a: (lambda h: (mx.fast.rms_norm(h, w, 1e-5), h))(a + r),
            "composite": lambda a: composite(a, r, w), "copy": mx.negative}
-    t = median_seconds(fns, x, reps=15 if n_bytes > (64 << 20) else 51)
-    mx.clear_cache()
+    t = median_times(fns, x, n_bytes)
     return {"case": case, "dtype": str(x.dtype).split(".")[-1], "shape": list(x.shape),
             **{f"{k}_us": v * 1e6 for k, v in t.items()}, "ours_GBps": n_bytes / t["ours"] / 1e9,
             "speedup_vs_fast": t["fast"] / t["ours"], "speedup_vs_composite": t["composite"] / t["ours"],

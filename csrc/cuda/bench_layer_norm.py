@@ -7,8 +7,7 @@ Usage: python bench_layer_norm.py [--out DIR] [--only PREFIXES]
 import mlx.core as mx
 
 import mlxr.fused as fused
-from bench_common import main
-from bench_rms_norm import median_seconds  # same folder: the shared interleaved timer
+from bench_common import main, median_times
 
 CASES = [("large", (32768, 4096), None), ("transposed", (4096, 32768), lambda a: a.T), ("decode", (8, 4096), None)]
 
@@ -19,8 +18,7 @@ def row(case, x):
     n_bytes = 2 * x.size * x.itemsize
     fns = {"ours": lambda a: fused.layer_norm(a, w, b, 1e-5), "mlx": lambda a: mx.fast.layer_norm(a, w, b, 1e-5),
            "copy": mx.negative}
-    t = median_seconds(fns, x, reps=15 if n_bytes > (64 << 20) else 51)
-    mx.clear_cache()
+    t = median_times(fns, x, n_bytes)
     return {"case": case, "dtype": str(x.dtype).split(".")[-1], "shape": list(x.shape),
             **{f"{k}_us": v * 1e6 for k, v in t.items()}, "ours_GBps": n_bytes / t["ours"] / 1e9,
             "speedup_vs_mlx": t["mlx"] / t["ours"], "pct_of_copy": 100 * t["copy"] / t["ours"]}

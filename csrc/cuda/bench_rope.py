@@ -12,7 +12,7 @@ import os
 import mlx.core as mx
 
 import mlxr.fused as fused
-from bench_rms_norm import median_seconds  # same folder: the shared interleaved timer
+from bench_common import median_times
 
 
 def make(shape, dtype, view=None, key=0):
@@ -31,9 +31,8 @@ def row(case, x, dims, traditional, offset, with_copy):
     }
     if with_copy:
         fns["copy"] = mx.negative
-    t = median_seconds(fns, x, reps=15 if n_bytes > (64 << 20) else 51)
+    t = median_times(fns, x, n_bytes)
     ours, fast, copy = t["ours"], t["fast"], t.get("copy", float("nan"))
-    mx.clear_cache()
     return {
         "case": case, "dtype": str(x.dtype).split(".")[-1], "shape": list(x.shape),
         "traditional": traditional, "ours_us": ours * 1e6, "fast_us": fast * 1e6,

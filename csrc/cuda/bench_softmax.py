@@ -4,14 +4,10 @@ Amortised as bench_rms_norm.py times it; GB/s counts x read once plus the output
 Usage: python bench_softmax.py [--out DIR] [--only PREFIXES]
 """
 
-import argparse
-import json
-import os
-
 import mlx.core as mx
 
 import mlxr.fused as fused
-from bench_rms_norm import median_seconds  # same folder: the shared interleaved timer
+from bench_common import main, median_times
 
 
 def composite(x, axis):
@@ -26,8 +22,7 @@ def row(case, x, axis, with_copy):
            "composite": lambda a: composite(a, axis)}
     if with_copy:
         fns["copy"] = mx.negative
-    t = median_seconds(fns, x, reps=15 if n_bytes > (64 << 20) else 51)
-    mx.clear_cache()
+    t = median_times(fns, x, n_bytes)
     return {"case": case, "dtype": str(x.dtype).split(".")[-1], "shape": list(x.shape),
             "ours_us": t["ours"] * 1e6, "mlx_us": t["mlx"] * 1e6, "copy_us": t.get("copy", float("nan")) * 1e6,
             "ours_GBps": n_bytes / t["ours"] / 1e9, "speedup_vs_mlx": t["mlx"] / t["ours"],
@@ -51,30 +46,11 @@ def bench_all(only):
     return rows
 
 
-def table(rows):
-    lines = [f"{'case':<14}{'dtype':<10}{'shape':<14}{'ours us':>10}{'mlx us':>10}{'copy us':>10}{'ours GB/s':>11}"
-             f"{'x mlx':>8}{'% copy':>8}{'x comp':>8}"]
-    for r in rows:
-        lines.append(f"{r['case']:<14}{r['dtype']:<10}{'x'.join(map(str, r['shape'])):<14}{r['ours_us']:>10.1f}"
-                     f"{r['mlx_us']:>10.1f}{r['copy_us']:>10.1f}{r['ours_GBps']:>11.0f}{r['speedup_vs_mlx']:>8.2f}"
-                     f"{r['pct_of_copy']:>8.1f}{r['speedup_vs_composite']:>8.2f}")
-    return "\n".join(lines)
-
-
-def main():
-    p = argparse.ArgumentParser()
-    p.add_argument("--out", default=None)
-    p.add_argument("--only", default="")
-    args = p.parse_args()
-    rows = bench_all([o for o in args.only.split(",") if o])
-    text = table(rows)
-    print(text)
-    if args.out:
-        with open(os.path.join(args.out, "bench_softmax.json"), "w") as f:
-            json.dump({"mlx": mx.__version__, "rows": rows}, f, indent=1)
-        with open(os.path.join(args.out, "bench_softmax.txt"), "w") as f:
-            f.write(text + "\n")
-
+# Negative widths: left-aligned text columns.
+COLUMNS = [("case", "case", "", -14), ("dtype", "dtype", "", -10), ("shape", "shape", "", -14),
+           ("ours us", "ours_us", ".1f", 10), ("mlx us", "mlx_us", ".1f", 10), ("copy us", "copy_us", ".1f", 10),
+           ("ours GB/s", "ours_GBps", ".0f", 11), ("x mlx", "speedup_vs_mlx", ".2f", 8),
+           ("% copy", "pct_of_copy", ".1f", 8), ("x comp", "speedup_vs_composite", ".2f", 8)]
 
 if __name__ == "__main__":
-    main()
+    main("softmax", bench_all, COLUMNS)

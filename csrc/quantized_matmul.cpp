@@ -47,8 +47,12 @@ std::vector<float> x_as_float(const mx::array& x, int64_t M, int64_t K) {
   const S* src = x.data<S>();
   for (int64_t r = 0; r < M; ++r) {
     const S* row = src + rows.offset(r);
-    for (int64_t i = 0; i < K; ++i) {
-      out[r * K + i] = D::load(row[i * rows.step()]);
+    if constexpr (std::is_same_v<D, cpu::F32>) {
+      for (int64_t i = 0; i < K; ++i) {
+        out[r * K + i] = row[i * rows.step()];
+      }
+    } else {
+      cpu::to_float32<D>(row, rows.step(), out.data() + r * K, K);
     }
   }
   return out;
@@ -87,10 +91,7 @@ void run_quantized_matmul(const mx::array& x, const mx::array& w, const mx::arra
       transpose};
   const char* variant = cpu::quantized_matmul<D>(args);
   if constexpr (!std::is_same_v<D, cpu::F32>) {
-    S* dst = out.data<S>();
-    for (int64_t i = 0; i < M * N; ++i) {
-      dst[i] = D::store(out_f32[i]);
-    }
+    cpu::from_float32<D>(out_f32.data(), out.data<S>(), M * N);
   }
   record_kernel("cpu", std::string("quantized_matmul_") + variant + "_" + dtype_name);
 }

@@ -207,7 +207,7 @@ MLXR_INLINE void gemv_t_rows(const GemvPlan& p, int64_t n0) {
 template <typename D, typename Isa, int Bits, int M>
 MLXR_INLINE void gemv_t_block(const GemvPlan& p, int64_t begin, int64_t end) {
   // Several weight rows per pass share each x load: as many as 16-ish accumulators allow.
-  constexpr int NB = M <= 4 ? 4 : 2;
+  constexpr int NB = M == 1 ? 8 : (M <= 4 ? 4 : 2);
   int64_t n = begin;
   for (; n + NB <= end; n += NB) {
     gemv_t_rows<D, Isa, Bits, M, NB>(p, n);
@@ -621,6 +621,41 @@ const char* quantized_matmul(const QuantizedMatmulArgs& a) {
   return "gemm";
 }
 
+namespace {
+
+template <typename D, typename Isa>
+MLXR_INLINE void to_float32_impl(const typename D::storage* src, int64_t step, float* dst, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) {
+    dst[i] = D::load(src[i * step]);
+  }
+}
+
+template <typename D, typename Isa>
+MLXR_INLINE void from_float32_impl(const float* src, typename D::storage* dst, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) {
+    dst[i] = D::store(src[i]);
+  }
+}
+
+MLXR_ISA_DISPATCH(to_float32_isa, to_float32_impl)
+MLXR_ISA_DISPATCH(from_float32_isa, from_float32_impl)
+
+} // namespace
+
+template <typename D>
+void to_float32(const typename D::storage* src, int64_t step, float* dst, int64_t n) {
+  to_float32_isa<D>(src, step, dst, n);
+}
+
+template <typename D>
+void from_float32(const float* src, typename D::storage* dst, int64_t n) {
+  from_float32_isa<D>(src, dst, n);
+}
+
+template void to_float32<F16>(const uint16_t*, int64_t, float*, int64_t);
+template void to_float32<BF16>(const uint16_t*, int64_t, float*, int64_t);
+template void from_float32<F16>(const float*, uint16_t*, int64_t);
+template void from_float32<BF16>(const float*, uint16_t*, int64_t);
 template const char* quantized_matmul<F32>(const QuantizedMatmulArgs&);
 template const char* quantized_matmul<F16>(const QuantizedMatmulArgs&);
 template const char* quantized_matmul<BF16>(const QuantizedMatmulArgs&);

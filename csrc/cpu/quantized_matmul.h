@@ -24,6 +24,14 @@ struct QuantizedMatmulArgs {
 // (GEMM path). MLXR_QMM_GEMV_MAX_ROWS overrides the measured default (for benchmarking).
 int64_t qmm_gemv_max_rows();
 
+// n elements of the storage dtype (element step `step`) to float32, and back, with the run-time
+// ISA's conversions: outside an ISA-targeted function float16 converts through a libgcc call
+// per element (120 us of a 4096 x 4096 float16 decode's 585 us).
+template <typename D>
+void to_float32(const typename D::storage* src, int64_t step, float* dst, int64_t n);
+template <typename D>
+void from_float32(const float* src, typename D::storage* dst, int64_t n);
+
 // D is the storage dtype of scales and biases (cpu::F32, cpu::F16 or cpu::BF16). Returns the
 // path taken: "gemv" or "gemm" (non-finite or huge x always takes "gemm").
 template <typename D>

@@ -88,6 +88,16 @@ MLXR_INLINE void unpack_chunk(const uint8_t* p, V& first, V& second) {
   Unpack<Isa, Bits>::run(p, first, second);
 }
 
+#ifdef MLXR_X86_DISPATCH
+// One chunk of 32 4-bit codes dequantised by table lookup: table[q] = s * q + b for the 16
+// codes, vpermps reads each lane's low 4 bits (no mask), same lane order as unpack_chunk.
+MLXR_TARGET_AVX512 inline void lookup_chunk4(const uint8_t* p, __m512 table, V& first, V& second) {
+  __m512i bytes = Unpack<IsaAvx512, 4>::widen(p);
+  first = V(_mm512_permutexvar_ps(bytes, table));
+  second = V(_mm512_permutexvar_ps(_mm512_srli_epi32(bytes, 4), table));
+}
+#endif
+
 // Position in the chunk of lane i of unpack_chunk's first (half 0) or second (half 1) vector.
 template <int Bits>
 constexpr int chunk_position(int half, int i) {
@@ -141,6 +151,42 @@ MLXR_INLINE void gemv_t_rows(const GemvPlan& p, int64_t n0) {
   // accumulators and so leaves registers for more weight rows per pass.
   constexpr bool kScaleCodes = M >= 3;
   V total[M][NB] = {};
+#ifdef MLXR_X86_DISPATCH
+  if constexpr (Bits == 4 && !kScaleCodes && std::is_same_v<Isa, IsaAvx512>) {
+    // AVX-512, 4 bits, few rows: each group's 16 possible w_hat values as a register table,
+    // so a code costs a lookup and an FMA with no per-group scaling or bias step, and
+    // x * w_hat is formed as the reference forms it.
+    const V iota = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
+    for (int64_t g = 0; g < groups; ++g) {
+      __m512 table[NB];
+#pragma GCC unroll 8
+      for (int j = 0; j < NB; ++j) {
+        table[j] = __m512(iota * load_param<D>(a.scales, (n0 + j) * groups + g) +
+                          load_param<D>(a.biases, (n0 + j) * groups + g));
+      }
+      for (int64_t k = g * gs; k < (g + 1) * gs; k += kChunk) {
+#pragma GCC unroll 8
+        for (int j = 0; j < NB; ++j) {
+          V wa, wb;
+          lookup_chunk4(rows[j] + k / 2, table[j], wa, wb);
+#pragma GCC unroll 8
+          for (int m = 0; m < M; ++m) {
+            total[m][j] += load_vec<V>(p.x + m * K + k) * wa;
+            total[m][j] += load_vec<V>(p.x + m * K + k + 16) * wb;
+          }
+        }
+      }
+    }
+#pragma GCC unroll 8
+    for (int m = 0; m < M; ++m) {
+#pragma GCC unroll 8
+      for (int j = 0; j < NB; ++j) {
+        a.out[m * a.N + n0 + j] = reduce_sum(total[m][j]);
+      }
+    }
+    return;
+  }
+#endif
   float bias_part[M][NB] = {};
   for (int64_t g = 0; g < groups; ++g) {
     float s[NB], b[NB];

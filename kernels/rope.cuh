@@ -99,7 +99,9 @@ constexpr int kRopeBatch = N >= 8 ? 2 : 4;
 // Grid: x over (group, position) pairs (blockDim.y per block, grid-stride), y over chunks of
 // m_per_block rows. blockDim.x threads stride over the units of a row.
 template <typename T, int N, bool kTraditional, bool kVector>
-// Two resident blocks per SM: at one (152 registers for bfloat16) throughput fell by 25-35%.
+// Two resident blocks per SM: at one (152 registers for bfloat16) throughput fell by 25-35%;
+// at four (64 registers) the vector kernels spill (up to 272 bytes) and bf16 prefill slowed
+// from 64-68 to 71-117 us, though at two (111 registers) occupancy is 25 % (Nsight Compute).
 __global__ void __launch_bounds__(256, 2) rope_kernel(const RopeParams p) {
   const T* x = static_cast<const T*>(p.x);
   T* out = static_cast<T*>(p.out);

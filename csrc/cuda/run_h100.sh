@@ -91,7 +91,7 @@ for stage in $stages; do
     profile) # Nsight Compute over the large and transposed cases (profile_rms_norm.py)
       ncu_bin="$(command -v ncu || ls /usr/local/cuda*/bin/ncu /opt/nvidia/nsight-compute/*/ncu 2>/dev/null | head -1)"
       if [ "${PROFILE_OP:-rms_norm}" != rms_norm ]; then # whole sections of profile_<op>.py's kernels
-        "$ncu_bin" --clock-control none --kernel-name "regex:${PROFILE_OP}|LayerNorm" --section SpeedOfLight \
+        "$ncu_bin" --clock-control none --kernel-name "regex:${PROFILE_OP}|LayerNorm|Rope" --section SpeedOfLight \
           --section Occupancy --section LaunchStats --section ComputeWorkloadAnalysis --section WarpStateStats \
           python "$src/csrc/cuda/profile_${PROFILE_OP}.py" >"$LOGS/ncu_${PROFILE_OP}.txt" 2>&1
         echo "ncu exit $?"

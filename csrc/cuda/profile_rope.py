@@ -1,0 +1,20 @@
+"""One call each of rope on (1, 32, 8192, 128), ours then mx.fast, bf16 then f32, for Nsight
+Compute (run_h100.sh profile with PROFILE_OP=rope)."""
+
+import mlx.core as mx
+
+import mlxr.fused as fused
+
+
+def main():
+    for dtype in (mx.bfloat16, mx.float32):
+        x = mx.random.normal((1, 32, 8192, 128)).astype(dtype)
+        mx.eval(x)
+        kw = dict(traditional=False, base=10000.0, scale=1.0, offset=0)
+        mx.eval(fused.rope(x, 128, **kw))
+        mx.eval(mx.fast.rope(x, 128, **kw))
+    mx.synchronize()
+
+
+if __name__ == "__main__":
+    main()

@@ -162,6 +162,16 @@ struct GemvPlan {
   int64_t block;      // output columns per task
 };
 
+// acc[m][j] += x[m, k : k + 32] . (first, second) for the M rows of x (x in chunk order).
+template <int M, int NB>
+MLXR_INLINE void fma_chunk(V (&acc)[M][NB], int j, const float* x, int64_t K, int64_t k, V first, V second) {
+#pragma GCC unroll 8
+  for (int m = 0; m < M; ++m) {
+    acc[m][j] += load_vec<V>(x + m * K + k) * first;
+    acc[m][j] += load_vec<V>(x + m * K + k + 16) * second;
+  }
+}
+
 template <typename D, typename Isa, int Bits, int M, int NB>
 MLXR_INLINE void gemv_t_rows(const GemvPlan& p, int64_t n0) {
   const QuantizedMatmulArgs& a = *p.args;
@@ -195,11 +205,7 @@ MLXR_INLINE void gemv_t_rows(const GemvPlan& p, int64_t n0) {
         for (int j = 0; j < NB; ++j) {
           V wa, wb;
           lookup_chunk4(rows[j] + k / 2, table[j], wa, wb);
-#pragma GCC unroll 8
-          for (int m = 0; m < M; ++m) {
-            total[m][j] += load_vec<V>(p.x + m * K + k) * wa;
-            total[m][j] += load_vec<V>(p.x + m * K + k + 16) * wb;
-          }
+          fma_chunk<M, NB>(total, j, p.x, K, k, wa, wb);
         }
       }
     }
@@ -227,13 +233,7 @@ MLXR_INLINE void gemv_t_rows(const GemvPlan& p, int64_t n0) {
         for (int j = 0; j < NB; ++j) {
           V qa, qb;
           unpack_chunk<Isa, Bits>(rows[j] + k * Bits / 8, qa, qb);
-          qa *= s[j];
-          qb *= s[j];
-#pragma GCC unroll 8
-          for (int m = 0; m < M; ++m) {
-            total[m][j] += load_vec<V>(p.x + m * K + k) * qa;
-            total[m][j] += load_vec<V>(p.x + m * K + k + 16) * qb;
-          }
+          fma_chunk<M, NB>(total, j, p.x, K, k, qa * s[j], qb * s[j]);
         }
       }
     } else {
@@ -244,11 +244,7 @@ MLXR_INLINE void gemv_t_rows(const GemvPlan& p, int64_t n0) {
         for (int j = 0; j < NB; ++j) {
           V qa, qb;
           unpack_chunk<Isa, Bits>(rows[j] + k * Bits / 8, qa, qb);
-#pragma GCC unroll 8
-          for (int m = 0; m < M; ++m) {
-            acc[m][j] += load_vec<V>(p.x + m * K + k) * qa;
-            acc[m][j] += load_vec<V>(p.x + m * K + k + 16) * qb;
-          }
+          fma_chunk<M, NB>(acc, j, p.x, K, k, qa, qb);
         }
       }
 #pragma GCC unroll 8

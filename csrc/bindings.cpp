@@ -16,6 +16,9 @@ void bind_add_rms_norm(nb::module_& m);
 void bind_softmax(nb::module_& m);
 void bind_swiglu(nb::module_& m);
 void bind_quantized_matmul(nb::module_& m);
+namespace hot {
+void bind(nb::module_& m);
+} // namespace hot
 } // namespace mlxr
 
 NB_MODULE(_ext, m) {
@@ -27,6 +30,7 @@ NB_MODULE(_ext, m) {
   m.def("kernel_counts", &mlxr::kernel_counts, "Executed fused kernels, keyed 'device:kernel'.");
   m.def("reset_kernel_counts", &mlxr::reset_kernel_counts);
 
+  mlxr::hot::bind(m);
   mlxr::bind_rms_norm(m);
   mlxr::bind_rope(m);
   mlxr::bind_layer_norm(m);

@@ -38,6 +38,12 @@ GPU_KERNEL_DTYPES: dict[str, tuple[mx.Dtype, ...]] = {
     "cuda": CUDA_KERNEL_DTYPES,
 }.get(_ext.gpu_kernels, {})
 
+# The C++ hot paths (csrc/bindings/hot_path.h) take the common call only where these tables
+# list a kernel; they read them once, here.
+for _op in CPU_KERNEL_DTYPES:
+    _ext.set_kernel_dtypes(_op, False, list(CPU_KERNEL_DTYPES[_op]))
+    _ext.set_kernel_dtypes(_op, True, list(GPU_KERNEL_DTYPES.get(_op, ())))
+
 _fallbacks: collections.Counter[str] = collections.Counter()
 _lock = threading.Lock()
 

@@ -33,6 +33,10 @@ def add_rms_norm(
     exists for the stream's device and the output dtype, otherwise the reference
     (``mlxr.reference.add_rms_norm``); ``mlxr.fused.observe()`` shows which ran.
     """
+    if stream is None:  # the common call, checked in C++ (csrc/bindings/hot_path.h)
+        out = _ext.add_rms_norm_hot(x, residual, weight, eps, reference)
+        if out is not None:
+            return out
     require_array(OP, "x", x)
     require_ndim_at_least(OP, "x", x, 1)
     require_array(OP, "residual", residual)

@@ -73,6 +73,8 @@ def _cached_inv_freqs(dims: int, base: float, dtype: mx.Dtype, device: mx.Device
             inv = rope_inv_freqs(dims, base, None, dtype)
             mx.eval(inv)
         _INV_FREQS[key] = inv
+        if dtype == mx.float32:  # the hot path's frequencies (it never builds them)
+            _ext.rope_keep_inv_freqs(dims, base, device, inv)
     return _INV_FREQS[key]
 
 
@@ -100,6 +102,10 @@ def rope(
     device and dtype, otherwise the reference (``mlxr.reference.rope``); ``mlxr.fused.observe()``
     shows which ran.
     """
+    if stream is None and freqs is None:  # the common call, checked in C++ (csrc/bindings/hot_path.h)
+        y = _ext.rope_hot(a, dims, traditional, base, scale, offset, rope_rotate)
+        if y is not None:
+            return y
     require_array(OP, "a", a)
     require_ndim_at_least(OP, "a", a, 3)
     require_floating(OP, "a", a.dtype)

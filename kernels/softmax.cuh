@@ -1,4 +1,4 @@
-// Softmax device code: y = exp(x - max) / sum(exp(x - max)) over each row, float32 arithmetic,
+// Softmax device code: y = exp(x - max) / sum(exp(x - max)) over each row, float32 arithmetic
 // rounded once to the output dtype (reference/softmax.py). Host: csrc/cuda/softmax.cu.
 //
 // One kernel: kGroup threads per row (part of a warp, a warp, or the whole block), each holding kItems units
@@ -38,6 +38,22 @@ __device__ __forceinline__ void load_elems(const SoftmaxParams& p, const T* row,
   }
 }
 
+// kV elements as loaded (16 bytes, or one element through the layout), read as floats.
+template <typename T, int kV>
+struct RawUnit {
+  Vec<T, kV> pack;
+  __device__ __forceinline__ void load(const SoftmaxParams& p, const T* row, int64_t j) {
+    if constexpr (kV > 1) {
+      pack = *reinterpret_cast<const Vec<T, kV>*>(row + j);
+    } else {
+      pack.v[0] = row[layout_offset(p.elems, j)];
+    }
+  }
+  __device__ __forceinline__ float operator[](int k) const {
+    return to_float(pack.v[k]);
+  }
+};
+
 template <typename T, int kV>
 __device__ __forceinline__ void store_elems(T* row, int64_t j, const float* v) {
   Vec<T, kV> pack;
@@ -47,6 +63,39 @@ __device__ __forceinline__ void store_elems(T* row, int64_t j, const float* v) {
   }
   *reinterpret_cast<Vec<T, kV>*>(row + j) = pack;
 }
+
+// exp for the kernel: expf for float32 output; exp2f(x * log2 e) for 16-bit outputs, whose
+// extra error (about |x| float32 ulp) is far below a half ulp of the output (bfloat16 short
+// rows: exp and division, not memory, held the kernel at 88 % of copy).
+template <typename T>
+__device__ __forceinline__ float softmax_exp(float x) {
+  if constexpr (sizeof(T) == 4) {
+    return expf(x);
+  } else {
+    return exp2f(x * 1.4426950408889634f);
+  }
+}
+
+// e / sum: a correctly rounded division for float32 output, a product with the row's
+// reciprocal for 16-bit outputs (one float32 rounding more, invisible after the output's).
+template <typename T>
+struct Normalizer {
+  float sum, inv;
+  __device__ __forceinline__ explicit Normalizer(float s) : sum(s), inv(1.0f / s) {}
+  __device__ __forceinline__ float operator()(float e) const {
+    if constexpr (sizeof(T) == 4) {
+      return e / sum;
+    } else {
+      return e * inv;
+    }
+  }
+};
+
+// Units a thread keeps in flight in the looped pass: the online max/sum branches kept the
+// compiler from hoisting the next load, so 64 long rows ran at 65-74 % of copy. Half as
+// many 16-bit units (twice the elements each): four spilled under the 64-register bound.
+template <typename T>
+constexpr int kLoopUnroll = sizeof(T) == 4 ? 4 : 2;
 
 // Block: kRowBlock<kGroup> threads, blockDim.x / kGroup rows at a time, grid-stride over rows.
 template <typename T, int kGroup, int kItems, int kV>
@@ -85,63 +134,89 @@ __global__ void __launch_bounds__(kRowBlock<kGroup>, 1024 / kRowBlock<kGroup>) s
         if ((static_cast<int64_t>(i) * kGroup + lane) * kV < n) {
 #pragma unroll
           for (int k = 0; k < kV; ++k) {
-            v[i][k] = expf(v[i][k] - row_max);
+            v[i][k] = softmax_exp<T>(v[i][k] - row_max);
             sum += v[i][k];
           }
         }
       }
-      sum = group_reduce<kGroup>(sum, SumOp{}, scratch);
+      const Normalizer<T> norm(group_reduce<kGroup>(sum, SumOp{}, scratch));
 #pragma unroll
       for (int i = 0; i < kItems; ++i) {
         const int64_t j = (static_cast<int64_t>(i) * kGroup + lane) * kV;
         if (j < n) {
 #pragma unroll
           for (int k = 0; k < kV; ++k) {
-            v[i][k] = v[i][k] / sum;
+            v[i][k] = norm(v[i][k]);
           }
           store_elems<T, kV>(out_row, j, v[i]);
         }
       }
     } else {
-      // Online max and sum in one read (the sum rescaled when the running max grows, once a
-      // unit), then one read to write: two passes over the row, not three (H100, 64 rows of
-      // 128256 float32: 43 us with three passes, 30.6 us for a copy).
+      // Online max and sum in one read (the sum rescaled when the running max grows, once per
+      // kLoopUnroll units), then one read to write: two passes over the row, not three.
+      constexpr int64_t kStep = int64_t(kGroup) * kV;
       float m = -INFINITY, sum = 0.0f;
-      for (int64_t j = static_cast<int64_t>(lane) * kV; j < n; j += kGroup * kV) {
-        float v[kV];
-        load_elems<T, kV>(p, row, j, v);
-        float unit_max = m;
+      for (int64_t j0 = static_cast<int64_t>(lane) * kV; j0 < n; j0 += kLoopUnroll<T> * kStep) {
+        RawUnit<T, kV> raw[kLoopUnroll<T>]; // as stored: 16-bit units would spill as floats
+#pragma unroll
+        for (int u = 0; u < kLoopUnroll<T>; ++u) { // loads first, all in flight together
+          if (j0 + u * kStep < n) {
+            raw[u].load(p, row, j0 + u * kStep);
+          }
+        }
+        float chunk_max = m;
         bool nan = false;
 #pragma unroll
-        for (int k = 0; k < kV; ++k) {
-          unit_max = fmaxf(unit_max, v[k]);
-          nan |= isnan(v[k]);
+        for (int u = 0; u < kLoopUnroll<T>; ++u) {
+          if (j0 + u * kStep < n) {
+#pragma unroll
+            for (int k = 0; k < kV; ++k) {
+              chunk_max = fmaxf(chunk_max, raw[u][k]);
+              nan |= isnan(raw[u][k]);
+            }
+          }
         }
         if (nan) { // a NaN makes the whole row NaN, as the sum of exp(x - max) does
           sum = NAN;
-        } else if (unit_max != -INFINITY) { // else all so far is -inf: nothing to add yet
-          if (unit_max > m) { // rescale only when the running max grows
-            sum = m == -INFINITY ? sum : sum * expf(m - unit_max);
-            m = unit_max;
+        } else if (chunk_max != -INFINITY) { // else all so far is -inf: nothing to add yet
+          if (chunk_max > m) { // rescale only when the running max grows
+            sum = m == -INFINITY ? sum : sum * softmax_exp<T>(m - chunk_max);
+            m = chunk_max;
           }
 #pragma unroll
-          for (int k = 0; k < kV; ++k) {
-            sum += expf(v[k] - m);
+          for (int u = 0; u < kLoopUnroll<T>; ++u) {
+            if (j0 + u * kStep < n) {
+#pragma unroll
+              for (int k = 0; k < kV; ++k) {
+                sum += softmax_exp<T>(raw[u][k] - m);
+              }
+            }
           }
         }
       }
       const float row_max = group_reduce<kGroup>(m, MaxOp{}, scratch);
       // A lane's sum to the row's max; a lane that saw only -inf (sum 0, or NaN) keeps it.
-      sum = m == -INFINITY ? sum : sum * expf(m - row_max);
-      sum = group_reduce<kGroup>(sum, SumOp{}, scratch);
-      for (int64_t j = static_cast<int64_t>(lane) * kV; j < n; j += kGroup * kV) {
-        float v[kV];
-        load_elems<T, kV>(p, row, j, v);
+      sum = m == -INFINITY ? sum : sum * softmax_exp<T>(m - row_max);
+      const Normalizer<T> norm(group_reduce<kGroup>(sum, SumOp{}, scratch));
+      for (int64_t j0 = static_cast<int64_t>(lane) * kV; j0 < n; j0 += kLoopUnroll<T> * kStep) {
+        RawUnit<T, kV> raw[kLoopUnroll<T>];
 #pragma unroll
-        for (int k = 0; k < kV; ++k) {
-          v[k] = expf(v[k] - row_max) / sum;
+        for (int u = 0; u < kLoopUnroll<T>; ++u) {
+          if (j0 + u * kStep < n) {
+            raw[u].load(p, row, j0 + u * kStep);
+          }
         }
-        store_elems<T, kV>(out_row, j, v);
+#pragma unroll
+        for (int u = 0; u < kLoopUnroll<T>; ++u) {
+          if (j0 + u * kStep < n) {
+            float v[kV];
+#pragma unroll
+            for (int k = 0; k < kV; ++k) {
+              v[k] = norm(softmax_exp<T>(raw[u][k] - row_max));
+            }
+            store_elems<T, kV>(out_row, j0 + u * kStep, v);
+          }
+        }
       }
     }
   }

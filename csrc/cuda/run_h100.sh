@@ -3,7 +3,7 @@
 # compute-sanitizer (memcheck + racecheck) over each op's small run (sanitize.py <op>), each
 # op's benchmark (bench_<op>.py), and the conformance suite on the GPU where it exists. Logs
 # and tables go to $OUT. Run from the source root after `source .device/setup.sh env`:
-#   bash csrc/cuda/run_h100.sh [build] [test] [sanitize] [bench] [conformance] [profile] [managed]
+#   bash csrc/cuda/run_h100.sh [build] [test] [sanitize] [bench] [conformance] [profile] [decode] [managed]
 # OPS="rope softmax" limits test/sanitize/bench to those ops (default: every csrc/cuda/*.cu op),
 # BENCH_OPS the benchmarks alone, SANITIZE_OPS the sanitizer runs alone; CONF_ARGS extra
 # conformance options (e.g. "--op quantized_matmul"), CONF_WORKERS its pytest-xdist workers.
@@ -42,7 +42,7 @@ for stage in $stages; do
       for op in $ops; do
         tests="$tests $src/tests/test_${op}_cuda.py"
       done
-      python -m pytest $tests "$src/tests/test_rms_norm.py" -q -n "${TEST_WORKERS:-4}" -p no:cacheprovider -rs \
+      python -m pytest $tests "$src/tests/test_rms_norm.py" "$src/tests/test_hot_path.py" -q -n "${TEST_WORKERS:-4}" -p no:cacheprovider -rs \
         --durations=8 2>&1 \
         | tee "$LOGS/tests.log" | tail -25
       status=$((status | ${PIPESTATUS[0]}))
@@ -117,6 +117,22 @@ for (i, name), ms in seen.items():
     print(i, name)
     print("   ", "  ".join(f"{key.split('__')[1][:28]}={val}" for key, val in sorted(ms.items())))
 PY
+      fi
+      ;;
+    decode) # where a decode-sized call's time goes: Python split, then nsys per implementation
+      (cd "$src/csrc/cuda" && python profile_decode.py) 2>&1 | tee "$LOGS/decode.log"
+      nsys_bin="$(command -v nsys || ls /usr/local/cuda*/bin/nsys /opt/nvidia/nsight-systems/*/bin/nsys 2>/dev/null | head -1)"
+      if [ -n "$nsys_bin" ]; then
+        for impl in ours fast; do
+          (cd "$src/csrc/cuda" && "$nsys_bin" profile -t cuda,nvtx,osrt -f true -o "$LOGS/decode_$impl" \
+            python profile_decode.py "$impl") >"$LOGS/nsys_$impl.log" 2>&1
+          "$nsys_bin" stats -q --report cuda_api_sum,cuda_gpu_kern_sum,nvtx_sum --format csv \
+            "$LOGS/decode_$impl.nsys-rep" >"$LOGS/nsys_stats_$impl.csv" 2>&1
+          echo "--- nsys $impl"; head -c 6000 "$LOGS/nsys_stats_$impl.csv"
+        done
+        rm -f "$LOGS"/decode_*.nsys-rep "$LOGS"/decode_*.sqlite
+      else
+        echo "no nsys on this machine"
       fi
       ;;
     managed) # decode with MLX's allocator (managed memory) for our outputs: host overhead check

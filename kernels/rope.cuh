@@ -93,16 +93,18 @@ __device__ __forceinline__ float rot2(float a, float b, float c, float s) {
 // Rows of one (group, position) loaded kRopeBatch at a time before any is stored, so that
 // several loads are in flight whatever the compiler assumes about x and out aliasing; two
 // for 8-element units, whose registers would otherwise cap residency at one block per SM.
-template <int N>
-constexpr int kRopeBatch = N >= 8 ? 2 : 4;
+// Lean kernels take one row at a time and more warps instead (four blocks an SM).
+template <int N, bool kLean>
+constexpr int kRopeBatch = kLean ? 1 : N >= 8 ? 2 : 4;
 
 // Grid: x over (group, position) pairs (blockDim.y per block, grid-stride), y over chunks of
 // m_per_block rows. blockDim.x threads stride over the units of a row.
-template <typename T, int N, bool kTraditional, bool kVector>
+template <typename T, int N, bool kTraditional, bool kVector, bool kLean>
 // Two resident blocks per SM: at one (152 registers for bfloat16) throughput fell by 25-35%;
-// at four (64 registers) the vector kernels spill (up to 272 bytes) and bf16 prefill slowed
-// from 64-68 to 71-117 us, though at two (111 registers) occupancy is 25 % (Nsight Compute).
-__global__ void __launch_bounds__(256, 2) rope_kernel(const RopeParams p) {
+// at four (64 registers) with batches of rows the vector kernels spill (up to 272 bytes) and
+// bf16 prefill slowed from 64-68 to 71-117 us, though at two (111 registers) occupancy is 25 %
+// (Nsight Compute). Lean (one row a batch): 58-62 registers, no spill, four blocks.
+__global__ void __launch_bounds__(256, kLean ? 4 : 2) rope_kernel(const RopeParams p) {
   const T* x = static_cast<const T*>(p.x);
   T* out = static_cast<T*>(p.out);
   constexpr int kPairs = kTraditional ? N / 2 : N; // pairs one unit rotates
@@ -123,16 +125,16 @@ __global__ void __launch_bounds__(256, 2) rope_kernel(const RopeParams p) {
     for (int u = threadIdx.x; u < units; u += blockDim.x) {
       if (u >= rot_units) { // pass-through features, kRopeBatch rows' loads in flight
         const int64_t e = p.dims + static_cast<int64_t>(u - rot_units) * kCopy;
-        for (int64_t m0 = m_begin; m0 < m_end; m0 += kRopeBatch<N>) {
-          Vec<T, kCopy> v[kRopeBatch<N>];
+        for (int64_t m0 = m_begin; m0 < m_end; m0 += kRopeBatch<N, kLean>) {
+          Vec<T, kCopy> v[kRopeBatch<N, kLean>];
 #pragma unroll
-          for (int j = 0; j < kRopeBatch<N>; ++j) {
+          for (int j = 0; j < kRopeBatch<N, kLean>; ++j) {
             if (m0 + j < m_end) {
               v[j] = load_unit<T, kCopy, kVector>(x + rope_row_offset(p, row_of(m0 + j)), e, p.x_step);
             }
           }
 #pragma unroll
-          for (int j = 0; j < kRopeBatch<N>; ++j) {
+          for (int j = 0; j < kRopeBatch<N, kLean>; ++j) {
             if (m0 + j < m_end) {
               store_unit<T, kCopy, kVector>(out + row_of(m0 + j) * p.row_size, e, v[j]);
             }
@@ -152,10 +154,10 @@ __global__ void __launch_bounds__(256, 2) rope_kernel(const RopeParams p) {
       // matching vectors of the two halves.
       const int64_t e1 = kTraditional ? int64_t(pair0) * 2 : pair0;
       const int64_t e2 = pair0 + half;
-      for (int64_t m0 = m_begin; m0 < m_end; m0 += kRopeBatch<N>) {
-        Vec<T, N> a[kRopeBatch<N>], b[kRopeBatch<N>];
+      for (int64_t m0 = m_begin; m0 < m_end; m0 += kRopeBatch<N, kLean>) {
+        Vec<T, N> a[kRopeBatch<N, kLean>], b[kRopeBatch<N, kLean>];
 #pragma unroll
-        for (int j = 0; j < kRopeBatch<N>; ++j) {
+        for (int j = 0; j < kRopeBatch<N, kLean>; ++j) {
           if (m0 + j < m_end) {
             const T* row = x + rope_row_offset(p, row_of(m0 + j));
             a[j] = load_unit<T, N, kVector>(row, e1, p.x_step);
@@ -165,7 +167,7 @@ __global__ void __launch_bounds__(256, 2) rope_kernel(const RopeParams p) {
           }
         }
 #pragma unroll
-        for (int j = 0; j < kRopeBatch<N>; ++j) {
+        for (int j = 0; j < kRopeBatch<N, kLean>; ++j) {
           if (m0 + j < m_end) {
             T* orow = out + row_of(m0 + j) * p.row_size;
             if constexpr (kTraditional) {

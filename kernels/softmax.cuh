@@ -97,6 +97,89 @@ struct Normalizer {
 template <typename T>
 constexpr int kLoopUnroll = sizeof(T) == 4 ? 4 : 2;
 
+// A partial sum of exp(x - m) taken to a larger max; a part that saw only -inf (sum 0, or NaN)
+// keeps its sum.
+template <typename T>
+__device__ __forceinline__ float rescaled(float sum, float m, float to_max) {
+  return m == -INFINITY ? sum : sum * softmax_exp<T>(m - to_max);
+}
+
+// A thread's online max m and sum of exp(x - m) over the elements j0, j0 + kGroup * kV, ...
+// below `end` (units of kV), rescaling the sum when the running max grows, once per
+// kLoopUnroll units.
+template <typename T, int kGroup, int kV>
+__device__ __forceinline__ void online_max_sum(const SoftmaxParams& p, const T* row, int64_t j_first, int64_t end,
+                                               float& m, float& sum) {
+  constexpr int64_t kStep = int64_t(kGroup) * kV;
+  m = -INFINITY;
+  sum = 0.0f;
+  for (int64_t j0 = j_first; j0 < end; j0 += kLoopUnroll<T> * kStep) {
+    RawUnit<T, kV> raw[kLoopUnroll<T>]; // as stored: 16-bit units would spill as floats
+#pragma unroll
+    for (int u = 0; u < kLoopUnroll<T>; ++u) { // loads first, all in flight together
+      if (j0 + u * kStep < end) {
+        raw[u].load(p, row, j0 + u * kStep);
+      }
+    }
+    float chunk_max = m;
+    bool nan = false;
+#pragma unroll
+    for (int u = 0; u < kLoopUnroll<T>; ++u) {
+      if (j0 + u * kStep < end) {
+#pragma unroll
+        for (int k = 0; k < kV; ++k) {
+          chunk_max = fmaxf(chunk_max, raw[u][k]);
+          nan |= isnan(raw[u][k]);
+        }
+      }
+    }
+    if (nan) { // a NaN makes the whole row NaN, as the sum of exp(x - max) does
+      sum = NAN;
+    } else if (chunk_max != -INFINITY) { // else all so far is -inf: nothing to add yet
+      if (chunk_max > m) { // rescale only when the running max grows
+        sum = rescaled<T>(sum, m, chunk_max);
+        m = chunk_max;
+      }
+#pragma unroll
+      for (int u = 0; u < kLoopUnroll<T>; ++u) {
+        if (j0 + u * kStep < end) {
+#pragma unroll
+          for (int k = 0; k < kV; ++k) {
+            sum += softmax_exp<T>(raw[u][k] - m);
+          }
+        }
+      }
+    }
+  }
+}
+
+// The second pass over the same elements: y = exp(x - row_max) / sum, row-contiguous out.
+template <typename T, int kGroup, int kV>
+__device__ __forceinline__ void write_normalised(const SoftmaxParams& p, const T* row, T* out_row, int64_t j_first,
+                                                 int64_t end, float row_max, const Normalizer<T>& norm) {
+  constexpr int64_t kStep = int64_t(kGroup) * kV;
+  for (int64_t j0 = j_first; j0 < end; j0 += kLoopUnroll<T> * kStep) {
+    RawUnit<T, kV> raw[kLoopUnroll<T>];
+#pragma unroll
+    for (int u = 0; u < kLoopUnroll<T>; ++u) {
+      if (j0 + u * kStep < end) {
+        raw[u].load(p, row, j0 + u * kStep);
+      }
+    }
+#pragma unroll
+    for (int u = 0; u < kLoopUnroll<T>; ++u) {
+      if (j0 + u * kStep < end) {
+        float v[kV];
+#pragma unroll
+        for (int k = 0; k < kV; ++k) {
+          v[k] = norm(softmax_exp<T>(raw[u][k] - row_max));
+        }
+        store_elems<T, kV>(out_row, j0 + u * kStep, v);
+      }
+    }
+  }
+}
+
 // Block: kRowBlock<kGroup> threads, blockDim.x / kGroup rows at a time, grid-stride over rows.
 template <typename T, int kGroup, int kItems, int kV>
 __global__ void __launch_bounds__(kRowBlock<kGroup>, 1024 / kRowBlock<kGroup>) softmax_rows(const SoftmaxParams p) {
@@ -152,72 +235,12 @@ __global__ void __launch_bounds__(kRowBlock<kGroup>, 1024 / kRowBlock<kGroup>) s
         }
       }
     } else {
-      // Online max and sum in one read (the sum rescaled when the running max grows, once per
-      // kLoopUnroll units), then one read to write: two passes over the row, not three.
-      constexpr int64_t kStep = int64_t(kGroup) * kV;
-      float m = -INFINITY, sum = 0.0f;
-      for (int64_t j0 = static_cast<int64_t>(lane) * kV; j0 < n; j0 += kLoopUnroll<T> * kStep) {
-        RawUnit<T, kV> raw[kLoopUnroll<T>]; // as stored: 16-bit units would spill as floats
-#pragma unroll
-        for (int u = 0; u < kLoopUnroll<T>; ++u) { // loads first, all in flight together
-          if (j0 + u * kStep < n) {
-            raw[u].load(p, row, j0 + u * kStep);
-          }
-        }
-        float chunk_max = m;
-        bool nan = false;
-#pragma unroll
-        for (int u = 0; u < kLoopUnroll<T>; ++u) {
-          if (j0 + u * kStep < n) {
-#pragma unroll
-            for (int k = 0; k < kV; ++k) {
-              chunk_max = fmaxf(chunk_max, raw[u][k]);
-              nan |= isnan(raw[u][k]);
-            }
-          }
-        }
-        if (nan) { // a NaN makes the whole row NaN, as the sum of exp(x - max) does
-          sum = NAN;
-        } else if (chunk_max != -INFINITY) { // else all so far is -inf: nothing to add yet
-          if (chunk_max > m) { // rescale only when the running max grows
-            sum = m == -INFINITY ? sum : sum * softmax_exp<T>(m - chunk_max);
-            m = chunk_max;
-          }
-#pragma unroll
-          for (int u = 0; u < kLoopUnroll<T>; ++u) {
-            if (j0 + u * kStep < n) {
-#pragma unroll
-              for (int k = 0; k < kV; ++k) {
-                sum += softmax_exp<T>(raw[u][k] - m);
-              }
-            }
-          }
-        }
-      }
+      // Online max and sum in one read, then one read to write: two passes over the row.
+      float m, sum;
+      online_max_sum<T, kGroup, kV>(p, row, lane * kV, n, m, sum);
       const float row_max = group_reduce<kGroup>(m, MaxOp{}, scratch);
-      // A lane's sum to the row's max; a lane that saw only -inf (sum 0, or NaN) keeps it.
-      sum = m == -INFINITY ? sum : sum * softmax_exp<T>(m - row_max);
-      const Normalizer<T> norm(group_reduce<kGroup>(sum, SumOp{}, scratch));
-      for (int64_t j0 = static_cast<int64_t>(lane) * kV; j0 < n; j0 += kLoopUnroll<T> * kStep) {
-        RawUnit<T, kV> raw[kLoopUnroll<T>];
-#pragma unroll
-        for (int u = 0; u < kLoopUnroll<T>; ++u) {
-          if (j0 + u * kStep < n) {
-            raw[u].load(p, row, j0 + u * kStep);
-          }
-        }
-#pragma unroll
-        for (int u = 0; u < kLoopUnroll<T>; ++u) {
-          if (j0 + u * kStep < n) {
-            float v[kV];
-#pragma unroll
-            for (int k = 0; k < kV; ++k) {
-              v[k] = norm(softmax_exp<T>(raw[u][k] - row_max));
-            }
-            store_elems<T, kV>(out_row, j0 + u * kStep, v);
-          }
-        }
-      }
+      const Normalizer<T> norm(group_reduce<kGroup>(rescaled<T>(sum, m, row_max), SumOp{}, scratch));
+      write_normalised<T, kGroup, kV>(p, row, out_row, lane * kV, n, row_max, norm);
     }
   }
 }

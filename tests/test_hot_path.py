@@ -21,7 +21,11 @@ from mlxr.reference import swiglu as ref_swiglu
 from mlxr.reference.rope import rope_rotate
 
 D = 64
-DEVICE = "cpu" if mx.default_device().type == mx.cpu else "gpu"
+
+
+def device():
+    """'cpu' or 'gpu': the default device a test runs on (tests/conftest.py sets it per module)."""
+    return "cpu" if mx.default_device().type == mx.cpu else "gpu"
 
 
 def arr(shape, dtype=mx.float32, key=0):
@@ -65,7 +69,7 @@ def test_common_call_is_taken_in_cpp_and_equals_the_python_path(op):
     explicit = call(stream=mx.default_stream(mx.default_device()))
     with fused.observe() as seen:
         mx.eval(taken)
-    assert seen.ran_kernel(DEVICE, op) and not seen.fallbacks, seen
+    assert seen.ran_kernel(device(), op) and not seen.fallbacks, seen
     for a, b in zip(flat(taken), flat(explicit)):
         np.testing.assert_array_equal(a, b)
 
@@ -101,7 +105,7 @@ REFUSED = [
     ("rope", lambda: _ext.rope_hot(X, 32, False, 10000.0, 1.0, mx.array([1, 2]), rope_rotate)),  # 2 of 3
     ("rope", lambda: _ext.rope_hot(X, 32, False, 10000.0, 1.0, mx.array([1, 2, 3], mx.int64), rope_rotate)),
     ("rope", lambda: _ext.rope_hot(X, 32, False, 12345.5, 1.0, 7, rope_rotate)),  # frequencies not built yet
-    ("rope", lambda: _ext.rope_hot(X.astype(mx.float64), 32, False, 10000.0, 1.0, 7, rope_rotate)),
+    ("rope", lambda: _ext.rope_hot(X.astype(mx.float64, stream=mx.cpu), 32, False, 10000.0, 1.0, 7, rope_rotate)),
 ]
 
 
@@ -133,9 +137,9 @@ def test_rope_accepts_per_sequence_int32_offsets_and_int_parameters():
 def test_hot_path_follows_the_kernel_tables():
     # A dtype the tables do not list goes to the Python path (and so to the reference).
     try:
-        _ext.set_kernel_dtypes("rms_norm", DEVICE == "gpu", [mx.float16])
+        _ext.set_kernel_dtypes("rms_norm", device() == "gpu", [mx.float16])
         assert _ext.rms_norm_hot(X, W, 1e-5, ref_rms_norm) is None
     finally:
-        table = _dispatch.CPU_KERNEL_DTYPES if DEVICE == "cpu" else _dispatch.GPU_KERNEL_DTYPES
-        _ext.set_kernel_dtypes("rms_norm", DEVICE == "gpu", list(table["rms_norm"]))
+        table = _dispatch.CPU_KERNEL_DTYPES if device() == "cpu" else _dispatch.GPU_KERNEL_DTYPES
+        _ext.set_kernel_dtypes("rms_norm", device() == "gpu", list(table["rms_norm"]))
     assert _ext.rms_norm_hot(X, W, 1e-5, ref_rms_norm) is not None

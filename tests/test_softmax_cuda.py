@@ -126,3 +126,42 @@ def test_grads_vmap_compile():
             mx.eval(y)
         assert any(k.startswith("gpu:softmax_") for k in seen.kernels)
         check(y, x)
+
+
+
+# Rows too long for registers (looped: online max and sum, then a second read): few long rows
+# (a vocabulary), a strided (scalar) view, many rows.
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape, view, kernel", [
+    ((64, 128256), None, "looped_"),
+    ((3, 50001 * 8), None, "looped_"),
+    ((5, 2 * 40000), lambda a: a[:, ::2], "looped_strided_"),
+    ((300, 40000), None, "looped_"),
+])
+def test_long_rows(dtype, shape, view, kernel):
+    x = rand(shape, dtype, 17)
+    x = view(x) if view else x
+    with fused.observe() as seen:
+        y = fused.softmax(x)
+        mx.eval(y)
+    assert f"gpu:softmax_{kernel}{str(dtype).split('.')[-1]}" in seen.kernels, seen
+    check(y, x)
+
+
+def test_long_rows_special_values():
+    # NaN, +inf and all -inf met late or early in the online pass (after the max is found).
+    n = 70000
+    base = np.random.default_rng(3).normal(size=(5, n)).astype(np.float32)
+    base[0, n - 3] = np.nan
+    base[1, 10] = np.inf
+    base[2, :] = -np.inf
+    base[3, : n // 2] = -np.inf  # whole units of -inf before finite ones
+    x = mx.array(base)
+    with fused.observe() as seen:
+        y = np.array(fused.softmax(x))
+    assert any(k.startswith("gpu:softmax_looped_") for k in seen.kernels), seen
+    with mx.stream(mx.cpu):
+        r = np.array(reference(x))
+    np.testing.assert_array_equal(np.isnan(y), np.isnan(r))
+    assert np.isnan(y[:3]).all() and (y[3, : n // 2] == 0).all()
+    np.testing.assert_allclose(y[3:], r[3:], rtol=RTOL[mx.float32], atol=ATOL[mx.float32])

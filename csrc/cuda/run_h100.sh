@@ -42,7 +42,7 @@ for stage in $stages; do
       for op in $ops; do
         tests="$tests $src/tests/test_${op}_cuda.py"
       done
-      python -m pytest $tests "$src/tests/test_rms_norm.py" "$src/tests/test_hot_path.py" -q -n "${TEST_WORKERS:-4}" -p no:cacheprovider -rs \
+      timeout "${TEST_TIMEOUT:-420}" python -m pytest $tests "$src/tests/test_rms_norm.py" "$src/tests/test_hot_path.py" "$src/tests/test_hot_path_cuda.py" -v -n "${TEST_WORKERS:-4}" -p no:cacheprovider -rs \
         --durations=8 2>&1 \
         | tee "$LOGS/tests.log" | tail -25
       status=$((status | ${PIPESTATUS[0]}))

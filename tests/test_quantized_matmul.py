@@ -183,6 +183,33 @@ def test_k_equals_group_size(group_size):
         assert_matches_oracle(fused.quantized_matmul(x, wq, s, b, True, group_size, 4), x, wq, s, b, True, group_size, 4)
 
 
+def exactly_summable(n, k, group_size, m, dtype, key):
+    """Random codes, scales in {1/4 .. 2}, biases and x small multiples of 1/4 and 1: every
+    w_hat, product and partial sum is exact in float32, so any summation order gives the
+    float64 result, and one misplaced code, scale or x lane shows as a mismatch."""
+    rng = np.random.default_rng(key)
+    wq = mx.array(rng.integers(0, 2**32, size=(n, k // 8), dtype=np.uint32))
+    s = mx.array(rng.choice([0.25, 0.5, 1.0, 2.0], size=(n, k // group_size)).astype(np.float32)).astype(dtype)
+    b = mx.array((rng.integers(-16, 16, size=(n, k // group_size)) / 4).astype(np.float32)).astype(dtype)
+    x = mx.array(rng.integers(-8, 9, size=(m, k)).astype(np.float32)).astype(dtype)
+    return x, wq, s, b
+
+
+# The decode paths (1-2 rows) per group size and output size: 64-row tasks of 4-row passes
+# plus tail rows (70), tail rows only (3); K spans several groups and 128-code prefetch steps.
+@pytest.mark.parametrize("dtype", [mx.float32, mx.float16, mx.bfloat16])
+@pytest.mark.parametrize("group_size", [32, 64, 128])
+@pytest.mark.parametrize("m", [1, 2])
+@pytest.mark.parametrize("n", [3, 70])
+def test_decode_is_exact_on_exactly_summable_inputs(dtype, group_size, m, n):
+    x, wq, s, b = exactly_summable(n, 512, group_size, m, dtype, key=group_size + 7 * m + n)
+    y, seen = run_fused(x, wq, s, b, True, group_size, 4)
+    name = str(dtype).split(".")[-1]
+    assert seen.kernels == {f"cpu:quantized_matmul_gemv_{name}": 1} and not seen.fallbacks
+    expected = reference(x.astype(mx.float64), wq, s.astype(mx.float64), b.astype(mx.float64), True, group_size, 4)
+    np.testing.assert_array_equal(to64(y), to64(expected.astype(mx.float32).astype(dtype)))
+
+
 @pytest.mark.parametrize("shape", [(64,), (2, 3, 64), (2, 1, 5, 64), (0, 64), (3, 0, 64)])
 def test_leading_shapes(shape):
     wq, s, b = quantized(24, 64, 64, 4)

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cmath>
+#include <cstdint>
 
 namespace mlxr::cuda {
 
@@ -25,6 +26,27 @@ struct SumOp {
 // and 50 % of copy (Nsight Compute, H100).
 template <int kGroup>
 constexpr int kRowBlock = kGroup > 32 ? kGroup : 256;
+
+// The row loop of the row kernels: groups of kGroup threads take blockDim.x / kGroup rows a
+// pass, grid-stride. The trip count is block-uniform (sub-warp groups share shuffles and a
+// block shares barriers), so a group past the last row stays in the loop: its row() is then
+// >= n_rows and the kernel gives it length 0 (no loads, no stores).
+template <int kGroup>
+struct GroupRows {
+  int per_block; // rows a block takes a pass
+  int64_t first; // the block's first row this pass
+  __device__ __forceinline__ GroupRows()
+      : per_block(blockDim.x / kGroup), first(static_cast<int64_t>(blockIdx.x) * per_block) {}
+  __device__ __forceinline__ bool more(int64_t n_rows) const {
+    return first < n_rows;
+  }
+  __device__ __forceinline__ void next() {
+    first += static_cast<int64_t>(gridDim.x) * per_block;
+  }
+  __device__ __forceinline__ int64_t row() const {
+    return first + threadIdx.x / kGroup;
+  }
+};
 
 // Reduction over the kGroup threads of one row (a warp, or the whole block); all get it.
 template <int kGroup, typename Op>

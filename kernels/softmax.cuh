@@ -187,12 +187,8 @@ __global__ void __launch_bounds__(kRowBlock<kGroup>, 1024 / kRowBlock<kGroup>) s
   const T* x = static_cast<const T*>(p.x);
   T* out = static_cast<T*>(p.out);
   const int lane = threadIdx.x % kGroup;
-  const int rows_per_block = blockDim.x / kGroup;
-  // A block-uniform trip count: sub-warp groups share shuffles and a block shares barriers, so
-  // a group past the last row stays in the loop with n = 0 (no loads, no stores).
-  for (int64_t r0 = static_cast<int64_t>(blockIdx.x) * rows_per_block; r0 < p.n_rows;
-       r0 += static_cast<int64_t>(gridDim.x) * rows_per_block) {
-    const int64_t r = r0 + threadIdx.x / kGroup;
+  for (GroupRows<kGroup> rows; rows.more(p.n_rows); rows.next()) {
+    const int64_t r = rows.row();
     const int n = r < p.n_rows ? p.row_size : 0;
     const T* row = x + layout_offset(p.rows, r);
     T* out_row = out + r * n;

@@ -1,5 +1,6 @@
 // Softmax device code: y = exp(x - max) / sum(exp(x - max)) over each row, float32 arithmetic
-// rounded once to the output dtype (reference/softmax.py). Host: csrc/cuda/softmax.cu.
+// rounded once to the output dtype (reference/softmax.py; 16-bit outputs take exp2 and a
+// reciprocal product: softmax_exp, Normalizer). Host: csrc/cuda/softmax.cu.
 //
 // One kernel: kGroup threads per row (part of a warp, a warp, or the whole block), each holding kItems units
 // of kV elements in registers (x read once); kItems == 0 loops over the row twice (online max
@@ -25,19 +26,6 @@ struct SoftmaxParams {
   Layout elems; // element j of a row sits at layout_offset(elems, j)
 };
 
-template <typename T, int kV>
-__device__ __forceinline__ void load_elems(const SoftmaxParams& p, const T* row, int64_t j, float* v) {
-  if constexpr (kV > 1) {
-    Vec<T, kV> pack = *reinterpret_cast<const Vec<T, kV>*>(row + j);
-#pragma unroll
-    for (int k = 0; k < kV; ++k) {
-      v[k] = to_float(pack.v[k]);
-    }
-  } else {
-    v[0] = to_float(row[layout_offset(p.elems, j)]);
-  }
-}
-
 // kV elements as loaded (16 bytes, or one element through the layout), read as floats.
 template <typename T, int kV>
 struct RawUnit {
@@ -53,6 +41,17 @@ struct RawUnit {
     return to_float(pack.v[k]);
   }
 };
+
+// The same kV elements as floats in v.
+template <typename T, int kV>
+__device__ __forceinline__ void load_elems(const SoftmaxParams& p, const T* row, int64_t j, float* v) {
+  RawUnit<T, kV> unit;
+  unit.load(p, row, j);
+#pragma unroll
+  for (int k = 0; k < kV; ++k) {
+    v[k] = unit[k];
+  }
+}
 
 template <typename T, int kV>
 __device__ __forceinline__ void store_elems(T* row, int64_t j, const float* v) {

@@ -128,7 +128,6 @@ def test_grads_vmap_compile():
         check(y, x)
 
 
-
 # Rows too long for registers (looped: online max and sum, then a second read): few long rows
 # (a vocabulary), a strided (scalar) view, many rows.
 @pytest.mark.parametrize("dtype", DTYPES)

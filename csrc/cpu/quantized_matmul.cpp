@@ -492,6 +492,12 @@ MLXR_INLINE void gemv_bits(const GemvPlan& p, int64_t begin, int64_t end) {
   }
 }
 
+// A call whose rows the AVX-512 register table decodes (kRegisterTable's bits and rows, and
+// transpose=True) when that is the ISA.
+inline bool register_table_shape(const QuantizedMatmulArgs& a) {
+  return a.transpose && a.bits == 4 && a.M <= 2;
+}
+
 // A task's columns [begin, end) for every block of kGemvRows rows of x.
 template <typename D, typename Isa>
 MLXR_INLINE void gemv_task_impl(const GemvPlan* p, int task) {
@@ -499,7 +505,7 @@ MLXR_INLINE void gemv_task_impl(const GemvPlan* p, int task) {
   int64_t end = std::min(p->args->N, begin + p->block);
   const QuantizedMatmulArgs& a = *p->args;
   if constexpr (!std::is_same_v<D, F32> && std::is_same_v<Isa, IsaAvx512>) {
-    if (a.transpose && a.bits == 4 && a.M <= 2) {
+    if (register_table_shape(a)) {
       // The register-table decode builds each group's table from a scale and a bias per row:
       // this task's float16/bfloat16 parameters converted once make those two broadcast loads
       // instead of two loads and conversions (a third of the instructions per group).
@@ -716,7 +722,7 @@ int64_t ceil_div(int64_t a, int64_t b) {
 // Whether every row block of this GEMV call takes the AVX-512 register table (kRegisterTable:
 // the ISA is the one MLXR_ISA_DISPATCH picks).
 bool register_table_call(const QuantizedMatmulArgs& a) {
-  return a.transpose && a.bits == 4 && a.M <= 2 && active_isa() == Isa::avx512;
+  return register_table_shape(a) && active_isa() == Isa::avx512;
 }
 
 template <typename D>

@@ -19,7 +19,7 @@ pytestmark = REQUIRES_CUDA_KERNELS
 RTOL = {mx.float32: 1e-5, mx.float16: 1e-3, mx.bfloat16: 8e-3}
 ATOL = {mx.float32: 1e-9, mx.float16: 1e-7, mx.bfloat16: 1e-30}
 # Row lengths around every configuration switch (f32 / half units of 16 bytes).
-ROW_SIZES = [1, 7, 32, 33, 256, 1000, 1024, 1025, 2048, 2049, 8192, 32768, 32769, 65536, 65537, 100003]
+ROW_SIZES = [1, 7, 32, 33, 128, 256, 1000, 1024, 1025, 2048, 2049, 8192, 32768, 32769, 65536, 65537, 100003]
 
 
 def rand(shape, dtype=mx.float32, key=0):

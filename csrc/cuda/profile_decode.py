@@ -1,12 +1,15 @@
-"""Where a decode-sized call (rms_norm, 1-32 rows of 4096) spends its time, ours against
-mx.fast.rms_norm: graph building (Python, no evaluation), evaluation (mx.eval + synchronize)
-and the sum, 20 independent calls per evaluation as bench_rms_norm.py times them.
+"""Where a decode-sized call (1-32 rows of 4096) spends its time, ours against what MLX runs
+without us: graph building (Python, no evaluation), evaluation (mx.eval + synchronize) and
+the sum, per call, with CALLS independent calls per evaluation (20, as the benches time them).
+Varying CALLS separates a per-evaluation cost (graph launch, synchronisation) from a per-call
+one (eval_gpu, graph nodes).
 
-python profile_decode.py            prints the split per case
-python profile_decode.py ours|fast  only runs that implementation (for nsys: its CUDA API
-                                    and kernel summaries show host calls and GPU time per call)
+python profile_decode.py [OP] [IMPL ...]   OP: rms_norm (default) or add_rms_norm; IMPLs
+                                           limit the implementations (for a profiler)
+CALLS=1,20,60 python profile_decode.py ... several call counts
 """
 
+import os
 import statistics
 import sys
 import time
@@ -15,44 +18,60 @@ import mlx.core as mx
 
 import mlxr.fused as fused
 
-CALLS, REPS = 20, 301
+REPS = 301
+EPS = 1e-5
 IMPLS = {
-    "ours": lambda x, w: fused.rms_norm(x, w, 1e-5),
-    "fast": lambda x, w: mx.fast.rms_norm(x, w, 1e-5),
+    "rms_norm": {
+        "ours": lambda x, r, w: fused.rms_norm(x, w, EPS),
+        "fast": lambda x, r, w: mx.fast.rms_norm(x, w, EPS),
+        "copy": lambda x, r, w: mx.negative(x),
+    },
+    "add_rms_norm": {
+        "ours": lambda x, r, w: fused.add_rms_norm(x, r, w, EPS),
+        "fast": lambda x, r, w: (lambda h: (mx.fast.rms_norm(h, w, EPS), h))(x + r),
+        # Our rms_norm after MLX's add: one of our nodes with one output, plus MLX's add.
+        "add+ours": lambda x, r, w: (lambda h: (fused.rms_norm(h, w, EPS), h))(x + r),
+        "add": lambda x, r, w: x + r,
+    },
 }
 
 
-def split(fn, x, w):
+def split(fn, calls, x, r, w):
     """Median microseconds per call: (building the graph, evaluating it)."""
     build, run = [], []
     for _ in range(REPS):
         mx.synchronize()
         t0 = time.perf_counter()
-        outs = [fn(x, w) for _ in range(CALLS)]
+        outs = [fn(x, r, w) for _ in range(calls)]
         t1 = time.perf_counter()
         mx.eval(outs)
         mx.synchronize()
         t2 = time.perf_counter()
-        build.append((t1 - t0) / CALLS * 1e6)
-        run.append((t2 - t1) / CALLS * 1e6)
+        build.append((t1 - t0) / calls * 1e6)
+        run.append((t2 - t1) / calls * 1e6)
     return statistics.median(build), statistics.median(run)
 
 
 def main():
-    only = sys.argv[1:]
+    args = sys.argv[1:]
+    op = args.pop(0) if args and args[0] in IMPLS else "rms_norm"
+    impls = {k: v for k, v in IMPLS[op].items() if not args or k in args}
+    counts = [int(c) for c in os.environ.get("CALLS", "20").split(",")]
+    print(f"# {op}, MLX_USE_CUDA_GRAPHS={os.environ.get('MLX_USE_CUDA_GRAPHS', '(default)')}")
     for dtype in (mx.bfloat16, mx.float32):
         w = mx.random.normal((4096,)).astype(dtype)
         for rows in (1, 8, 32):
             x = mx.random.normal((rows, 4096)).astype(dtype)
-            mx.eval(x, w)
-            cells = []
-            for name, fn in IMPLS.items():
-                if only and name not in only:
-                    continue
-                split(fn, x, w)  # warm-up: kernels loaded, graphs cached, buffers pooled
-                b, r = split(fn, x, w)
-                cells.append(f"{name}: build {b:5.2f} eval {r:5.2f} total {b + r:5.2f} us")
-            print(f"{str(dtype).split('.')[-1]:9s} {rows:3d}x4096  " + " | ".join(cells), flush=True)
+            r = mx.random.normal((rows, 4096)).astype(dtype)
+            mx.eval(x, r, w)
+            for calls in counts:
+                cells = []
+                for name, fn in impls.items():
+                    split(fn, calls, x, r, w)  # warm-up: kernels loaded, graphs cached, buffers pooled
+                    b, e = split(fn, calls, x, r, w)
+                    cells.append(f"{name}: {b:4.2f} + {e:5.2f} = {b + e:5.2f}")
+                print(f"{str(dtype).split('.')[-1]:9s} {rows:3d}x4096 calls {calls:3d}  " + " | ".join(cells),
+                      flush=True)
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
-"""One call each of rope on (1, 32, 8192, 128), ours then mx.fast, bf16 then f32, for Nsight
-Compute (run_h100.sh profile with PROFILE_OP=rope)."""
+"""One call each of rope on (1, 32, 8192, 128), ours then mx.fast then a copy of the same bytes
+(mx.negative), bf16 then f32, for Nsight Compute (run_h100.sh profile with PROFILE_OP=rope
+PROFILE_REGEX='Rope|rope|unary')."""
 
 import mlx.core as mx
 
@@ -13,6 +14,7 @@ def main():
         kw = dict(traditional=False, base=10000.0, scale=1.0, offset=0)
         mx.eval(fused.rope(x, 128, **kw))
         mx.eval(mx.fast.rope(x, 128, **kw))
+        mx.eval(mx.negative(x))
     mx.synchronize()
 
 

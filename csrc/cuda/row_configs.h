@@ -33,12 +33,16 @@ struct RowConfig {
 // units (64 bytes in flight) a thread, so no lane or register sits idle for power-of-two rows:
 // sub-warp groups for short rows, a warp up to 128 units, then a block per row of up to 1024
 // threads; longer rows loop. Half-empty configurations (a 256 x 8 block for 1024 units) ran
-// layer_norm at 53 % of copy on the H100. Kernel<G, I> names the kernel instantiation.
-template <template <int, int> class Kernel>
+// layer_norm at 53 % of copy on the H100. Rows of up to a warp take kMinItems units a thread
+// (1 or 2: more bytes in flight a thread where one unit's loads leave the SM short of them).
+// Kernel<G, I> names the kernel instantiation.
+template <template <int, int> class Kernel, int kMinItems = 1>
 RowConfig pick_row_config(int64_t n_units) {
+  static_assert(kMinItems == 1 || kMinItems == 2, "short rows take one or two units a thread");
+  constexpr int k = kMinItems;
   const RowConfig configs[] = {
-      {Kernel<4, 1>::get(), 4, 1},       {Kernel<8, 1>::get(), 8, 1},       {Kernel<16, 1>::get(), 16, 1},
-      {Kernel<32, 1>::get(), 32, 1},     {Kernel<32, 2>::get(), 32, 2},     {Kernel<32, 4>::get(), 32, 4},
+      {Kernel<4, k>::get(), 4, k},       {Kernel<8, k>::get(), 8, k},       {Kernel<16, k>::get(), 16, k},
+      {Kernel<32, k>::get(), 32, k},     {Kernel<32, 2>::get(), 32, 2},     {Kernel<32, 4>::get(), 32, 4},
       {Kernel<64, 4>::get(), 64, 4},     {Kernel<128, 4>::get(), 128, 4},   {Kernel<256, 4>::get(), 256, 4},
       {Kernel<512, 4>::get(), 512, 4},   {Kernel<1024, 4>::get(), 1024, 4},
   };

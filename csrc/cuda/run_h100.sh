@@ -6,7 +6,8 @@
 #   bash csrc/cuda/run_h100.sh [build] [test] [sanitize] [bench] [conformance] [profile] [decode] [managed]
 # OPS="rope softmax" limits test/sanitize/bench to those ops (default: every csrc/cuda/*.cu op),
 # BENCH_OPS the benchmarks alone, SANITIZE_OPS the sanitizer runs alone; CONF_ARGS extra
-# conformance options (e.g. "--op quantized_matmul"), CONF_WORKERS its pytest-xdist workers.
+# conformance options (e.g. "--op quantized_matmul"), CONF_WORKERS its pytest-xdist workers;
+# PROFILE_OP picks profile_<op>.py for `profile`, PROFILE_REGEX the kernels ncu measures.
 set -uo pipefail
 src="$(pwd)"
 # Logs go to $LOGS, packed into $OUT/logs.tar.gz after every stage (the device tool returns at
@@ -91,7 +92,7 @@ for stage in $stages; do
     profile) # Nsight Compute over the large and transposed cases (profile_rms_norm.py)
       ncu_bin="$(command -v ncu || ls /usr/local/cuda*/bin/ncu /opt/nvidia/nsight-compute/*/ncu 2>/dev/null | head -1)"
       if [ "${PROFILE_OP:-rms_norm}" != rms_norm ]; then # whole sections of profile_<op>.py's kernels
-        "$ncu_bin" --clock-control none --kernel-name "regex:${PROFILE_OP}|LayerNorm|Rope" --section SpeedOfLight \
+        "$ncu_bin" --clock-control none --kernel-name "regex:${PROFILE_REGEX:-${PROFILE_OP}|LayerNorm|Rope}" --section SpeedOfLight \
           --section Occupancy --section LaunchStats --section ComputeWorkloadAnalysis --section WarpStateStats \
           python "$src/csrc/cuda/profile_${PROFILE_OP}.py" >"$LOGS/ncu_${PROFILE_OP}.txt" 2>&1
         echo "ncu exit $?"
@@ -120,7 +121,9 @@ PY
       fi
       ;;
     decode) # where a decode-sized call's time goes: Python split, then nsys per implementation
-      (cd "$src/csrc/cuda" && python profile_decode.py) 2>&1 | tee "$LOGS/decode.log"
+      for op in rms_norm add_rms_norm; do
+        (cd "$src/csrc/cuda" && CALLS=1,20,60 python profile_decode.py $op) 2>&1 | tee -a "$LOGS/decode.log"
+      done
       nsys_bin="$(command -v nsys || ls /usr/local/cuda*/bin/nsys /opt/nvidia/nsight-systems/*/bin/nsys 2>/dev/null | head -1)"
       if [ -n "$nsys_bin" ]; then
         for impl in ours fast; do

@@ -36,7 +36,10 @@ void launch_softmax(mx::cu::CommandEncoder& encoder, SoftmaxParams& p, const cha
   for (int k = 0; k < p.rows.ndim; ++k) {
     vector = vector && p.rows.strides[k] % V == 0;
   }
-  cuda::RowConfig c = vector ? cuda::pick_row_config<SoftmaxKernel<T, V>::template Of>(p.row_size / V)
+  // 16-bit short rows take two units a thread: one (16 threads a 128-element row) ran bf16 at
+  // 95 % of copy, two at 99 % (H100, 1048576 x 128); float32 stays at one (99.7 vs 99 %).
+  constexpr int kShortItems = sizeof(T) == 2 ? 2 : 1;
+  cuda::RowConfig c = vector ? cuda::pick_row_config<SoftmaxKernel<T, V>::template Of, kShortItems>(p.row_size / V)
                              : cuda::pick_row_config<SoftmaxKernel<T, 1>::template Of>(p.row_size);
   cuda::launch(encoder, c.kernel, dim3(c.grid(p.n_rows)), dim3(c.block()), p);
   // Recorded when the kernel is encoded, i.e. when MLX evaluates this primitive.

@@ -1,10 +1,10 @@
-"""Where a decode-sized call (1-32 rows of 4096) spends its time, ours against what MLX runs
+"""Where a decode-sized call (1-32 rows of 4096; rope: 1-32 tokens) spends its time, ours against what MLX runs
 without us: graph building (Python, no evaluation), evaluation (mx.eval + synchronize) and
 the sum, per call, with CALLS independent calls per evaluation (20, as the benches time them).
 Varying CALLS separates a per-evaluation cost (graph launch, synchronisation) from a per-call
 one (eval_gpu, graph nodes).
 
-python profile_decode.py [OP] [IMPL ...]   OP: rms_norm (default) or add_rms_norm; IMPLs
+python profile_decode.py [OP] [IMPL ...]   OP: rms_norm (default), add_rms_norm or rope; IMPLs
                                            limit the implementations (for a profiler)
 CALLS=1,20,60 python profile_decode.py ... several call counts
 """
@@ -18,7 +18,7 @@ import mlx.core as mx
 
 import mlxr.fused as fused
 
-REPS = 301
+REPS = int(os.environ.get("REPS", "301"))
 EPS = 1e-5
 IMPLS = {
     "rms_norm": {
@@ -33,7 +33,22 @@ IMPLS = {
         "add+ours": lambda x, r, w: (lambda h: (fused.rms_norm(h, w, EPS), h))(x + r),
         "add": lambda x, r, w: x + r,
     },
+    # One new token a sequence: x (rows, 32, 1, 128), r the per-sequence offsets.
+    "rope": {
+        "ours": lambda x, r, w: fused.rope(x, 128, traditional=False, base=10000.0, scale=1.0, offset=r),
+        "fast": lambda x, r, w: mx.fast.rope(x, 128, traditional=False, base=10000.0, scale=1.0, offset=r),
+        "copy": lambda x, r, w: mx.negative(x),
+    },
 }
+
+
+def inputs(op, rows, dtype):
+    """x, r, w of one case: rows x 4096 (rope: rows sequences of 32 heads x 128)."""
+    if op == "rope":
+        x = mx.random.normal((rows, 32, 1, 128)).astype(dtype)
+        return x, mx.arange(rows, dtype=mx.int32) * 37 + 100, None
+    return (mx.random.normal((rows, 4096)).astype(dtype), mx.random.normal((rows, 4096)).astype(dtype),
+            mx.random.normal((4096,)).astype(dtype))
 
 
 def split(fn, calls, x, r, w):
@@ -59,10 +74,8 @@ def main():
     counts = [int(c) for c in os.environ.get("CALLS", "20").split(",")]
     print(f"# {op}, MLX_USE_CUDA_GRAPHS={os.environ.get('MLX_USE_CUDA_GRAPHS', '(default)')}")
     for dtype in (mx.bfloat16, mx.float32):
-        w = mx.random.normal((4096,)).astype(dtype)
         for rows in (1, 8, 32):
-            x = mx.random.normal((rows, 4096)).astype(dtype)
-            r = mx.random.normal((rows, 4096)).astype(dtype)
+            x, r, w = inputs(op, rows, dtype)
             mx.eval(x, r, w)
             for calls in counts:
                 cells = []

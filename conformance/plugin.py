@@ -274,12 +274,19 @@ def _git(path: str) -> dict:
 
 def _source_commit(package_dir: str, invocation_dir: str) -> dict:
     """The commit of the package's checkout (editable install), else of the directory pytest ran
-    in (an installed wheel, e.g. CI running a clean clone's tests), saying which."""
+    in (an installed wheel, e.g. CI running a clean clone's tests), else the one the runner
+    names in MLXR_SOURCE_COMMIT (a copy of the tree without .git, e.g. on a lent GPU machine;
+    whether that copy was clean is then unknown), saying which."""
     found = _git(package_dir)
     if found["commit"]:
         return {**found, "from": "package"}
     found = _git(invocation_dir)
-    return {**found, "from": "invocation directory" if found["commit"] else None}
+    if found["commit"]:
+        return {**found, "from": "invocation directory"}
+    named = os.environ.get("MLXR_SOURCE_COMMIT", "").strip()
+    if named:
+        return {"commit": named, "dirty": None, "from": "MLXR_SOURCE_COMMIT"}
+    return {**found, "from": None}
 
 
 def metadata(config) -> dict:

@@ -11,7 +11,7 @@ Schema ``mlxr-conformance/1``::
       "mlx": {"version": "0.32.4", "build": "cpu" | "cuda" | "metal", "cpu_isa": "avx512",
               "gpu_available": false},
       "git": {"commit": "<sha>" | null, "dirty": bool | null,
-              "from": "package" | "invocation directory" | null},  # the checkout the commit was read in
+              "from": "package" | "invocation directory" | "MLXR_SOURCE_COMMIT" | null},  # where it was read
       "hypothesis": {"profile": "ci" | "thorough", "max_examples": 12, "derandomize": true},
       "devices": ["cpu", "metal-sim"],              # devices requested (metal-sim: simulated Metal)
       "kernels": {"cpu": [ops], "cuda": [ops], "metal": [ops], "metal-sim": [ops]},  # ops with a kernel

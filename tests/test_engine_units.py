@@ -173,3 +173,21 @@ def test_results_record_the_commit_of_an_installed_wheels_checkout(tmp_path):
     assert _source_commit(str(tmp_path), repo)["from"] == "invocation directory"
     assert _source_commit(repo, str(tmp_path))["from"] == "package"
     assert _source_commit(str(tmp_path), str(tmp_path)) == {"commit": None, "dirty": None, "from": None}
+
+
+def test_results_take_a_named_commit_only_without_a_checkout(tmp_path, monkeypatch):
+    # A copy of the tree without .git (the lent GPU machine) can be told its commit.
+    import pathlib
+
+    from mlxr.conformance.plugin import _source_commit
+
+    monkeypatch.setenv("MLXR_SOURCE_COMMIT", "abc123")
+    assert _source_commit(str(tmp_path), str(tmp_path)) == {"commit": "abc123", "dirty": None,
+                                                           "from": "MLXR_SOURCE_COMMIT"}
+    repo = str(pathlib.Path(__file__).resolve().parents[1])
+    assert _source_commit(str(tmp_path), repo)["from"] == "invocation directory"  # a checkout wins
+    # The report says the commit was named, not read.
+    from mlxr.conformance.cli import report
+
+    named = {"git": _source_commit(str(tmp_path), str(tmp_path))}
+    assert report._source(named)["commit"] == "abc123 (named by the runner, tree state unknown)"

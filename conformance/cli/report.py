@@ -111,7 +111,8 @@ def _source(d: dict) -> dict:
     return {
         "created": d.get("created"), "mlx": mlx.get("version"), "build": mlx.get("build"), "cpu_isa": mlx.get("cpu_isa"),
         "devices": d.get("devices"), "machine": f"{machine.get('node')} ({machine.get('machine')}, {machine.get('cpu_count')} cpus)",
-        "platform": machine.get("platform"), "commit": (git.get("commit") or "unknown")[:12] + (" (dirty)" if git.get("dirty") else ""),
+        "platform": machine.get("platform"), "commit": (git.get("commit") or "unknown")[:12] + (" (dirty)" if git.get("dirty") else "")
+        + (" (named by the runner, tree state unknown)" if git.get("from") == "MLXR_SOURCE_COMMIT" else ""),
         "profile": d.get("hypothesis", {}).get("profile"), "duration_s": d.get("duration_s"),
         "gpu": (d.get("device_info") or {}).get("gpu", {}).get("device_name"),
     }

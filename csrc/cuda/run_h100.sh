@@ -7,7 +7,8 @@
 # OPS="rope softmax" limits test/sanitize/bench to those ops (default: every csrc/cuda/*.cu op),
 # BENCH_OPS the benchmarks alone, SANITIZE_OPS the sanitizer runs alone; CONF_ARGS extra
 # conformance options (e.g. "--op quantized_matmul"), CONF_WORKERS its pytest-xdist workers;
-# PROFILE_OP picks profile_<op>.py for `profile`, PROFILE_REGEX the kernels ncu measures.
+# PROFILE_OP picks profile_<op>.py for `profile`, PROFILE_REGEX the kernels ncu measures;
+# MLXR_SOURCE_COMMIT=<sha> names the commit the copied tree is (it has no .git) in the results.
 set -uo pipefail
 src="$(pwd)"
 # Logs go to $LOGS, packed into $OUT/logs.tar.gz after every stage (the device tool returns at

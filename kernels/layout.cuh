@@ -15,16 +15,23 @@ struct Layout {
   int64_t strides[kLayoutMaxDims];
 };
 
-__device__ __forceinline__ int64_t layout_offset(const Layout& l, int64_t i) {
-  if (l.ndim == 1) {
-    return i * l.strides[0];
+// The walk over ndim axes of shape/strides (rope, which keeps smaller fixed arrays of its own,
+// calls it directly).
+__device__ __forceinline__ int64_t strided_offset(int ndim, const int64_t* shape, const int64_t* strides,
+                                                  int64_t i) {
+  if (ndim == 1) { // the common case, without 64-bit division
+    return i * strides[0];
   }
   int64_t off = 0;
-  for (int k = l.ndim - 1; k >= 0; --k) {
-    off += (i % l.shape[k]) * l.strides[k];
-    i /= l.shape[k];
+  for (int k = ndim - 1; k >= 0; --k) {
+    off += (i % shape[k]) * strides[k];
+    i /= shape[k];
   }
   return off;
+}
+
+__device__ __forceinline__ int64_t layout_offset(const Layout& l, int64_t i) {
+  return strided_offset(l.ndim, l.shape, l.strides, i);
 }
 
 } // namespace mlxr::cuda

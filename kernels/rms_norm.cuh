@@ -21,6 +21,7 @@
 #include <cstdint>
 
 #include "convert.cuh"
+#include "reduce.cuh"
 
 namespace mlxr::cuda {
 
@@ -50,6 +51,8 @@ __device__ __forceinline__ T finish(float x, float inv_rms, const T* w, int64_t 
   return w ? from_float<T>(to_float(normed) * to_float(w[wi])) : normed;
 }
 
+// Written out, not through strided_offset (kernels/layout.cuh): that call compiles
+// rms_norm_strided<float> differently (same registers), a change not yet measured on a GPU.
 __device__ __forceinline__ int64_t row_offset(const RMSNormParams& p, int64_t row) {
   if (p.row_ndim == 1) { // the common case, without 64-bit division
     return row * p.row_strides[0];
@@ -60,30 +63,6 @@ __device__ __forceinline__ int64_t row_offset(const RMSNormParams& p, int64_t ro
     row /= p.row_shape[k];
   }
   return off;
-}
-
-// Sum over the kGroup threads of one row (a warp or a whole block); every thread gets it.
-template <int kGroup>
-__device__ __forceinline__ float group_sum(float v, float* scratch) {
-#pragma unroll
-  for (int o = 16; o > 0; o >>= 1) {
-    v += __shfl_xor_sync(0xffffffffu, v, o);
-  }
-  if constexpr (kGroup > 32) {
-    constexpr int kWarps = kGroup / 32;
-    int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-    __syncthreads(); // scratch may still be read from the previous row
-    if (lane == 0) {
-      scratch[warp] = v;
-    }
-    __syncthreads();
-    v = lane < kWarps ? scratch[lane] : 0.0f;
-#pragma unroll
-    for (int o = 16; o > 0; o >>= 1) {
-      v += __shfl_xor_sync(0xffffffffu, v, o);
-    }
-  }
-  return v;
 }
 
 // How a row splits around 16-byte boundaries: [0, head) scalar, then n_vec vectors, then tail.
@@ -228,7 +207,7 @@ __global__ void __launch_bounds__(kBlock) rms_norm_rows(const __grid_constant__ 
           }
         }
       }
-      float inv_rms = rsqrtf(group_sum<kGroup>(sum_sq, scratch) / n + p.eps);
+      float inv_rms = rsqrtf(group_reduce<kGroup>(sum_sq, SumOp{}, scratch) / n + p.eps);
       if (live) {
 #pragma unroll
         for (int k = 0; k < kChunks; ++k) {
@@ -257,7 +236,7 @@ __global__ void __launch_bounds__(kBlock) rms_norm_rows(const __grid_constant__ 
           }
         }
       }
-      float inv_rms = rsqrtf(group_sum<kGroup>(sum_sq, scratch) / n + p.eps);
+      float inv_rms = rsqrtf(group_reduce<kGroup>(sum_sq, SumOp{}, scratch) / n + p.eps);
       if (live) {
 #pragma unroll 4
         for (int c = g; c < s.n_vec; c += kGroup) {
@@ -293,7 +272,7 @@ __global__ void __launch_bounds__(kBlock)
       float t = to_float(x_row[i * p.x_step]);
       sum_sq += t * t;
     }
-    float inv_rms = rsqrtf(group_sum<kBlock>(sum_sq, scratch) / n + p.eps);
+    float inv_rms = rsqrtf(group_reduce<kBlock>(sum_sq, SumOp{}, scratch) / n + p.eps);
 #pragma unroll 4
     for (int i = threadIdx.x; i < n; i += kBlock) {
       out_row[i] = finish<T>(to_float(x_row[i * p.x_step]), inv_rms, w, i * p.w_step);

@@ -16,6 +16,7 @@
 #include <cstdint>
 
 #include "convert.cuh"
+#include "layout.cuh"
 
 namespace mlxr::cuda {
 
@@ -45,15 +46,7 @@ struct RopeParams {
 };
 
 __device__ __forceinline__ int64_t rope_row_offset(const RopeParams& p, int64_t row) {
-  if (p.row_ndim == 1) {
-    return row * p.row_strides[0];
-  }
-  int64_t off = 0;
-  for (int k = p.row_ndim - 1; k >= 0; --k) {
-    off += (row % p.row_shape[k]) * p.row_strides[k];
-    row /= p.row_shape[k];
-  }
-  return off;
+  return strided_offset(p.row_ndim, p.row_shape, p.row_strides, row);
 }
 
 template <typename T, int N, bool kVector>

@@ -104,6 +104,27 @@ def test_timing_batches_short_calls_and_orders_quartiles():
     assert 0 < t.q1 <= t.median <= t.q3 and t.iqr >= 0 and t.repeats == 5
 
 
+@pytest.mark.parametrize("graph_cache", [False, True])
+def test_cuda_samples_are_primed_so_columns_do_not_share_a_cached_graph(monkeypatch, graph_cache):
+    # Where MLX caches CUDA graphs, each timed sample of a column follows an untimed one of it.
+    assert not _timing._graph_cache(mx.Device(mx.cpu))  # the CPU has no graph cache
+    monkeypatch.setattr(_timing, "_graph_cache", lambda device: graph_cache)
+    calls = {"a": 0, "b": 0}
+
+    def counted(name):
+        def fn(x):
+            calls[name] += 1
+            return -x
+        return fn
+
+    x = mx.ones((16,))
+    timings = _timing.measure_all({n: (counted(n), (x,)) for n in calls}, mx.Device(mx.cpu), repeats=3,
+                                  warmup=1, out_bytes=64)
+    for name, t in timings.items():
+        calibration = 1 + t.batch  # one warm-up call, one batch warming the allocator
+        assert calls[name] == calibration + 3 * t.batch * (2 if graph_cache else 1)
+
+
 def test_a_failing_column_is_reported_and_the_others_still_run():
     def not_ported(*args):
         raise NotImplementedError("[rms_norm] reference not implemented")

@@ -82,8 +82,8 @@ def measure_all(columns: dict[str, tuple[Callable, tuple]], device: mx.Device, *
 
     On CUDA each timed sample follows an untimed one of the same column: MLX caches one
     executable graph per sequence of node types, which two columns of one kernel a call share,
-    and re-pointing it to the other column's kernels cost ~1.5 us a call on the H100
-    (csrc/cuda/NOTES.md, sixth session), charged to whichever column came second."""
+    and re-pointing it between their kernels on every sample added ~1.5 us a call to one of
+    them on the H100 (csrc/cuda/NOTES.md, sixth session)."""
     prime = len(columns) > 1 and _graph_cache(device)
     results: dict[str, Timing | Exception] = {}
     batches: dict[str, int] = {}

@@ -6,8 +6,8 @@ GB/s counts x and residual read, y and h written (4 x the bytes of x); the copy 
 2 x (% copy scales it to 4 x). Decode shapes time no copy: MLX caches one CUDA graph per
 sequence of node types, and 20 calls of our kernel or of mx.negative make the same sequence, so
 timing them in turn re-points one cached graph between two kernels on every evaluation. That
-cost ~1.5 us a call landed on ours alone (8x4096: 6.3 us alone or next to `fast`, 8.7-9.6 us
-interleaved with the copy; `fast`, a two-kernel graph of its own, 7.7-8.4 us either way).
+cost ~1.5 us a call landed on ours (8x4096: 6.3-6.6 us alone or next to `fast`, 7.9-9.6 us
+next to the copy; `fast`, a two-kernel graph of its own, 7.7-9.0 us in every mix).
 Usage: python bench_add_rms_norm.py [--out DIR] [--only PREFIXES]
 """
 

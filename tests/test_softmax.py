@@ -117,6 +117,23 @@ def test_non_last_axis_of_dense_arrays(dtype, rows, n):
     assert_close(fused.softmax(view), oracle(view), dtype)
 
 
+@pytest.mark.parametrize("axis", [0, -1])
+def test_long_axis_of_equal_terms_keeps_float32_accuracy(axis):
+    # 262143 equal terms and one other: plain float32 running sums drifted 1.5e-3 relative
+    # along axis 0 (as mx.softmax's do); each lane's sum is compensated chunk by chunk.
+    base = np.full((262144, 16), -1.0, dtype=np.float32)
+    base[0] = 0.0
+    e = np.exp(base.astype(np.float64))
+    expected = e / e.sum(axis=0, keepdims=True)
+    x = mx.array(base if axis == 0 else np.ascontiguousarray(base.T))
+    with fused.observe() as seen:
+        y = fused.softmax(x, axis=axis)
+        mx.eval(y)
+    assert seen.kernels == {"cpu:softmax_float32": 1} and not seen.fallbacks, seen
+    got = f64(y) if axis == 0 else f64(y).T
+    np.testing.assert_allclose(got, expected, rtol=RTOL[mx.float32], atol=0)
+
+
 def test_non_last_axis_special_values_and_donation():
     x_np = np.full((300, 20), -np.inf)
     x_np[:3, :8] = np.array(SPECIAL_ROWS).T

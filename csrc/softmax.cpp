@@ -39,7 +39,10 @@ struct LaneSum {
     carry = carry * factor;
   }
   MLXR_INLINE void add(V chunk) {
-    cpu::kahan_add(s, carry, chunk);
+    V y = chunk - carry;
+    V t = s + y;
+    carry = (t - s) - y;
+    s = t;
   }
   MLXR_INLINE V value() const {
     return s - carry;

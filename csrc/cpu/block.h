@@ -113,15 +113,6 @@ MLXR_INLINE void store_split(V v, void* dst) {
   }
 }
 
-// sum += term with Kahan compensation: carry keeps what sum's rounding lost (lane-wise).
-template <typename V>
-MLXR_INLINE void kahan_add(V& sum, V& carry, V term) {
-  V y = term - carry;
-  V t = sum + y;
-  carry = (t - sum) - y;
-  sum = t;
-}
-
 // kBlock running sums (lane j sums elements j, j + kBlock, ...), held in native-width
 // pieces so a reduction loop keeps them in registers on every ISA. Same order as a
 // Vec<T> accumulator, so results do not depend on the ISA's width. Every kFold adds the
@@ -166,7 +157,10 @@ struct LaneSums {
     if (++pending == kFold) {
       pending = 0;
       for (int p = 0; p < kPieces; ++p) {
-        kahan_add(folded[p], carry[p], piece[p]);
+        Piece y = piece[p] - carry[p];
+        Piece t = folded[p] + y;
+        carry[p] = (t - folded[p]) - y;
+        folded[p] = t;
         piece[p] = Piece{};
       }
     }

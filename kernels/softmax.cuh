@@ -2,11 +2,12 @@
 // rounded once to the output dtype (reference/softmax.py; 16-bit outputs take exp2 and a
 // reciprocal product: softmax_exp, Normalizer). Host: csrc/cuda/softmax.cu.
 //
-// One kernel: kGroup threads per row (part of a warp, a warp, or the whole block), each holding kItems units
+// The row kernel: kGroup threads per row (part of a warp, a warp, or the whole block), each holding kItems units
 // of kV elements in registers (x read once); kItems == 0 loops over the row twice (online max
 // and sum, write) for rows too long for registers. kV = 16 bytes of elements where the row is
 // contiguous and aligned, else 1 with each element found through the row's element layout.
-// Rows start where the row layout says; the output is row-contiguous.
+// Rows start where the row layout says; the output is row-contiguous. softmax_cols (at the
+// end) takes rows that are adjacent in memory instead: a non-last axis.
 #pragma once
 
 #include <cstdint>
@@ -80,6 +81,7 @@ __device__ __forceinline__ float softmax_exp(float x) {
 template <typename T>
 struct Normalizer {
   float sum, inv;
+  Normalizer() = default;
   __device__ __forceinline__ explicit Normalizer(float s) : sum(s), inv(1.0f / s) {}
   __device__ __forceinline__ float operator()(float e) const {
     if constexpr (sizeof(T) == 4) {
@@ -103,9 +105,44 @@ __device__ __forceinline__ float rescaled(float sum, float m, float to_max) {
   return m == -INFINITY ? sum : sum * softmax_exp<T>(m - to_max);
 }
 
+// Folds kUnits units of kV values of one row (value(u, k), where live(u)) into its online max
+// m and sum of exp(x - m), rescaling the sum once if the max grows. A NaN makes the sum NaN,
+// as the sum of exp(x - max) does; values all -inf so far add nothing.
+template <typename T, int kUnits, int kV, typename Value, typename Live>
+__device__ __forceinline__ void online_fold(float& m, float& sum, Value value, Live live) {
+  float chunk_max = m;
+  bool nan = false;
+#pragma unroll
+  for (int u = 0; u < kUnits; ++u) {
+    if (live(u)) {
+#pragma unroll
+      for (int k = 0; k < kV; ++k) {
+        chunk_max = fmaxf(chunk_max, value(u, k));
+        nan |= isnan(value(u, k));
+      }
+    }
+  }
+  if (nan) {
+    sum = NAN;
+  } else if (chunk_max != -INFINITY) {
+    if (chunk_max > m) { // rescale only when the running max grows
+      sum = rescaled<T>(sum, m, chunk_max);
+      m = chunk_max;
+    }
+#pragma unroll
+    for (int u = 0; u < kUnits; ++u) {
+      if (live(u)) {
+#pragma unroll
+        for (int k = 0; k < kV; ++k) {
+          sum += softmax_exp<T>(value(u, k) - m);
+        }
+      }
+    }
+  }
+}
+
 // A thread's online max m and sum of exp(x - m) over the elements j0, j0 + kGroup * kV, ...
-// below `end` (units of kV), rescaling the sum when the running max grows, once per
-// kLoopUnroll units.
+// below `end` (units of kV), folded once per kLoopUnroll units.
 template <typename T, int kGroup, int kV>
 __device__ __forceinline__ void online_max_sum(const SoftmaxParams& p, const T* row, int64_t j_first, int64_t end,
                                                float& m, float& sum) {
@@ -120,35 +157,8 @@ __device__ __forceinline__ void online_max_sum(const SoftmaxParams& p, const T* 
         raw[u].load(p, row, j0 + u * kStep);
       }
     }
-    float chunk_max = m;
-    bool nan = false;
-#pragma unroll
-    for (int u = 0; u < kLoopUnroll<T>; ++u) {
-      if (j0 + u * kStep < end) {
-#pragma unroll
-        for (int k = 0; k < kV; ++k) {
-          chunk_max = fmaxf(chunk_max, raw[u][k]);
-          nan |= isnan(raw[u][k]);
-        }
-      }
-    }
-    if (nan) { // a NaN makes the whole row NaN, as the sum of exp(x - max) does
-      sum = NAN;
-    } else if (chunk_max != -INFINITY) { // else all so far is -inf: nothing to add yet
-      if (chunk_max > m) { // rescale only when the running max grows
-        sum = rescaled<T>(sum, m, chunk_max);
-        m = chunk_max;
-      }
-#pragma unroll
-      for (int u = 0; u < kLoopUnroll<T>; ++u) {
-        if (j0 + u * kStep < end) {
-#pragma unroll
-          for (int k = 0; k < kV; ++k) {
-            sum += softmax_exp<T>(raw[u][k] - m);
-          }
-        }
-      }
-    }
+    online_fold<T, kLoopUnroll<T>, kV>(
+        m, sum, [&](int u, int k) { return raw[u][k]; }, [&](int u) { return j0 + u * kStep < end; });
   }
 }
 
@@ -236,6 +246,128 @@ __global__ void __launch_bounds__(kRowBlock<kGroup>, 1024 / kRowBlock<kGroup>) s
       const float row_max = group_reduce<kGroup>(m, MaxOp{}, scratch);
       const Normalizer<T> norm(group_reduce<kGroup>(rescaled<T>(sum, m, row_max), SumOp{}, scratch));
       write_normalised<T, kGroup, kV>(p, row, out_row, lane * kV, n, row_max, norm);
+    }
+  }
+}
+
+// Rows adjacent in memory: a non-last softmax axis reaches the kernel as a transposed view
+// (the innermost row axis has stride 1, a row's elements p.elems.strides[0] apart), which the
+// row kernels would read one strided element at a time (a quarter of copy speed). A block (32
+// lanes x kColsWarps warps) takes 32 * kRpl adjacent rows: each lane loads kRpl neighbouring
+// rows at once, the warps walk the elements, so loads are coalesced across rows. Pass 1 folds
+// each thread's elements into an online max and sum per row, combined across the warps in
+// shared memory. Pass 2 re-reads the rows in tiles of kColsTile elements, from the end
+// backwards (the last read are likeliest still in L2), normalises, and transposes each tile in
+// shared memory so that the stores are contiguous runs of one output row. Traffic: x read
+// twice, out written once (the walk of rms_norm_cols in kernels/rms_norm.cuh).
+constexpr int kSoftmaxColsWarps = 8;
+constexpr int kSoftmaxColsTile = 128; // elements per row per pass-2 tile
+constexpr int kSoftmaxColsBatch = 4; // loads a thread has in flight in pass 1
+
+template <typename T, int kRpl>
+__global__ void __launch_bounds__(32 * kSoftmaxColsWarps) softmax_cols(const SoftmaxParams p) {
+  constexpr int kWarps = kSoftmaxColsWarps, kTile = kSoftmaxColsTile, kBatch = kSoftmaxColsBatch;
+  constexpr int kRows = 32 * kRpl;
+  using Load = Vec<T, kRpl>;
+  __shared__ float part_max[kWarps][kRows], part_sum[kWarps][kRows];
+  __shared__ float row_max[kRows], row_sum[kRows];
+  __shared__ T tile[kRows][kTile + 1]; // +1: lanes kRpl rows apart hit 2 banks at most
+  const T* x = static_cast<const T*>(p.x);
+  T* out = static_cast<T*>(p.out);
+  const int n = p.row_size;
+  const int64_t step = p.elems.strides[0];
+  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+  const int64_t inner = p.rows.shape[p.rows.ndim - 1];
+  const int64_t tiles_per_outer = (inner + kRows - 1) / kRows;
+  const int64_t n_tiles = tiles_per_outer * (p.n_rows / inner);
+
+  for (int64_t t = blockIdx.x; t < n_tiles; t += gridDim.x) {
+    const int64_t j0 = (t % tiles_per_outer) * kRows;
+    const int64_t row0 = (t / tiles_per_outer) * inner + j0; // row-major index of row j0
+    const int rows_here = static_cast<int>(inner - j0 < kRows ? inner - j0 : kRows);
+    // Rows j0 + r of this tile sit at x_tile + r (host: kRpl > 1 only if rows_here % kRpl == 0).
+    const T* x_lane = x + layout_offset(p.rows, row0) + lane * kRpl;
+    const bool live = lane * kRpl < rows_here;
+
+    float m[kRpl], sum[kRpl];
+#pragma unroll
+    for (int k = 0; k < kRpl; ++k) {
+      m[k] = -INFINITY;
+      sum[k] = 0.0f;
+    }
+    if (live) {
+      for (int i0 = warp; i0 < n; i0 += kBatch * kWarps) {
+        Load v[kBatch];
+#pragma unroll
+        for (int b = 0; b < kBatch; ++b) { // loads first, all in flight together
+          if (i0 + b * kWarps < n) {
+            v[b] = *reinterpret_cast<const Load*>(x_lane + (i0 + b * kWarps) * step);
+          }
+        }
+#pragma unroll
+        for (int k = 0; k < kRpl; ++k) {
+          online_fold<T, kBatch, 1>(
+              m[k], sum[k], [&](int b, int) { return to_float(v[b].v[k]); },
+              [&](int b) { return i0 + b * kWarps < n; });
+        }
+      }
+    }
+    __syncthreads(); // the previous tile's readers of row_max, row_sum and tile are done
+#pragma unroll
+    for (int k = 0; k < kRpl; ++k) {
+      part_max[warp][lane * kRpl + k] = m[k];
+      part_sum[warp][lane * kRpl + k] = sum[k];
+    }
+    __syncthreads();
+    for (int r = threadIdx.x; r < kRows; r += blockDim.x) {
+      float top = -INFINITY;
+#pragma unroll
+      for (int w = 0; w < kWarps; ++w) {
+        top = fmaxf(top, part_max[w][r]);
+      }
+      float total = 0.0f;
+#pragma unroll
+      for (int w = 0; w < kWarps; ++w) {
+        total += rescaled<T>(part_sum[w][r], part_max[w][r], top);
+      }
+      row_max[r] = top;
+      row_sum[r] = total;
+    }
+    __syncthreads();
+
+    float my_max[kRpl];
+    Normalizer<T> norm[kRpl];
+#pragma unroll
+    for (int k = 0; k < kRpl; ++k) {
+      my_max[k] = row_max[lane * kRpl + k];
+      norm[k] = Normalizer<T>(row_sum[lane * kRpl + k]);
+    }
+    for (int i0 = (n - 1) / kTile * kTile; i0 >= 0; i0 -= kTile) {
+      // Load: warp takes elements i0 + warp + kWarps c; lane takes rows lane * kRpl + k.
+#pragma unroll
+      for (int cc = 0; cc < kTile / kWarps; ++cc) {
+        const int c = warp + cc * kWarps, i = i0 + c;
+        if (live && i < n) {
+          Load v = *reinterpret_cast<const Load*>(x_lane + i * step);
+#pragma unroll
+          for (int k = 0; k < kRpl; ++k) {
+            tile[lane * kRpl + k][c] = from_float<T>(norm[k](softmax_exp<T>(to_float(v.v[k]) - my_max[k])));
+          }
+        }
+      }
+      __syncthreads();
+      // Store: warp takes rows warp + kWarps r; lanes cover the tile's elements.
+      for (int r = warp; r < rows_here; r += kWarps) {
+        T* out_row = out + (row0 + r) * int64_t(n) + i0;
+#pragma unroll
+        for (int cc = 0; cc < kTile / 32; ++cc) {
+          const int c = lane + cc * 32;
+          if (i0 + c < n) {
+            out_row[c] = tile[r][c];
+          }
+        }
+      }
+      __syncthreads();
     }
   }
 }

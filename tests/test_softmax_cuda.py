@@ -147,6 +147,55 @@ def test_long_rows(dtype, shape, view, kernel):
     check(y, x)
 
 
+# Rows adjacent in memory, their elements strided (a non-last axis, reaching the kernel as a
+# transposed view): the columns kernel. Cases: rows past a multiple of a tile (32 x 1-4 rows),
+# elements past a multiple of a pass-2 tile (128), every load width (8 bytes; 4 where the row
+# count allows no more; one element for odd counts or an offset view) and leading row axes.
+COLUMN_CASES = {
+    "axis0": ((300, 70), 0, None),
+    "axis0_wide": ((1000, 256), 0, None),
+    "odd_rows": ((257, 33), 0, None),
+    "offset_view": ((200, 66), 0, lambda a: a[1:, 1:]),
+    "middle_axis": ((3, 100, 48), 1, None),
+    "leading_axes": ((2, 3, 130, 40), 2, None),
+}
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("case", sorted(COLUMN_CASES))
+def test_adjacent_rows_run_the_columns_kernel(dtype, case):
+    shape, axis, view = COLUMN_CASES[case]
+    x = rand(shape, dtype, 21)
+    x = view(x) if view else x
+    with fused.observe() as seen:
+        y = fused.softmax(x, axis=axis)
+        mx.eval(y)
+    assert f"gpu:softmax_cols_{str(dtype).split('.')[-1]}" in seen.kernels, seen
+    check(y, x, axis)
+
+
+def test_columns_kernel_special_values():
+    # Each column one row of the softmax: a -inf, a NaN, a +inf, all -inf, huge values, a -inf
+    # run before the finite ones (met before and after the running max is found).
+    inf, nan = float("inf"), float("nan")
+    base = np.random.default_rng(5).normal(size=(300, 6)).astype(np.float32)
+    base[7, 0] = -inf
+    base[250, 1] = nan
+    base[3, 2] = inf
+    base[:, 3] = -inf
+    base[::2, 4] = 1e30
+    base[:150, 5] = -inf
+    x = mx.array(base)
+    with fused.observe() as seen:
+        y = np.array(fused.softmax(x, axis=0))
+    assert "gpu:softmax_cols_float32" in seen.kernels, seen
+    with mx.stream(mx.cpu):
+        r = np.array(reference(x, axis=0))
+    np.testing.assert_array_equal(np.isnan(y), np.isnan(r))
+    assert y[7, 0] == 0.0 and np.isnan(y[:, 1:4]).all() and (y[:150, 5] == 0).all()
+    np.testing.assert_allclose(y[~np.isnan(r)], r[~np.isnan(r)], rtol=1e-6, atol=1e-30)
+
+
 def test_long_rows_special_values():
     # NaN, +inf and all -inf met late or early in the online pass (after the max is found).
     n = 70000

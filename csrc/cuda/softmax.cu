@@ -28,8 +28,41 @@ struct SoftmaxKernel {
   };
 };
 
+// Rows adjacent in memory, their elements strided (a non-last axis, as a transposed view):
+// softmax_cols, each lane loading kRpl rows at once (8 bytes, else 4, else one element) where
+// every tile's rows are so aligned. False if the layout is not that.
+template <typename T>
+bool launch_softmax_cols(mx::cu::CommandEncoder& encoder, SoftmaxParams& p, const char* dtype) {
+  const int last = p.rows.ndim - 1;
+  if (p.elems.ndim != 1 || p.elems.strides[0] == 1 || p.row_size == 1 || p.rows.strides[last] != 1) {
+    return false;
+  }
+  const int64_t inner = p.rows.shape[last];
+  auto rows_aligned = [&](int rpl) {
+    bool ok = inner % rpl == 0 && p.elems.strides[0] % rpl == 0 &&
+        reinterpret_cast<uintptr_t>(p.x) % (rpl * sizeof(T)) == 0;
+    for (int k = 0; k < last; ++k) {
+      ok = ok && p.rows.strides[k] % rpl == 0;
+    }
+    return ok;
+  };
+  constexpr int kWide = 8 / sizeof(T);
+  const int rpl = rows_aligned(kWide) ? kWide : (kWide > 2 && rows_aligned(2) ? 2 : 1);
+  const void* kernel = rpl == kWide ? reinterpret_cast<const void*>(&cuda::softmax_cols<T, kWide>)
+      : rpl == 2 ? reinterpret_cast<const void*>(&cuda::softmax_cols<T, 2>)
+                 : reinterpret_cast<const void*>(&cuda::softmax_cols<T, 1>);
+  const int64_t tiles = (inner + 32 * rpl - 1) / (32 * rpl) * (p.n_rows / inner);
+  cuda::launch(encoder, kernel, dim3(cuda::grid_size(tiles)), dim3(32 * cuda::kSoftmaxColsWarps), p);
+  // Recorded when the kernel is encoded, i.e. when MLX evaluates this primitive.
+  record_kernel("gpu", std::string("softmax_cols_") + dtype);
+  return true;
+}
+
 template <typename T>
 void launch_softmax(mx::cu::CommandEncoder& encoder, SoftmaxParams& p, const char* dtype) {
+  if (launch_softmax_cols<T>(encoder, p, dtype)) {
+    return;
+  }
   constexpr int V = 16 / sizeof(T);
   bool vector = p.elems.ndim == 1 && (p.elems.strides[0] == 1 || p.row_size == 1) && p.row_size % V == 0 &&
       reinterpret_cast<uintptr_t>(p.x) % 16 == 0;

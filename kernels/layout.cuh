@@ -34,4 +34,22 @@ __device__ __forceinline__ int64_t layout_offset(const Layout& l, int64_t i) {
   return strided_offset(l.ndim, l.shape, l.strides, i);
 }
 
+// The tiles of the columns kernels (rms_norm_cols, softmax_cols): rows adjacent in memory
+// (the innermost row axis, `inner` rows of stride 1) taken kRows at a time, grid-stride; a
+// tile never straddles two outer rows.
+template <int kRows>
+struct ColumnTiles {
+  int64_t inner, per_outer, count;
+  __device__ __forceinline__ ColumnTiles(int64_t inner_rows, int64_t n_rows)
+      : inner(inner_rows), per_outer((inner_rows + kRows - 1) / kRows), count(per_outer * (n_rows / inner_rows)) {}
+  // Tile t: the row-major index of its first row, and how many rows it has (<= kRows).
+  __device__ __forceinline__ int64_t first_row(int64_t t) const {
+    return (t / per_outer) * inner + (t % per_outer) * kRows;
+  }
+  __device__ __forceinline__ int rows(int64_t t) const {
+    const int64_t left = inner - (t % per_outer) * kRows;
+    return static_cast<int>(left < kRows ? left : kRows);
+  }
+};
+
 } // namespace mlxr::cuda

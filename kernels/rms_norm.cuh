@@ -21,6 +21,7 @@
 #include <cstdint>
 
 #include "convert.cuh"
+#include "layout.cuh"
 #include "reduce.cuh"
 
 namespace mlxr::cuda {
@@ -302,15 +303,12 @@ __global__ void __launch_bounds__(32 * kColsWarps)
   T* out = static_cast<T*>(p.out);
   const int n = p.row_size;
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
-  const int64_t inner = p.row_shape[p.row_ndim - 1];
-  const int64_t tiles_per_outer = (inner + kRows - 1) / kRows;
-  const int64_t n_tiles = tiles_per_outer * (p.n_rows / inner);
+  const ColumnTiles<kRows> tiles(p.row_shape[p.row_ndim - 1], p.n_rows);
 
-  for (int64_t t = blockIdx.x; t < n_tiles; t += gridDim.x) {
-    const int64_t j0 = (t % tiles_per_outer) * kRows;
-    const int64_t row0 = (t / tiles_per_outer) * inner + j0; // row-major index of row j0
-    const int rows_here = static_cast<int>(inner - j0 < kRows ? inner - j0 : kRows);
-    // Rows j0 + r of this tile sit at x_tile + r (host: kRpl > 1 only if rows_here % kRpl == 0).
+  for (int64_t t = blockIdx.x; t < tiles.count; t += gridDim.x) {
+    const int64_t row0 = tiles.first_row(t);
+    const int rows_here = tiles.rows(t);
+    // Rows row0 + r of this tile sit at x_tile + r (host: kRpl > 1 only if rows_here % kRpl == 0).
     const T* x_lane = x + row_offset(p, row0) + lane * kRpl;
     const bool live = lane * kRpl < rows_here;
 

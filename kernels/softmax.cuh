@@ -100,16 +100,37 @@ constexpr int kLoopUnroll = sizeof(T) == 4 ? 4 : 2;
 
 // A partial sum of exp(x - m) taken to a larger max; a part that saw only -inf (sum 0, or NaN)
 // keeps its sum.
-template <typename T>
-__device__ __forceinline__ float rescaled(float sum, float m, float to_max) {
+template <typename T, typename Sum>
+__device__ __forceinline__ Sum rescaled(Sum sum, float m, float to_max) {
   return m == -INFINITY ? sum : sum * softmax_exp<T>(m - to_max);
 }
+
+// A float32 sum with Kahan compensation, for a thread that adds many terms in sequence (the
+// columns kernel: n / 8 a row; equal terms drift ~1e-5 relative over 1024 of them plainly).
+struct KahanSum {
+  float value, carry;
+  __device__ __forceinline__ KahanSum& operator=(float v) {
+    value = v;
+    carry = 0.0f;
+    return *this;
+  }
+  __device__ __forceinline__ KahanSum& operator+=(float term) {
+    const float y = term - carry;
+    const float next = value + y;
+    carry = (next - value) - y;
+    value = next;
+    return *this;
+  }
+  __device__ __forceinline__ KahanSum operator*(float f) const {
+    return {value * f, carry * f};
+  }
+};
 
 // Folds kUnits units of kV values of one row (value(u, k), where live(u)) into its online max
 // m and sum of exp(x - m), rescaling the sum once if the max grows. A NaN makes the sum NaN,
 // as the sum of exp(x - max) does; values all -inf so far add nothing.
-template <typename T, int kUnits, int kV, typename Value, typename Live>
-__device__ __forceinline__ void online_fold(float& m, float& sum, Value value, Live live) {
+template <typename T, int kUnits, int kV, typename Sum, typename Value, typename Live>
+__device__ __forceinline__ void online_fold(float& m, Sum& sum, Value value, Live live) {
   float chunk_max = m;
   bool nan = false;
 #pragma unroll
@@ -253,28 +274,30 @@ __global__ void __launch_bounds__(kRowBlock<kGroup>, 1024 / kRowBlock<kGroup>) s
 // Rows adjacent in memory: a non-last softmax axis reaches the kernel as a transposed view
 // (the innermost row axis has stride 1, a row's elements p.elems.strides[0] apart), which the
 // row kernels would read one strided element at a time (a quarter of copy speed). A block (32
-// lanes x kColsWarps warps) takes 32 * kRpl adjacent rows: each lane loads kRpl neighbouring
-// rows at once, the warps walk the elements, so loads are coalesced across rows. Pass 1 folds
-// each thread's elements into an online max and sum per row, combined across the warps in
-// shared memory. Pass 2 re-reads the rows in tiles of kColsTile elements, from the end
-// backwards (the last read are likeliest still in L2), normalises, and transposes each tile in
-// shared memory so that the stores are contiguous runs of one output row. Traffic: x read
-// twice, out written once (the walk of rms_norm_cols in kernels/rms_norm.cuh).
-constexpr int kSoftmaxColsWarps = 8;
+// lanes x kWarps warps) takes 32 * kRpl adjacent rows: each lane loads kRpl neighbouring rows
+// at once, the warps walk the elements, so loads are coalesced across rows. Pass 1 folds each
+// thread's elements into an online max and (compensated) sum per row, combined across the
+// warps in shared memory. Pass 2 re-reads the rows in tiles of kSoftmaxColsTile elements, from
+// the end backwards (the last read are likeliest still in L2), normalises, and transposes each
+// tile in shared memory so that the stores are contiguous runs of one output row. Traffic: x
+// read twice, out written once (the walk of rms_norm_cols in kernels/rms_norm.cuh). Few tiles
+// (a square matrix's axis 0: 64 of 64 rows for 4096 columns) take 32 warps, deeper in the
+// elements, so that the blocks still keep enough loads in flight.
 constexpr int kSoftmaxColsTile = 128; // elements per row per pass-2 tile
 constexpr int kSoftmaxColsBatch = 4; // loads a thread has in flight in pass 1
 
-template <typename T, int kRpl>
-__global__ void __launch_bounds__(32 * kSoftmaxColsWarps) softmax_cols(const SoftmaxParams p) {
-  constexpr int kWarps = kSoftmaxColsWarps, kTile = kSoftmaxColsTile, kBatch = kSoftmaxColsBatch;
+template <typename T, int kRpl, int kWarps>
+__global__ void __launch_bounds__(32 * kWarps) softmax_cols(const SoftmaxParams p) {
+  constexpr int kTile = kSoftmaxColsTile, kBatch = kSoftmaxColsBatch;
   constexpr int kRows = 32 * kRpl;
+  static_assert(kTile % kWarps == 0, "pass-2 tiles split evenly over the warps");
   using Load = Vec<T, kRpl>;
   __shared__ float part_max[kWarps][kRows], part_sum[kWarps][kRows];
   __shared__ float row_max[kRows], row_sum[kRows];
   __shared__ T tile[kRows][kTile + 1]; // +1: lanes kRpl rows apart hit 2 banks at most
   const T* x = static_cast<const T*>(p.x);
   T* out = static_cast<T*>(p.out);
-  const int n = p.row_size;
+  const int64_t n = p.row_size;
   const int64_t step = p.elems.strides[0];
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
   const ColumnTiles<kRows> tiles(p.rows.shape[p.rows.ndim - 1], p.n_rows);
@@ -282,18 +305,20 @@ __global__ void __launch_bounds__(32 * kSoftmaxColsWarps) softmax_cols(const Sof
   for (int64_t t = blockIdx.x; t < tiles.count; t += gridDim.x) {
     const int64_t row0 = tiles.first_row(t);
     const int rows_here = tiles.rows(t);
-    // Rows row0 + r of this tile sit at x_tile + r (host: kRpl > 1 only if rows_here % kRpl == 0).
+    // Rows row0 + r of this tile sit at x_lane - lane * kRpl + r (host: kRpl > 1 only if
+    // rows_here % kRpl == 0).
     const T* x_lane = x + layout_offset(p.rows, row0) + lane * kRpl;
     const bool live = lane * kRpl < rows_here;
 
-    float m[kRpl], sum[kRpl];
+    float m[kRpl];
+    KahanSum sum[kRpl];
 #pragma unroll
     for (int k = 0; k < kRpl; ++k) {
       m[k] = -INFINITY;
       sum[k] = 0.0f;
     }
     if (live) {
-      for (int i0 = warp; i0 < n; i0 += kBatch * kWarps) {
+      for (int64_t i0 = warp; i0 < n; i0 += kBatch * kWarps) {
         Load v[kBatch];
 #pragma unroll
         for (int b = 0; b < kBatch; ++b) { // loads first, all in flight together
@@ -309,11 +334,11 @@ __global__ void __launch_bounds__(32 * kSoftmaxColsWarps) softmax_cols(const Sof
         }
       }
     }
-    __syncthreads(); // the previous tile's readers of row_max, row_sum and tile are done
+    // Pass 2 of the previous tile ended on a barrier: part_*, row_* and tile are free.
 #pragma unroll
     for (int k = 0; k < kRpl; ++k) {
       part_max[warp][lane * kRpl + k] = m[k];
-      part_sum[warp][lane * kRpl + k] = sum[k];
+      part_sum[warp][lane * kRpl + k] = sum[k].value;
     }
     __syncthreads();
     for (int r = threadIdx.x; r < kRows; r += blockDim.x) {
@@ -339,13 +364,13 @@ __global__ void __launch_bounds__(32 * kSoftmaxColsWarps) softmax_cols(const Sof
       my_max[k] = row_max[lane * kRpl + k];
       norm[k] = Normalizer<T>(row_sum[lane * kRpl + k]);
     }
-    for (int i0 = (n - 1) / kTile * kTile; i0 >= 0; i0 -= kTile) {
+    for (int64_t i0 = (n - 1) / kTile * kTile; i0 >= 0; i0 -= kTile) {
       // Load: warp takes elements i0 + warp + kWarps c; lane takes rows lane * kRpl + k.
 #pragma unroll
       for (int cc = 0; cc < kTile / kWarps; ++cc) {
-        const int c = warp + cc * kWarps, i = i0 + c;
-        if (live && i < n) {
-          Load v = *reinterpret_cast<const Load*>(x_lane + i * step);
+        const int c = warp + cc * kWarps;
+        if (live && i0 + c < n) {
+          Load v = *reinterpret_cast<const Load*>(x_lane + (i0 + c) * step);
 #pragma unroll
           for (int k = 0; k < kRpl; ++k) {
             tile[lane * kRpl + k][c] = from_float<T>(norm[k](softmax_exp<T>(to_float(v.v[k]) - my_max[k])));
@@ -355,7 +380,7 @@ __global__ void __launch_bounds__(32 * kSoftmaxColsWarps) softmax_cols(const Sof
       __syncthreads();
       // Store: warp takes rows warp + kWarps r; lanes cover the tile's elements.
       for (int r = warp; r < rows_here; r += kWarps) {
-        T* out_row = out + (row0 + r) * int64_t(n) + i0;
+        T* out_row = out + (row0 + r) * n + i0;
 #pragma unroll
         for (int cc = 0; cc < kTile / 32; ++cc) {
           const int c = lane + cc * 32;

@@ -231,6 +231,22 @@ int max_dynamic_smem(mx::cu::CommandEncoder& encoder, const void* kernel, int st
   return bytes;
 }
 
+int sm_count(mx::cu::CommandEncoder& encoder) {
+  static std::mutex mutex;
+  static std::map<int, int> counts;
+  int device = encoder.device().cuda_device();
+  std::lock_guard lock(mutex);
+  auto it = counts.find(device);
+  if (it != counts.end()) {
+    return it->second;
+  }
+  use_device(device);
+  int count = 0;
+  check(cudaDeviceGetAttribute(&count, cudaDevAttrMultiProcessorCount, device), "cudaDeviceGetAttribute");
+  counts.emplace(device, count);
+  return count;
+}
+
 mx::allocator::Data output_data(size_t bytes, mx::cu::CommandEncoder& encoder) {
   if (bytes == 0 || use_managed_memory()) {
     return mx::allocator::malloc(bytes);

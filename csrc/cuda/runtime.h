@@ -38,6 +38,9 @@ mx::allocator::Data output_data(size_t bytes, mx::cu::CommandEncoder& encoder);
 // maximum less `static_bytes`); the kernel is allowed that much on first call.
 int max_dynamic_smem(mx::cu::CommandEncoder& encoder, const void* kernel, int static_bytes);
 
+// The encoder's device's streaming multiprocessors (asked once per device).
+int sm_count(mx::cu::CommandEncoder& encoder);
+
 // Grids are capped at 2^30 blocks; the kernels' grid-stride loops cover the rest.
 inline unsigned grid_size(int64_t blocks) {
   return static_cast<unsigned>(std::clamp<int64_t>(blocks, 1, int64_t(1) << 30));

@@ -30,7 +30,9 @@ struct SoftmaxKernel {
 
 // Rows adjacent in memory, their elements strided (a non-last axis, as a transposed view):
 // softmax_cols, each lane loading kRpl rows at once (8 bytes, else 4, else one element) where
-// every tile's rows are so aligned. False if the layout is not that.
+// every tile's rows are so aligned. Fewer tiles than two blocks an SM (a square matrix's axis
+// 0) take one row a lane and 32 warps, deeper in the elements. False if the layout is not
+// that. The output never aliases x: donation needs a row-contiguous x, which this is not.
 template <typename T>
 bool launch_softmax_cols(mx::cu::CommandEncoder& encoder, SoftmaxParams& p, const char* dtype) {
   const int last = p.rows.ndim - 1;
@@ -46,15 +48,24 @@ bool launch_softmax_cols(mx::cu::CommandEncoder& encoder, SoftmaxParams& p, cons
     }
     return ok;
   };
+  auto tiles = [&](int rpl) { return (inner + 32 * rpl - 1) / (32 * rpl) * (p.n_rows / inner); };
   constexpr int kWide = 8 / sizeof(T);
   const int rpl = rows_aligned(kWide) ? kWide : (kWide > 2 && rows_aligned(2) ? 2 : 1);
-  const void* kernel = rpl == kWide ? reinterpret_cast<const void*>(&cuda::softmax_cols<T, kWide>)
-      : rpl == 2 ? reinterpret_cast<const void*>(&cuda::softmax_cols<T, 2>)
-                 : reinterpret_cast<const void*>(&cuda::softmax_cols<T, 1>);
-  const int64_t tiles = (inner + 32 * rpl - 1) / (32 * rpl) * (p.n_rows / inner);
-  cuda::launch(encoder, kernel, dim3(cuda::grid_size(tiles)), dim3(32 * cuda::kSoftmaxColsWarps), p);
+  const void* kernel;
+  int warps = 8;
+  std::string name = "softmax_cols_";
+  if (tiles(rpl) < 2 * cuda::sm_count(encoder)) {
+    kernel = reinterpret_cast<const void*>(&cuda::softmax_cols<T, 1, 32>);
+    warps = 32;
+    name += "deep_";
+  } else {
+    kernel = rpl == kWide ? reinterpret_cast<const void*>(&cuda::softmax_cols<T, kWide, 8>)
+        : rpl == 2 ? reinterpret_cast<const void*>(&cuda::softmax_cols<T, 2, 8>)
+                   : reinterpret_cast<const void*>(&cuda::softmax_cols<T, 1, 8>);
+  }
+  cuda::launch(encoder, kernel, dim3(cuda::grid_size(tiles(warps == 32 ? 1 : rpl))), dim3(32 * warps), p);
   // Recorded when the kernel is encoded, i.e. when MLX evaluates this primitive.
-  record_kernel("gpu", std::string("softmax_cols_") + dtype);
+  record_kernel("gpu", name + dtype);
   return true;
 }
 

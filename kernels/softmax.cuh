@@ -283,12 +283,16 @@ __global__ void __launch_bounds__(kRowBlock<kGroup>, 1024 / kRowBlock<kGroup>) s
 // read twice, out written once (the walk of rms_norm_cols in kernels/rms_norm.cuh). Few tiles
 // (a square matrix's axis 0: 64 of 64 rows for 4096 columns) take 32 warps, deeper in the
 // elements, so that the blocks still keep enough loads in flight.
-constexpr int kSoftmaxColsTile = 128; // elements per row per pass-2 tile
-constexpr int kSoftmaxColsBatch = 4; // loads a thread has in flight in pass 1
+// Elements per row per pass-2 tile and loads a thread has in flight in pass 1: twice as many
+// for the deep variant, whose single wave of blocks must keep the loads in flight (untuned).
+template <int kWarps>
+constexpr int kSoftmaxColsTile = kWarps >= 32 ? 256 : 128;
+template <int kWarps>
+constexpr int kSoftmaxColsBatch = kWarps >= 32 ? 8 : 4;
 
 template <typename T, int kRpl, int kWarps>
 __global__ void __launch_bounds__(32 * kWarps) softmax_cols(const SoftmaxParams p) {
-  constexpr int kTile = kSoftmaxColsTile, kBatch = kSoftmaxColsBatch;
+  constexpr int kTile = kSoftmaxColsTile<kWarps>, kBatch = kSoftmaxColsBatch<kWarps>;
   constexpr int kRows = 32 * kRpl;
   static_assert(kTile % kWarps == 0, "pass-2 tiles split evenly over the warps");
   using Load = Vec<T, kRpl>;

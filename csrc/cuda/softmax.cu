@@ -1,6 +1,7 @@
 // Softmax::eval_gpu on MLX's CUDA backend; device code in kernels/softmax.cuh.
 #include <algorithm>
 #include <cstdint>
+#include <cstdlib>
 #include <stdexcept>
 #include <string>
 
@@ -54,7 +55,13 @@ bool launch_softmax_cols(mx::cu::CommandEncoder& encoder, SoftmaxParams& p, cons
   const void* kernel;
   int warps = 8;
   std::string name = "softmax_cols_";
-  if (tiles(rpl) < 2 * cuda::sm_count(encoder)) {
+  // EXPERIMENT (remove before merging): MLXR_SOFTMAX_COLS_DEEP=0 keeps the 8-warp kernel, to
+  // measure the deep variant against it in one build.
+  static const bool deep_allowed = [] {
+    const char* e = std::getenv("MLXR_SOFTMAX_COLS_DEEP");
+    return !(e && e[0] == '0');
+  }();
+  if (deep_allowed && tiles(rpl) < 2 * cuda::sm_count(encoder)) {
     kernel = reinterpret_cast<const void*>(&cuda::softmax_cols<T, 1, 32>);
     warps = 32;
     name += "deep_";

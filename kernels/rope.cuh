@@ -92,7 +92,7 @@ constexpr int kRopeBatch = kLean ? 1 : N >= 8 ? 2 : 4;
 
 // Grid: x over (group, position) pairs (blockDim.y per block, grid-stride), y over chunks of
 // m_per_block rows. blockDim.x threads stride over the units of a row.
-template <typename T, int N, bool kTraditional, bool kVector, bool kLean>
+template <typename T, int N, bool kTraditional, bool kVector, bool kLean, int kPipe>
 // Two resident blocks per SM: at one (152 registers for bfloat16) throughput fell by 25-35%;
 // at four (64 registers) with batches of rows the vector kernels spill (up to 272 bytes) and
 // bf16 prefill slowed from 64-68 to 71-117 us, though at two (111 registers) occupancy is 25 %
@@ -136,6 +136,27 @@ __global__ void __launch_bounds__(256, kLean ? 4 : 2) rope_kernel(const RopePara
         continue;
       }
       const int pair0 = u * kPairs; // first frequency index of this unit
+      // Element offsets of the unit's loads: one vector of pairs (traditional), or the
+      // matching vectors of the two halves.
+      const int64_t e1 = kTraditional ? int64_t(pair0) * 2 : pair0;
+      const int64_t e2 = pair0 + half;
+      constexpr int B = kRopeBatch<N, kLean>;
+      Vec<T, N> a[B], b[B], a2[B], b2[B];
+      auto load_batch = [&](int64_t m0, Vec<T, N>* va, Vec<T, N>* vb) {
+#pragma unroll
+        for (int j = 0; j < B; ++j) {
+          if (m0 + j < m_end) {
+            const T* row = x + rope_row_offset(p, row_of(m0 + j));
+            va[j] = load_unit<T, N, kVector>(row, e1, p.x_step);
+            if constexpr (!kTraditional) {
+              vb[j] = load_unit<T, N, kVector>(row, e2, p.x_step);
+            }
+          }
+        }
+      };
+      if constexpr (kPipe > 0) { // the first rows' loads in flight while sincos is computed
+        load_batch(m_begin, a, b);
+      }
       float c[kPairs], s[kPairs];
 #pragma unroll
       for (int k = 0; k < kPairs; ++k) {
@@ -143,24 +164,16 @@ __global__ void __launch_bounds__(256, kLean ? 4 : 2) rope_kernel(const RopePara
         sincosf(theta, &s[k], &c[k]);
         s[k] = p.forward ? s[k] : -s[k];
       }
-      // Element offsets of the unit's loads: one vector of pairs (traditional), or the
-      // matching vectors of the two halves.
-      const int64_t e1 = kTraditional ? int64_t(pair0) * 2 : pair0;
-      const int64_t e2 = pair0 + half;
-      for (int64_t m0 = m_begin; m0 < m_end; m0 += kRopeBatch<N, kLean>) {
-        Vec<T, N> a[kRopeBatch<N, kLean>], b[kRopeBatch<N, kLean>];
-#pragma unroll
-        for (int j = 0; j < kRopeBatch<N, kLean>; ++j) {
-          if (m0 + j < m_end) {
-            const T* row = x + rope_row_offset(p, row_of(m0 + j));
-            a[j] = load_unit<T, N, kVector>(row, e1, p.x_step);
-            if constexpr (!kTraditional) {
-              b[j] = load_unit<T, N, kVector>(row, e2, p.x_step);
-            }
+      for (int64_t m0 = m_begin; m0 < m_end; m0 += B) {
+        if constexpr (kPipe == 0) {
+          load_batch(m0, a, b);
+        } else if constexpr (kPipe == 2) { // the next rows' loads in flight during these
+          if (m0 + B < m_end) {
+            load_batch(m0 + B, a2, b2);
           }
         }
 #pragma unroll
-        for (int j = 0; j < kRopeBatch<N, kLean>; ++j) {
+        for (int j = 0; j < B; ++j) {
           if (m0 + j < m_end) {
             T* orow = out + row_of(m0 + j) * p.row_size;
             if constexpr (kTraditional) {
@@ -183,6 +196,17 @@ __global__ void __launch_bounds__(256, kLean ? 4 : 2) rope_kernel(const RopePara
               store_unit<T, N, kVector>(orow, e1, y1);
               store_unit<T, N, kVector>(orow, e2, y2);
             }
+          }
+        }
+        if constexpr (kPipe == 1) {
+          if (m0 + B < m_end) {
+            load_batch(m0 + B, a, b);
+          }
+        } else if constexpr (kPipe == 2) {
+#pragma unroll
+          for (int j = 0; j < B; ++j) {
+            a[j] = a2[j];
+            b[j] = b2[j];
           }
         }
       }

@@ -32,13 +32,17 @@ def one_eval(fn, x):
 
 
 def median_seconds(fns, x, reps):
-    """Median seconds per call of each fn, the fns interleaved so that drift hits all alike."""
+    """Median seconds per call of each fn, the fns interleaved so that drift hits all alike.
+    Each timed eval follows an untimed one of the same fn: MLX caches one CUDA graph per
+    sequence of node types, and two fns of the same sequence (20 single-kernel calls) would
+    otherwise time the graph's re-pointing from one kernel to the other (csrc/cuda/NOTES.md)."""
     for _ in range(WARMUP):
         for fn in fns.values():
             one_eval(fn, x)
     times = {name: [] for name in fns}
     for _ in range(reps):
         for name, fn in fns.items():
+            one_eval(fn, x)
             times[name].append(one_eval(fn, x))
     return {name: statistics.median(t) for name, t in times.items()}
 

@@ -1,6 +1,7 @@
 // RoPE::eval_gpu on MLX's CUDA backend; device code in kernels/rope.cuh.
 #include <algorithm>
 #include <cstdint>
+#include <cstdlib>
 #include <stdexcept>
 #include <string>
 #include <utility>
@@ -24,10 +25,28 @@ constexpr int kBlock = 256; // rope_kernel's launch bound
 // 16-bit vector kernels run lean (one row a batch, four blocks an SM): bf16 prefill rose from
 // 81 to 90-94 % of copy and the (B, T, H, D) view from 1.14-1.17x to 1.34-1.40x mx.fast (H100,
 // same build); float32 was no faster that way (93-96 -> 92-93 %).
+// EXPERIMENT (remove before landing): MLXR_ROPE_PIPE=0|1|2 picks how the vector kernels'
+// loads overlap the sincos (0: after it, 1: first rows before it, 2: double-buffered).
+int rope_pipe() {
+  static int pipe = [] {
+    const char* v = std::getenv("MLXR_ROPE_PIPE");
+    return v ? std::atoi(v) : 0;
+  }();
+  return pipe;
+}
+
 template <typename T, int N, bool kTraditional, bool kVector>
 const void* rope_kernel() {
   constexpr bool kLean = sizeof(T) == 2 && kVector;
-  return reinterpret_cast<const void*>(&cuda::rope_kernel<T, N, kTraditional, kVector, kLean>);
+  if constexpr (kVector) {
+    switch (rope_pipe()) {
+      case 1:
+        return reinterpret_cast<const void*>(&cuda::rope_kernel<T, N, kTraditional, kVector, kLean, 1>);
+      case 2:
+        return reinterpret_cast<const void*>(&cuda::rope_kernel<T, N, kTraditional, kVector, kLean, 2>);
+    }
+  }
+  return reinterpret_cast<const void*>(&cuda::rope_kernel<T, N, kTraditional, kVector, kLean, 0>);
 }
 
 template <typename T>

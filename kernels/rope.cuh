@@ -49,6 +49,20 @@ __device__ __forceinline__ int64_t rope_row_offset(const RopeParams& p, int64_t 
   return strided_offset(p.row_ndim, p.row_shape, p.row_strides, row);
 }
 
+// Offset group g's offset. kEarly: a volatile load, which the compiler cannot hoist above
+// the rows' loads that precede it.
+template <bool kEarly>
+__device__ __forceinline__ int32_t load_offset(const RopeParams& p, int64_t g) {
+  const int32_t* at = p.offsets + g * p.offset_step;
+  if constexpr (kEarly) {
+    int32_t v;
+    asm volatile("ld.global.s32 %0, [%1];" : "=r"(v) : "l"(at));
+    return v;
+  } else {
+    return *at;
+  }
+}
+
 template <typename T, int N, bool kVector>
 __device__ __forceinline__ Vec<T, N> load_unit(const T* row, int64_t e, int64_t step) {
   if constexpr (kVector) {
@@ -92,7 +106,11 @@ constexpr int kRopeBatch = kLean ? 1 : N >= 8 ? 2 : 4;
 
 // Grid: x over (group, position) pairs (blockDim.y per block, grid-stride), y over chunks of
 // m_per_block rows. blockDim.x threads stride over the units of a row.
-template <typename T, int N, bool kTraditional, bool kVector, bool kLean, int kPipe>
+// kEarly (launches smaller than a wave, i.e. decode): a unit's first rows are loaded before
+// the offset is read, so that their latencies overlap. The offset may sit in MLX's pool for
+// arrays of <= 8 bytes, managed memory the GPU reads across the host link: read first, it
+// cost a one-sequence decode call 4-5 us (the same offset from device memory did not).
+template <typename T, int N, bool kTraditional, bool kVector, bool kLean, bool kEarly>
 // Two resident blocks per SM: at one (152 registers for bfloat16) throughput fell by 25-35%;
 // at four (64 registers) with batches of rows the vector kernels spill (up to 272 bytes) and
 // bf16 prefill slowed from 64-68 to 71-117 us, though at two (111 registers) occupancy is 25 %
@@ -111,8 +129,10 @@ __global__ void __launch_bounds__(256, kLean ? 4 : 2) rope_kernel(const RopePara
   for (int64_t gt = static_cast<int64_t>(blockIdx.x) * blockDim.y + threadIdx.y; gt < p.n_gt;
        gt += static_cast<int64_t>(gridDim.x) * blockDim.y) {
     const int64_t g = gt / p.n_t, t = gt - g * p.n_t;
-    const float offset = static_cast<float>(p.offsets[g * p.offset_step]);
-    const float position = __fmul_rn(__fadd_rn(static_cast<float>(t), offset), p.scale);
+    auto position_of = [&] {
+      return __fmul_rn(__fadd_rn(static_cast<float>(t), static_cast<float>(load_offset<kEarly>(p, g))), p.scale);
+    };
+    float position = kEarly ? 0.0f : position_of();
     auto row_of = [&](int64_t m) { return (g * p.n_m + m) * p.n_t + t; };
 
     for (int u = threadIdx.x; u < units; u += blockDim.x) {
@@ -141,7 +161,7 @@ __global__ void __launch_bounds__(256, kLean ? 4 : 2) rope_kernel(const RopePara
       const int64_t e1 = kTraditional ? int64_t(pair0) * 2 : pair0;
       const int64_t e2 = pair0 + half;
       constexpr int B = kRopeBatch<N, kLean>;
-      Vec<T, N> a[B], b[B], a2[B], b2[B];
+      Vec<T, N> a[B], b[B];
       auto load_batch = [&](int64_t m0, Vec<T, N>* va, Vec<T, N>* vb) {
 #pragma unroll
         for (int j = 0; j < B; ++j) {
@@ -154,23 +174,25 @@ __global__ void __launch_bounds__(256, kLean ? 4 : 2) rope_kernel(const RopePara
           }
         }
       };
-      if constexpr (kPipe > 0) { // the first rows' loads in flight while sincos is computed
+      float inv_freq[kPairs];
+#pragma unroll
+      for (int k = 0; k < kPairs; ++k) {
+        inv_freq[k] = p.inv_freqs[(pair0 + k) * p.inv_step];
+      }
+      if constexpr (kEarly) {
         load_batch(m_begin, a, b);
+        position = position_of();
       }
       float c[kPairs], s[kPairs];
 #pragma unroll
       for (int k = 0; k < kPairs; ++k) {
-        const float theta = __fmul_rn(position, p.inv_freqs[(pair0 + k) * p.inv_step]);
+        const float theta = __fmul_rn(position, inv_freq[k]);
         sincosf(theta, &s[k], &c[k]);
         s[k] = p.forward ? s[k] : -s[k];
       }
       for (int64_t m0 = m_begin; m0 < m_end; m0 += B) {
-        if constexpr (kPipe == 0) {
+        if (!kEarly || m0 != m_begin) {
           load_batch(m0, a, b);
-        } else if constexpr (kPipe == 2) { // the next rows' loads in flight during these
-          if (m0 + B < m_end) {
-            load_batch(m0 + B, a2, b2);
-          }
         }
 #pragma unroll
         for (int j = 0; j < B; ++j) {
@@ -196,17 +218,6 @@ __global__ void __launch_bounds__(256, kLean ? 4 : 2) rope_kernel(const RopePara
               store_unit<T, N, kVector>(orow, e1, y1);
               store_unit<T, N, kVector>(orow, e2, y2);
             }
-          }
-        }
-        if constexpr (kPipe == 1) {
-          if (m0 + B < m_end) {
-            load_batch(m0 + B, a, b);
-          }
-        } else if constexpr (kPipe == 2) {
-#pragma unroll
-          for (int j = 0; j < B; ++j) {
-            a[j] = a2[j];
-            b[j] = b2[j];
           }
         }
       }

@@ -280,19 +280,14 @@ __global__ void __launch_bounds__(kRowBlock<kGroup>, 1024 / kRowBlock<kGroup>) s
 // warps in shared memory. Pass 2 re-reads the rows in tiles of kSoftmaxColsTile elements, from
 // the end backwards (the last read are likeliest still in L2), normalises, and transposes each
 // tile in shared memory so that the stores are contiguous runs of one output row. Traffic: x
-// read twice, out written once (the walk of rms_norm_cols in kernels/rms_norm.cuh). Few tiles
-// (a square matrix's axis 0: 64 of 64 rows for 4096 columns) take 32 warps, deeper in the
-// elements, so that the blocks still keep enough loads in flight.
-// Elements per row per pass-2 tile and loads a thread has in flight in pass 1: twice as many
-// for the deep variant, whose single wave of blocks must keep the loads in flight (untuned).
-template <int kWarps>
-constexpr int kSoftmaxColsTile = kWarps >= 32 ? 256 : 128;
-template <int kWarps>
-constexpr int kSoftmaxColsBatch = kWarps >= 32 ? 8 : 4;
+// read twice, out written once (the walk of rms_norm_cols in kernels/rms_norm.cuh).
+// kSoftmaxColsWarps warps a block; pass-2 tiles of kSoftmaxColsTile elements a row; pass 1
+// keeps kSoftmaxColsBatch loads a thread in flight.
+constexpr int kSoftmaxColsWarps = 8, kSoftmaxColsTile = 128, kSoftmaxColsBatch = 4;
 
-template <typename T, int kRpl, int kWarps>
-__global__ void __launch_bounds__(32 * kWarps) softmax_cols(const SoftmaxParams p) {
-  constexpr int kTile = kSoftmaxColsTile<kWarps>, kBatch = kSoftmaxColsBatch<kWarps>;
+template <typename T, int kRpl>
+__global__ void __launch_bounds__(32 * kSoftmaxColsWarps) softmax_cols(const SoftmaxParams p) {
+  constexpr int kWarps = kSoftmaxColsWarps, kTile = kSoftmaxColsTile, kBatch = kSoftmaxColsBatch;
   constexpr int kRows = 32 * kRpl;
   static_assert(kTile % kWarps == 0, "pass-2 tiles split evenly over the warps");
   using Load = Vec<T, kRpl>;

@@ -1,7 +1,6 @@
 // RoPE::eval_gpu on MLX's CUDA backend; device code in kernels/rope.cuh.
 #include <algorithm>
 #include <cstdint>
-#include <cstdlib>
 #include <stdexcept>
 #include <string>
 #include <utility>
@@ -25,28 +24,11 @@ constexpr int kBlock = 256; // rope_kernel's launch bound
 // 16-bit vector kernels run lean (one row a batch, four blocks an SM): bf16 prefill rose from
 // 81 to 90-94 % of copy and the (B, T, H, D) view from 1.14-1.17x to 1.34-1.40x mx.fast (H100,
 // same build); float32 was no faster that way (93-96 -> 92-93 %).
-// EXPERIMENT (remove before landing): MLXR_ROPE_PIPE=0|1|2 picks how the vector kernels'
-// loads overlap the sincos (0: after it, 1: first rows before it, 2: double-buffered).
-int rope_pipe() {
-  static int pipe = [] {
-    const char* v = std::getenv("MLXR_ROPE_PIPE");
-    return v ? std::atoi(v) : 0;
-  }();
-  return pipe;
-}
-
 template <typename T, int N, bool kTraditional, bool kVector>
-const void* rope_kernel() {
+const void* rope_kernel(bool early) {
   constexpr bool kLean = sizeof(T) == 2 && kVector;
-  if constexpr (kVector) {
-    switch (rope_pipe()) {
-      case 1:
-        return reinterpret_cast<const void*>(&cuda::rope_kernel<T, N, kTraditional, kVector, kLean, 1>);
-      case 2:
-        return reinterpret_cast<const void*>(&cuda::rope_kernel<T, N, kTraditional, kVector, kLean, 2>);
-    }
-  }
-  return reinterpret_cast<const void*>(&cuda::rope_kernel<T, N, kTraditional, kVector, kLean, 0>);
+  return early ? reinterpret_cast<const void*>(&cuda::rope_kernel<T, N, kTraditional, kVector, kLean, true>)
+               : reinterpret_cast<const void*>(&cuda::rope_kernel<T, N, kTraditional, kVector, kLean, false>);
 }
 
 template <typename T>
@@ -60,18 +42,11 @@ void launch_rope(mx::cu::CommandEncoder& encoder, RopeParams& p, bool traditiona
   for (int k = 0; k < p.row_ndim; ++k) {
     vector = vector && p.row_strides[k] % V == 0;
   }
-  const void* kernel;
-  int n, copy;
   if (vector) {
     p.x_step = 1;
-    kernel = traditional ? rope_kernel<T, V, true, true>() : rope_kernel<T, V, false, true>();
-    n = V;
-    copy = V;
-  } else {
-    kernel = traditional ? rope_kernel<T, 2, true, false>() : rope_kernel<T, 1, false, false>();
-    n = traditional ? 2 : 1;
-    copy = 1;
   }
+  const int n = vector ? V : traditional ? 2 : 1;
+  const int copy = vector ? V : 1;
   int units = rot_span / n + (p.row_size - p.dims) / copy;
   int threads_x = 1;
   while (threads_x < units && threads_x < kBlock) {
@@ -90,6 +65,10 @@ void launch_rope(mx::cu::CommandEncoder& encoder, RopeParams& p, bool traditiona
     m_per_block *= 2;
   }
   p.m_per_block = m_per_block;
+  // Fewer blocks than SMs (decode): latency-bound, the rows' loads go out before the offset's.
+  const bool early = blocks_x * chunks() < cuda::sm_count(encoder);
+  const void* kernel = vector ? (traditional ? rope_kernel<T, V, true, true>(early) : rope_kernel<T, V, false, true>(early))
+                              : (traditional ? rope_kernel<T, 2, true, false>(early) : rope_kernel<T, 1, false, false>(early));
   cuda::launch(encoder, kernel, dim3(static_cast<unsigned>(blocks_x), static_cast<unsigned>(chunks())),
                dim3(threads_x, threads_y), p);
   // Recorded when the kernel is encoded, i.e. when MLX evaluates this primitive.

@@ -30,10 +30,11 @@ struct SoftmaxKernel {
 };
 
 // Rows adjacent in memory, their elements strided (a non-last axis, as a transposed view):
-// softmax_cols, each lane loading kRpl rows at once (8 bytes, else 4, else one element) where
-// every tile's rows are so aligned. Fewer tiles than two blocks an SM (a square matrix's axis
-// 0) take one row a lane and 32 warps, deeper in the elements. False if the layout is not
-// that. The output never aliases x: donation needs a row-contiguous x, which this is not.
+// softmax_cols, each lane loading kRpl rows at once (8 bytes, 4 or one element) where every
+// tile's rows are so aligned: the widest load that still leaves a tile (a block) for every
+// SM, since one SM cannot pull more than its share of bandwidth (a square matrix's axis 0
+// has 4096 rows: 64 tiles of 8-byte loads). False if the layout is not that. The output
+// never aliases x: donation needs a row-contiguous x, which this is not.
 template <typename T>
 bool launch_softmax_cols(mx::cu::CommandEncoder& encoder, SoftmaxParams& p, const char* dtype) {
   const int last = p.rows.ndim - 1;
@@ -51,28 +52,26 @@ bool launch_softmax_cols(mx::cu::CommandEncoder& encoder, SoftmaxParams& p, cons
   };
   auto tiles = [&](int rpl) { return (inner + 32 * rpl - 1) / (32 * rpl) * (p.n_rows / inner); };
   constexpr int kWide = 8 / sizeof(T);
-  const int rpl = rows_aligned(kWide) ? kWide : (kWide > 2 && rows_aligned(2) ? 2 : 1);
-  const void* kernel;
-  int warps = 8;
-  std::string name = "softmax_cols_";
-  // EXPERIMENT (remove before merging): MLXR_SOFTMAX_COLS_DEEP=0 keeps the 8-warp kernel, to
-  // measure the deep variant against it in one build.
-  static const bool deep_allowed = [] {
-    const char* e = std::getenv("MLXR_SOFTMAX_COLS_DEEP");
+  // EXPERIMENT (remove before merging): MLXR_SOFTMAX_COLS_NARROW=0 keeps the widest load.
+  static const bool narrow = [] {
+    const char* e = std::getenv("MLXR_SOFTMAX_COLS_NARROW");
     return !(e && e[0] == '0');
   }();
-  if (deep_allowed && tiles(rpl) < 2 * cuda::sm_count(encoder)) {
-    kernel = reinterpret_cast<const void*>(&cuda::softmax_cols<T, 1, 32>);
-    warps = 32;
-    name += "deep_";
-  } else {
-    kernel = rpl == kWide ? reinterpret_cast<const void*>(&cuda::softmax_cols<T, kWide, 8>)
-        : rpl == 2 ? reinterpret_cast<const void*>(&cuda::softmax_cols<T, 2, 8>)
-                   : reinterpret_cast<const void*>(&cuda::softmax_cols<T, 1, 8>);
+  const int64_t enough = narrow ? cuda::sm_count(encoder) : 0;
+  int rpl = 1;
+  for (int r : {kWide, 2}) {
+    if (r > 1 && rows_aligned(r) && tiles(r) >= enough) {
+      rpl = r;
+      break;
+    }
   }
-  cuda::launch(encoder, kernel, dim3(cuda::grid_size(tiles(warps == 32 ? 1 : rpl))), dim3(32 * warps), p);
-  // Recorded when the kernel is encoded, i.e. when MLX evaluates this primitive.
-  record_kernel("gpu", name + dtype);
+  const void* kernel = rpl == kWide ? reinterpret_cast<const void*>(&cuda::softmax_cols<T, kWide>)
+      : rpl == 2                    ? reinterpret_cast<const void*>(&cuda::softmax_cols<T, 2>)
+                                    : reinterpret_cast<const void*>(&cuda::softmax_cols<T, 1>);
+  cuda::launch(encoder, kernel, dim3(cuda::grid_size(tiles(rpl))), dim3(32 * cuda::kSoftmaxColsWarps), p);
+  // Recorded when the kernel is encoded, i.e. when MLX evaluates this primitive; the variant
+  // names the rows a lane loads.
+  record_kernel("gpu", "softmax_cols" + std::to_string(rpl) + "_" + dtype);
   return true;
 }
 

@@ -148,77 +148,83 @@ def test_long_rows(dtype, shape, view, kernel):
 
 
 # Rows adjacent in memory, their elements strided (a non-last axis, reaching the kernel as a
-# transposed view): the columns kernel, each lane loading 1-4 rows at once (the variant names
-# how many): the widest load the rows' alignment allows that still leaves a tile (32 lanes'
-# rows) for every SM. 8-byte loads, 4-byte where the rows or the start allow no more, one
-# element for odd row counts, a start off by one, or too few tiles. Also: rows past a multiple
-# of a tile, elements past a multiple of a pass-2 tile (128), a reversed element axis, two and
-# three row axes. The tile counts assume 97-192 SMs (H100: 132).
-# name: (shape, axis, view, rows a lane for float32, for 16-bit)
+# transposed view): the columns kernel, each lane loading 1-4 rows at once, as many as the
+# rows' alignment allows: 8-byte loads, 4-byte where the rows or the start allow no more, one
+# element for odd row counts or a start off by one. Fewer tiles (32 lanes' rows) than SMs
+# split long rows over a cluster of 2 or 4 blocks. The variant names the rows a lane loads
+# and the blocks a tile takes ("2x4"). Also: rows past a multiple of a tile, elements past a
+# multiple of a pass-2 tile (128) and of a block's part, a reversed element axis, two and
+# three row axes. The split cases assume more than 16 SMs.
+# name: (shape, axis, view, variant for float32, for 16-bit)
 COLUMN_CASES = {
-    "axis0": ((300, 70), 0, None, 1, 1),
-    "axis0_wide": ((1000, 256), 0, None, 1, 1),
-    "odd_rows": ((257, 33), 0, None, 1, 1),
-    "offset_view": ((200, 66), 0, lambda a: a[1:, 1:], 1, 1),
-    "reversed": ((300, 70), 0, lambda a: a[::-1], 1, 1),
-    "middle_axis": ((3, 100, 48), 1, None, 1, 1),
-    "three_row_axes": ((2, 3, 130, 40), 2, lambda a: a[:, :2], 1, 1),
-    # 12288 rows: 96 tiles of 4-row lanes, 192 of 2-row lanes
-    "tiles_per_sm": ((40, 12288), 0, None, 2, 2),
-    "many_tiles": ((600, 5, 64), 1, None, 2, 4),
-    "many_tiles_even": ((600, 5, 66), 1, None, 2, 2),
-    "many_tiles_odd": ((600, 5, 33), 1, None, 1, 1),
-    "many_tiles_start_off_by_two": ((600, 5, 72), 1, lambda a: a[:, :, 2:66], 2, 2),
-    "many_tiles_start_off_by_one": ((600, 5, 72), 1, lambda a: a[:, :, 1:65], 1, 1),
+    "axis0": ((300, 70), 0, None, "2", "2"),
+    "axis0_wide": ((1000, 256), 0, None, "2", "4"),
+    "odd_rows": ((257, 33), 0, None, "1", "1"),
+    "offset_view": ((200, 66), 0, lambda a: a[1:, 1:], "1", "1"),
+    "reversed": ((300, 70), 0, lambda a: a[::-1], "2", "2"),
+    "middle_axis": ((3, 100, 48), 1, None, "2", "4"),
+    "three_row_axes": ((2, 3, 130, 40), 2, lambda a: a[:, :2], "2", "4"),
+    "split_in_two": ((1536, 200), 0, None, "2x2", "4x2"),
+    "split_in_four": ((5000, 70), 0, None, "2x4", "2x4"),
+    "split_odd_rows": ((3000, 33), 0, None, "1x4", "1x4"),
+    "split_reversed": ((2100, 64), 0, lambda a: a[::-1], "2x4", "4x4"),
+    "many_tiles": ((600, 5, 64), 1, None, "2", "4"),
+    "many_tiles_even": ((600, 5, 66), 1, None, "2", "2"),
+    "many_tiles_odd": ((600, 5, 33), 1, None, "1", "1"),
+    "many_tiles_start_off_by_two": ((600, 5, 72), 1, lambda a: a[:, :, 2:66], "2", "2"),
+    "many_tiles_start_off_by_one": ((600, 5, 72), 1, lambda a: a[:, :, 1:65], "1", "1"),
 }
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("case", sorted(COLUMN_CASES))
 def test_adjacent_rows_run_the_columns_kernel(dtype, case):
-    shape, axis, view, rpl32, rpl16 = COLUMN_CASES[case]
+    shape, axis, view, variant32, variant16 = COLUMN_CASES[case]
     x = rand(shape, dtype, 21)
     x = view(x) if view else x
     with fused.observe() as seen:
         y = fused.softmax(x, axis=axis)
         mx.eval(y)
-    rpl = rpl32 if dtype == mx.float32 else rpl16
-    assert f"gpu:softmax_cols{rpl}_{str(dtype).split('.')[-1]}" in seen.kernels, seen
+    variant = variant32 if dtype == mx.float32 else variant16
+    assert f"gpu:softmax_cols{variant}_{str(dtype).split('.')[-1]}" in seen.kernels, seen
     check(y, x, axis)
 
 
 def test_columns_kernel_long_axis_of_equal_terms():
-    # 32767 equal terms and one other a row: a thread adds 1024 of them in sequence (4096 in
-    # batches of 4 of its warp's), which drifted ~4e-5 relative uncompensated (float32 emulation).
+    # 32767 equal terms and one other a row: a thread adds 1024 of them in sequence (a quarter
+    # of the row, split over 4 blocks of 8 warps), which drifted ~4e-5 relative uncompensated
+    # (float32 emulation).
     base = np.full((32768, 64), -1.0, dtype=np.float32)
     base[0] = 0.0
     x = mx.array(base)
     with fused.observe() as seen:
         y = fused.softmax(x, axis=0)
         mx.eval(y)
-    assert "gpu:softmax_cols1_float32" in seen.kernels, seen
+    assert "gpu:softmax_cols2x4_float32" in seen.kernels, seen
     check(y, x, 0)
 
 
-def test_columns_kernel_special_values():
+@pytest.mark.parametrize("n,variant", [(300, "2"), (3000, "2x4")])
+def test_columns_kernel_special_values(n, variant):
     # Each column one row of the softmax: a -inf, a NaN, a +inf, all -inf, huge values, a -inf
-    # run before the finite ones (met before and after the running max is found).
+    # run before the finite ones (met before and after the running max is found; with a split,
+    # a whole block's part of -inf).
     inf, nan = float("inf"), float("nan")
-    base = np.random.default_rng(5).normal(size=(300, 6)).astype(np.float32)
+    base = np.random.default_rng(5).normal(size=(n, 6)).astype(np.float32)
     base[7, 0] = -inf
     base[250, 1] = nan
     base[3, 2] = inf
     base[:, 3] = -inf
     base[::2, 4] = 1e30
-    base[:150, 5] = -inf
+    base[: n // 2, 5] = -inf
     x = mx.array(base)
     with fused.observe() as seen:
         y = np.array(fused.softmax(x, axis=0))
-    assert "gpu:softmax_cols1_float32" in seen.kernels, seen
+    assert f"gpu:softmax_cols{variant}_float32" in seen.kernels, seen
     with mx.stream(mx.cpu):
         r = np.array(reference(x, axis=0))
     np.testing.assert_array_equal(np.isnan(y), np.isnan(r))
-    assert y[7, 0] == 0.0 and np.isnan(y[:, 1:4]).all() and (y[:150, 5] == 0).all()
+    assert y[7, 0] == 0.0 and np.isnan(y[:, 1:4]).all() and (y[: n // 2, 5] == 0).all()
     np.testing.assert_allclose(y[~np.isnan(r)], r[~np.isnan(r)], rtol=RTOL[mx.float32], atol=1e-30)
 
 

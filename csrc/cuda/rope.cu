@@ -1,6 +1,7 @@
 // RoPE::eval_gpu on MLX's CUDA backend; device code in kernels/rope.cuh.
 #include <algorithm>
 #include <cstdint>
+#include <cstdlib>
 #include <stdexcept>
 #include <string>
 #include <utility>
@@ -63,6 +64,14 @@ void launch_rope(mx::cu::CommandEncoder& encoder, RopeParams& p, bool traditiona
   }
   while (chunks() > 65535) { // grid y limit
     m_per_block *= 2;
+  }
+  // EXPERIMENT (remove): MLXR_ROPE_MPB forces the rows a block takes.
+  static const int64_t forced_mpb = [] {
+    const char* e = std::getenv("MLXR_ROPE_MPB");
+    return e ? std::atoll(e) : 0;
+  }();
+  if (forced_mpb > 0) {
+    m_per_block = std::min<int64_t>(forced_mpb, std::max<int64_t>(p.n_m, 1));
   }
   p.m_per_block = m_per_block;
   // Fewer blocks than SMs (decode): latency-bound, the rows' loads go out before the offset's.

@@ -30,11 +30,18 @@ struct SoftmaxKernel {
 };
 
 // Rows adjacent in memory, their elements strided (a non-last axis, as a transposed view):
-// softmax_cols, each lane loading kRpl rows at once (8 bytes, 4 or one element) where every
-// tile's rows are so aligned: the widest load that still leaves a tile (a block) for every
-// SM, since one SM cannot pull more than its share of bandwidth (a square matrix's axis 0
-// has 4096 rows: 64 tiles of 8-byte loads). False if the layout is not that. The output
-// never aliases x: donation needs a row-contiguous x, which this is not.
+// softmax_cols, each lane loading kRpl rows at once (8 bytes, 4, or one element) where every
+// tile's rows are so aligned. Fewer tiles than SMs split each row's elements over a cluster of
+// 2 or 4 blocks (a square matrix's axis 0 has 4096 rows: 64 tiles of 8-byte loads), as long
+// as every block keeps 4 pass-2 tiles of elements. False if the layout is not that. The
+// output never aliases x: donation needs a row-contiguous x, which this is not.
+template <typename T, int kRpl>
+const void* softmax_cols_kernel(int split) {
+  return split == 4 ? reinterpret_cast<const void*>(&cuda::softmax_cols<T, kRpl, 4>)
+      : split == 2  ? reinterpret_cast<const void*>(&cuda::softmax_cols<T, kRpl, 2>)
+                    : reinterpret_cast<const void*>(&cuda::softmax_cols<T, kRpl, 1>);
+}
+
 template <typename T>
 bool launch_softmax_cols(mx::cu::CommandEncoder& encoder, SoftmaxParams& p, const char* dtype) {
   const int last = p.rows.ndim - 1;
@@ -50,28 +57,30 @@ bool launch_softmax_cols(mx::cu::CommandEncoder& encoder, SoftmaxParams& p, cons
     }
     return ok;
   };
-  auto tiles = [&](int rpl) { return (inner + 32 * rpl - 1) / (32 * rpl) * (p.n_rows / inner); };
   constexpr int kWide = 8 / sizeof(T);
-  // EXPERIMENT (remove before merging): MLXR_SOFTMAX_COLS_NARROW=0 keeps the widest load.
-  static const bool narrow = [] {
-    const char* e = std::getenv("MLXR_SOFTMAX_COLS_NARROW");
-    return !(e && e[0] == '0');
-  }();
-  const int64_t enough = narrow ? cuda::sm_count(encoder) : 0;
-  int rpl = 1;
-  for (int r : {kWide, 2}) {
-    if (r > 1 && rows_aligned(r) && tiles(r) >= enough) {
-      rpl = r;
-      break;
-    }
+  const int rpl = rows_aligned(kWide) ? kWide : (kWide > 2 && rows_aligned(2) ? 2 : 1);
+  const int64_t tiles = (inner + 32 * rpl - 1) / (32 * rpl) * (p.n_rows / inner);
+  int split = 1;
+  while (split < 4 && tiles * split < cuda::sm_count(encoder) &&
+         p.row_size >= 2 * split * 4 * cuda::kSoftmaxColsTile) {
+    split *= 2;
   }
-  const void* kernel = rpl == kWide ? reinterpret_cast<const void*>(&cuda::softmax_cols<T, kWide>)
-      : rpl == 2                    ? reinterpret_cast<const void*>(&cuda::softmax_cols<T, 2>)
-                                    : reinterpret_cast<const void*>(&cuda::softmax_cols<T, 1>);
-  cuda::launch(encoder, kernel, dim3(cuda::grid_size(tiles(rpl))), dim3(32 * cuda::kSoftmaxColsWarps), p);
+  // EXPERIMENT (remove before merging): MLXR_SOFTMAX_COLS_SPLIT=1|2|4 forces the cluster size.
+  static const int forced = [] {
+    const char* e = std::getenv("MLXR_SOFTMAX_COLS_SPLIT");
+    return e ? std::atoi(e) : 0;
+  }();
+  if (forced == 1 || forced == 2 || forced == 4) {
+    split = forced;
+  }
+  const void* kernel = rpl == kWide ? softmax_cols_kernel<T, kWide>(split)
+      : rpl == 2                    ? softmax_cols_kernel<T, 2>(split)
+                                    : softmax_cols_kernel<T, 1>(split);
+  const unsigned blocks = cuda::grid_size(std::min<int64_t>(tiles, int64_t(1) << 28)) * split;
+  cuda::launch(encoder, kernel, dim3(blocks), dim3(32 * cuda::kSoftmaxColsWarps), p, 0, dim3(split, 1, 1));
   // Recorded when the kernel is encoded, i.e. when MLX evaluates this primitive; the variant
-  // names the rows a lane loads.
-  record_kernel("gpu", "softmax_cols" + std::to_string(rpl) + "_" + dtype);
+  // names the rows a lane loads and the blocks a tile takes.
+  record_kernel("gpu", "softmax_cols" + std::to_string(rpl) + (split > 1 ? "x" + std::to_string(split) : "") + "_" + dtype);
   return true;
 }
 

@@ -106,16 +106,18 @@ constexpr int kRopeBatch = kLean ? 1 : N >= 8 ? 2 : 4;
 
 // Grid: x over (group, position) pairs (blockDim.y per block, grid-stride), y over chunks of
 // m_per_block rows. blockDim.x threads stride over the units of a row.
-// kEarly (launches smaller than a wave, i.e. decode): a unit's first rows are loaded before
-// the offset is read, so that their latencies overlap. The offset may sit in MLX's pool for
-// arrays of <= 8 bytes, managed memory the GPU reads across the host link: read first, it
-// cost a one-sequence decode call 4-5 us (the same offset from device memory did not).
+// kEarly (launches smaller than a wave, i.e. decode): fewer, fuller blocks (threadIdx.z over
+// rows), and a unit's first rows loaded before the offset is read. An offset of <= 8 bytes
+// sits in MLX's managed pool for scalars, which the GPU reads across the host link: read by
+// all 32 blocks of a one-sequence decode call, it cost 4-5 us a call (the same offset in
+// device memory did not; from 4 blocks it did not either).
 template <typename T, int N, bool kTraditional, bool kVector, bool kLean, bool kEarly>
 // Two resident blocks per SM: at one (152 registers for bfloat16) throughput fell by 25-35%;
 // at four (64 registers) with batches of rows the vector kernels spill (up to 272 bytes) and
 // bf16 prefill slowed from 64-68 to 71-117 us, though at two (111 registers) occupancy is 25 %
-// (Nsight Compute). Lean (one row a batch): 58-62 registers, no spill, four blocks.
-__global__ void __launch_bounds__(256, kLean ? 4 : 2) rope_kernel(const RopeParams p) {
+// (Nsight Compute). Lean (one row a batch): 58-62 registers, no spill, four blocks. kEarly
+// launches are too small for occupancy to matter: no register cap.
+__global__ void __launch_bounds__(256, kEarly ? 1 : kLean ? 4 : 2) rope_kernel(const RopeParams p) {
   const T* x = static_cast<const T*>(p.x);
   T* out = static_cast<T*>(p.out);
   constexpr int kPairs = kTraditional ? N / 2 : N; // pairs one unit rotates
@@ -125,6 +127,10 @@ __global__ void __launch_bounds__(256, kLean ? 4 : 2) rope_kernel(const RopePara
   const int units = rot_units + (p.row_size - p.dims) / kCopy;
   const int64_t m_begin = static_cast<int64_t>(blockIdx.y) * p.m_per_block;
   const int64_t m_end = m_begin + p.m_per_block < p.n_m ? m_begin + p.m_per_block : p.n_m;
+  // kEarly: threadIdx.z also strides over the block's rows (few blocks, so few readers of the
+  // offset). Else blockDim.z is 1.
+  const int m_lane = kEarly ? threadIdx.z : 0;
+  const int m_step = kEarly ? blockDim.z : 1;
 
   for (int64_t gt = static_cast<int64_t>(blockIdx.x) * blockDim.y + threadIdx.y; gt < p.n_gt;
        gt += static_cast<int64_t>(gridDim.x) * blockDim.y) {
@@ -138,18 +144,18 @@ __global__ void __launch_bounds__(256, kLean ? 4 : 2) rope_kernel(const RopePara
     for (int u = threadIdx.x; u < units; u += blockDim.x) {
       if (u >= rot_units) { // pass-through features, kRopeBatch rows' loads in flight
         const int64_t e = p.dims + static_cast<int64_t>(u - rot_units) * kCopy;
-        for (int64_t m0 = m_begin; m0 < m_end; m0 += kRopeBatch<N, kLean>) {
+        for (int64_t m0 = m_begin + m_lane; m0 < m_end; m0 += kRopeBatch<N, kLean> * m_step) {
           Vec<T, kCopy> v[kRopeBatch<N, kLean>];
 #pragma unroll
           for (int j = 0; j < kRopeBatch<N, kLean>; ++j) {
-            if (m0 + j < m_end) {
-              v[j] = load_unit<T, kCopy, kVector>(x + rope_row_offset(p, row_of(m0 + j)), e, p.x_step);
+            if (m0 + j * m_step < m_end) {
+              v[j] = load_unit<T, kCopy, kVector>(x + rope_row_offset(p, row_of(m0 + j * m_step)), e, p.x_step);
             }
           }
 #pragma unroll
           for (int j = 0; j < kRopeBatch<N, kLean>; ++j) {
-            if (m0 + j < m_end) {
-              store_unit<T, kCopy, kVector>(out + row_of(m0 + j) * p.row_size, e, v[j]);
+            if (m0 + j * m_step < m_end) {
+              store_unit<T, kCopy, kVector>(out + row_of(m0 + j * m_step) * p.row_size, e, v[j]);
             }
           }
         }
@@ -165,8 +171,8 @@ __global__ void __launch_bounds__(256, kLean ? 4 : 2) rope_kernel(const RopePara
       auto load_batch = [&](int64_t m0, Vec<T, N>* va, Vec<T, N>* vb) {
 #pragma unroll
         for (int j = 0; j < B; ++j) {
-          if (m0 + j < m_end) {
-            const T* row = x + rope_row_offset(p, row_of(m0 + j));
+          if (m0 + j * m_step < m_end) {
+            const T* row = x + rope_row_offset(p, row_of(m0 + j * m_step));
             va[j] = load_unit<T, N, kVector>(row, e1, p.x_step);
             if constexpr (!kTraditional) {
               vb[j] = load_unit<T, N, kVector>(row, e2, p.x_step);
@@ -180,7 +186,7 @@ __global__ void __launch_bounds__(256, kLean ? 4 : 2) rope_kernel(const RopePara
         inv_freq[k] = p.inv_freqs[(pair0 + k) * p.inv_step];
       }
       if constexpr (kEarly) {
-        load_batch(m_begin, a, b);
+        load_batch(m_begin + m_lane, a, b);
         position = position_of();
       }
       float c[kPairs], s[kPairs];
@@ -190,14 +196,14 @@ __global__ void __launch_bounds__(256, kLean ? 4 : 2) rope_kernel(const RopePara
         sincosf(theta, &s[k], &c[k]);
         s[k] = p.forward ? s[k] : -s[k];
       }
-      for (int64_t m0 = m_begin; m0 < m_end; m0 += B) {
-        if (!kEarly || m0 != m_begin) {
+      for (int64_t m0 = m_begin + m_lane; m0 < m_end; m0 += B * m_step) {
+        if (!kEarly || m0 != m_begin + m_lane) {
           load_batch(m0, a, b);
         }
 #pragma unroll
         for (int j = 0; j < B; ++j) {
-          if (m0 + j < m_end) {
-            T* orow = out + row_of(m0 + j) * p.row_size;
+          if (m0 + j * m_step < m_end) {
+            T* orow = out + row_of(m0 + j * m_step) * p.row_size;
             if constexpr (kTraditional) {
               Vec<T, N> y;
 #pragma unroll

@@ -10,8 +10,6 @@
 // end) takes rows that are adjacent in memory instead: a non-last axis.
 #pragma once
 
-#include <cooperative_groups.h>
-
 #include <cstdint>
 
 #include "convert.cuh"
@@ -284,21 +282,17 @@ __global__ void __launch_bounds__(kRowBlock<kGroup>, 1024 / kRowBlock<kGroup>) s
 // tile in shared memory so that the stores are contiguous runs of one output row. Traffic: x
 // read twice, out written once (the walk of rms_norm_cols in kernels/rms_norm.cuh).
 // kSoftmaxColsWarps warps a block; pass-2 tiles of kSoftmaxColsTile elements a row; pass 1
-// keeps kSoftmaxColsBatch loads a thread in flight. kSplit > 1: a cluster of kSplit blocks
-// takes a tile, each block a contiguous part of the elements (whole pass-2 tiles), and the
-// blocks combine their rows' partial max and sum through distributed shared memory (sm_90),
-// so that few tiles (a square matrix's axis 0) still spread over every SM.
+// keeps kSoftmaxColsBatch loads a thread in flight.
 constexpr int kSoftmaxColsWarps = 8, kSoftmaxColsTile = 128, kSoftmaxColsBatch = 4;
 
-template <typename T, int kRpl, int kSplit>
+template <typename T, int kRpl>
 __global__ void __launch_bounds__(32 * kSoftmaxColsWarps) softmax_cols(const SoftmaxParams p) {
   constexpr int kWarps = kSoftmaxColsWarps, kTile = kSoftmaxColsTile, kBatch = kSoftmaxColsBatch;
   constexpr int kRows = 32 * kRpl;
   static_assert(kTile % kWarps == 0, "pass-2 tiles split evenly over the warps");
   using Load = Vec<T, kRpl>;
   __shared__ float part_max[kWarps][kRows], part_sum[kWarps][kRows];
-  __shared__ float row_max[kRows], row_sum[kRows]; // this block's part, then (kSplit 1) the row's
-  __shared__ float all_max[kSplit > 1 ? kRows : 1], all_sum[kSplit > 1 ? kRows : 1];
+  __shared__ float row_max[kRows], row_sum[kRows];
   __shared__ T tile[kRows][kTile + 1]; // +1: lanes kRpl rows apart hit 2 banks at most
   const T* x = static_cast<const T*>(p.x);
   T* out = static_cast<T*>(p.out);
@@ -306,12 +300,8 @@ __global__ void __launch_bounds__(32 * kSoftmaxColsWarps) softmax_cols(const Sof
   const int64_t step = p.elems.strides[0];
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
   const ColumnTiles<kRows> tiles(p.rows.shape[p.rows.ndim - 1], p.n_rows);
-  // This block's elements [lo, hi): part blockIdx.x % kSplit of the row, whole pass-2 tiles.
-  const int64_t part = (n + kSplit * kTile - 1) / (kSplit * kTile) * kTile;
-  const int64_t lo = kSplit > 1 ? (blockIdx.x % kSplit) * part : 0;
-  const int64_t hi = kSplit > 1 ? (lo + part < n ? lo + part : n) : n;
 
-  for (int64_t t = blockIdx.x / kSplit; t < tiles.count; t += gridDim.x / kSplit) {
+  for (int64_t t = blockIdx.x; t < tiles.count; t += gridDim.x) {
     const int64_t row0 = tiles.first_row(t);
     const int rows_here = tiles.rows(t);
     // Rows row0 + r of this tile sit at x_lane - lane * kRpl + r (host: kRpl > 1 only if
@@ -327,11 +317,11 @@ __global__ void __launch_bounds__(32 * kSoftmaxColsWarps) softmax_cols(const Sof
       sum[k] = 0.0f;
     }
     if (live) {
-      for (int64_t i0 = lo + warp; i0 < hi; i0 += kBatch * kWarps) {
+      for (int64_t i0 = warp; i0 < n; i0 += kBatch * kWarps) {
         Load v[kBatch];
 #pragma unroll
         for (int b = 0; b < kBatch; ++b) { // loads first, all in flight together
-          if (i0 + b * kWarps < hi) {
+          if (i0 + b * kWarps < n) {
             v[b] = *reinterpret_cast<const Load*>(x_lane + (i0 + b * kWarps) * step);
           }
         }
@@ -339,7 +329,7 @@ __global__ void __launch_bounds__(32 * kSoftmaxColsWarps) softmax_cols(const Sof
         for (int k = 0; k < kRpl; ++k) {
           online_fold<T, kBatch, 1>(
               m[k], sum[k], [&](int b, int) { return to_float(v[b].v[k]); },
-              [&](int b) { return i0 + b * kWarps < hi; });
+              [&](int b) { return i0 + b * kWarps < n; });
         }
       }
     }
@@ -364,46 +354,21 @@ __global__ void __launch_bounds__(32 * kSoftmaxColsWarps) softmax_cols(const Sof
       row_max[r] = top;
       row_sum[r] = total;
     }
-    const float* final_max = row_max;
-    const float* final_sum = row_sum;
-    if constexpr (kSplit > 1) { // the cluster's parts, in rank order (every block alike)
-      namespace cg = cooperative_groups;
-      cg::cluster_group cluster = cg::this_cluster();
-      cluster.sync();
-      for (int r = threadIdx.x; r < kRows; r += blockDim.x) {
-        float top = -INFINITY;
-#pragma unroll
-        for (int q = 0; q < kSplit; ++q) {
-          top = fmaxf(top, cluster.map_shared_rank(row_max, q)[r]);
-        }
-        float total = 0.0f;
-#pragma unroll
-        for (int q = 0; q < kSplit; ++q) {
-          total += rescaled<T>(cluster.map_shared_rank(row_sum, q)[r], cluster.map_shared_rank(row_max, q)[r], top);
-        }
-        all_max[r] = top;
-        all_sum[r] = total;
-      }
-      cluster.sync(); // every peer read before row_* is written again (next tile)
-      final_max = all_max;
-      final_sum = all_sum;
-    } else {
-      __syncthreads();
-    }
+    __syncthreads();
 
     float my_max[kRpl];
     Normalizer<T> norm[kRpl];
 #pragma unroll
     for (int k = 0; k < kRpl; ++k) {
-      my_max[k] = final_max[lane * kRpl + k];
-      norm[k] = Normalizer<T>(final_sum[lane * kRpl + k]);
+      my_max[k] = row_max[lane * kRpl + k];
+      norm[k] = Normalizer<T>(row_sum[lane * kRpl + k]);
     }
-    for (int64_t i0 = hi > lo ? lo + (hi - 1 - lo) / kTile * kTile : lo - 1; i0 >= lo; i0 -= kTile) {
+    for (int64_t i0 = (n - 1) / kTile * kTile; i0 >= 0; i0 -= kTile) {
       // Load: warp takes elements i0 + warp + kWarps c; lane takes rows lane * kRpl + k.
 #pragma unroll
       for (int cc = 0; cc < kTile / kWarps; ++cc) {
         const int c = warp + cc * kWarps;
-        if (live && i0 + c < hi) {
+        if (live && i0 + c < n) {
           Load v = *reinterpret_cast<const Load*>(x_lane + (i0 + c) * step);
 #pragma unroll
           for (int k = 0; k < kRpl; ++k) {
@@ -418,7 +383,7 @@ __global__ void __launch_bounds__(32 * kSoftmaxColsWarps) softmax_cols(const Sof
 #pragma unroll
         for (int cc = 0; cc < kTile / 32; ++cc) {
           const int c = lane + cc * 32;
-          if (i0 + c < hi) {
+          if (i0 + c < n) {
             out_row[c] = tile[r][c];
           }
         }

@@ -54,11 +54,43 @@ def test_matches_reference_and_runs_fused(dtype, traditional, d, dims, offset):
     # 16-byte units where rows, the rotated span and the pass-through part are whole vectors.
     per_vec = 16 // x.itemsize
     vec = d % per_vec == 0 and (dims if traditional else dims // 2) % per_vec == 0
-    assert gpu_rope_kernels(seen) == {f"gpu:rope_{'vec' if vec else 'scalar'}_{NAMES[dtype]}": 1}, seen
+    # Fewer blocks than SMs: the small-launch variant.
+    assert gpu_rope_kernels(seen) == {f"gpu:rope_{'vec' if vec else 'scalar'}_small_{NAMES[dtype]}": 1}, seen
     assert not seen.fallbacks
     assert y.dtype == dtype and y.shape == x.shape
     assert_close(y, device_reference(x, dims, **kw), dtype)
     # Features past dims pass through bit for bit.
+    np.testing.assert_array_equal(as_np(y[..., dims:]), as_np(x[..., dims:]))
+
+
+# Launches of fewer blocks than SMs (decode) take the small variant: threadIdx.z over the
+# heads, one batch of rows a thread, the rows loaded before the offset. Decode with one
+# offset (64 rows of one position), with per-sequence offsets, and a prefill-sized launch
+# (the decode cases stay small on GPUs of more than 64 SMs).
+# name: (shape, offset, small launch)
+LAUNCHES = {
+    "decode": ((2, 32, 1, 136), 1000, True),
+    "decode_per_sequence": ((2, 32, 1, 136), mx.array([7, 900]), True),
+    "prefill": ((1, 8, 1024, 136), 5, False),
+}
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("traditional", [False, True])
+@pytest.mark.parametrize("dims", [136, 64, 62])
+@pytest.mark.parametrize("launch", sorted(LAUNCHES))
+def test_small_and_wide_launches(dtype, traditional, dims, launch):
+    shape, off, small = LAUNCHES[launch]
+    x = rand(shape, dtype, 3)
+    kw = dict(traditional=traditional, base=10000.0, scale=1.0, offset=off)
+    poison(x.shape, dtype)
+    with fused.observe() as seen:
+        y = fused.rope(x, dims, **kw)
+        mx.eval(y)
+    vec = (dims if traditional else dims // 2) % (16 // x.itemsize) == 0
+    name = f"gpu:rope_{'vec' if vec else 'scalar'}_{'small_' if small else ''}{NAMES[dtype]}"
+    assert gpu_rope_kernels(seen) == {name: 1}, seen
+    assert_close(y, device_reference(x, dims, **kw), dtype)
     np.testing.assert_array_equal(as_np(y[..., dims:]), as_np(x[..., dims:]))
 
 
@@ -89,8 +121,9 @@ def test_float64_oracle_large_positions(dtype):
 @pytest.mark.parametrize("layout", sorted(LAYOUTS))
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("traditional", [False, True])
-def test_layouts_without_copy(layout, dtype, traditional):
-    check_layout("gpu", LAYOUTS[layout], (2, 6, 10, 136), dtype, traditional)
+@pytest.mark.parametrize("positions", [10, 300])  # a small launch, a wide one
+def test_layouts_without_copy(layout, dtype, traditional, positions):
+    check_layout("gpu", LAYOUTS[layout], (2, 6, positions, 136), dtype, traditional)
 
 
 @pytest.mark.parametrize("shape", [(5, 9, 32), (2, 3, 2, 9, 32), (2, 1, 1, 1, 6, 32), (2, 2, 2, 2, 2, 2, 3, 32)])

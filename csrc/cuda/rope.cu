@@ -1,7 +1,6 @@
 // RoPE::eval_gpu on MLX's CUDA backend; device code in kernels/rope.cuh.
 #include <algorithm>
 #include <cstdint>
-#include <cstdlib>
 #include <stdexcept>
 #include <string>
 #include <utility>
@@ -65,23 +64,29 @@ void launch_rope(mx::cu::CommandEncoder& encoder, RopeParams& p, bool traditiona
   while (chunks() > 65535) { // grid y limit
     m_per_block *= 2;
   }
-  // EXPERIMENT (remove): MLXR_ROPE_MPB forces the rows a block takes.
-  static const int64_t forced_mpb = [] {
-    const char* e = std::getenv("MLXR_ROPE_MPB");
-    return e ? std::atoll(e) : 0;
-  }();
-  if (forced_mpb > 0) {
-    m_per_block = std::min<int64_t>(forced_mpb, std::max<int64_t>(p.n_m, 1));
+  // Fewer blocks than SMs (decode): latency-bound. One batch of rows a thread, threadIdx.z
+  // over rows, so that few blocks read the offset (the kernel's kEarly).
+  const bool early = blocks_x * chunks() < cuda::sm_count(encoder);
+  int threads_z = 1;
+  if (early) {
+    const int batch = !vector ? cuda::kRopeBatch<1, false>
+        : sizeof(T) == 2      ? cuda::kRopeBatch<V, true> // the lean kernels
+                              : cuda::kRopeBatch<V, false>;
+    while (threads_z * 2 * threads_x * threads_y <= kBlock && threads_z * 2 <= 64 && threads_z < p.n_m) {
+      threads_z *= 2;
+    }
+    m_per_block = static_cast<int64_t>(threads_z) * batch;
+    while (chunks() > 65535) {
+      m_per_block *= 2;
+    }
   }
   p.m_per_block = m_per_block;
-  // Fewer blocks than SMs (decode): latency-bound, the rows' loads go out before the offset's.
-  const bool early = blocks_x * chunks() < cuda::sm_count(encoder);
   const void* kernel = vector ? (traditional ? rope_kernel<T, V, true, true>(early) : rope_kernel<T, V, false, true>(early))
                               : (traditional ? rope_kernel<T, 2, true, false>(early) : rope_kernel<T, 1, false, false>(early));
   cuda::launch(encoder, kernel, dim3(static_cast<unsigned>(blocks_x), static_cast<unsigned>(chunks())),
-               dim3(threads_x, threads_y), p);
+               dim3(threads_x, threads_y, threads_z), p);
   // Recorded when the kernel is encoded, i.e. when MLX evaluates this primitive.
-  record_kernel("gpu", std::string(vector ? "rope_vec_" : "rope_scalar_") + dtype);
+  record_kernel("gpu", std::string(vector ? "rope_vec_" : "rope_scalar_") + (early ? "small_" : "") + dtype);
 }
 
 } // namespace

@@ -85,12 +85,12 @@ void dispatch_float(mx::Dtype dtype, const char* op, Fn&& fn) {
 }
 
 // Adds kernel(params) to the encoder's graph; `params` is the kernel's single by-value struct.
-// A cluster other than 1x1x1 launches thread block clusters (sm_90).
 template <typename Params>
 void launch(mx::cu::CommandEncoder& encoder, const void* kernel, dim3 grid, dim3 block,
-            Params& params, uint32_t smem_bytes = 0, dim3 cluster = dim3(1, 1, 1)) {
+            Params& params, uint32_t smem_bytes = 0) {
   void* args[] = {&params};
-  encoder.add_kernel_node_raw(function(encoder, kernel), grid, block, cluster, smem_bytes, args);
+  encoder.add_kernel_node_raw(
+      function(encoder, kernel), grid, block, dim3(1, 1, 1), smem_bytes, args);
 }
 
 } // namespace mlxr::cuda

@@ -1,7 +1,6 @@
 // Softmax::eval_gpu on MLX's CUDA backend; device code in kernels/softmax.cuh.
 #include <algorithm>
 #include <cstdint>
-#include <cstdlib>
 #include <stdexcept>
 #include <string>
 
@@ -31,17 +30,14 @@ struct SoftmaxKernel {
 
 // Rows adjacent in memory, their elements strided (a non-last axis, as a transposed view):
 // softmax_cols, each lane loading kRpl rows at once (8 bytes, 4, or one element) where every
-// tile's rows are so aligned. Fewer tiles than SMs split each row's elements over a cluster of
-// 2 or 4 blocks (a square matrix's axis 0 has 4096 rows: 64 tiles of 8-byte loads), as long
-// as every block keeps 4 pass-2 tiles of elements. False if the layout is not that. The
-// output never aliases x: donation needs a row-contiguous x, which this is not.
-template <typename T, int kRpl>
-const void* softmax_cols_kernel(int split) {
-  return split == 4 ? reinterpret_cast<const void*>(&cuda::softmax_cols<T, kRpl, 4>)
-      : split == 2  ? reinterpret_cast<const void*>(&cuda::softmax_cols<T, kRpl, 2>)
-                    : reinterpret_cast<const void*>(&cuda::softmax_cols<T, kRpl, 1>);
-}
-
+// tile's rows are so aligned. Measured on the H100 for 4096x4096 over axis 0 (64 tiles of
+// 8-byte loads, fewer blocks than SMs): narrower loads for more tiles (128 of 4 bytes) took
+// 114 us against 102. Splitting each row over a cluster of 2-4 blocks gained 0-2 % (float32)
+// and 13-18 % (bfloat16), but that build failed 32 rope and softmax CUDA tests, whose outputs
+// were never written: cluster and plain launches of the same MLX graph shape do not mix
+// (csrc/cuda/NOTES.md).
+// False if the layout is not that. The output never aliases x: donation needs a
+// row-contiguous x, which this is not.
 template <typename T>
 bool launch_softmax_cols(mx::cu::CommandEncoder& encoder, SoftmaxParams& p, const char* dtype) {
   const int last = p.rows.ndim - 1;
@@ -60,27 +56,13 @@ bool launch_softmax_cols(mx::cu::CommandEncoder& encoder, SoftmaxParams& p, cons
   constexpr int kWide = 8 / sizeof(T);
   const int rpl = rows_aligned(kWide) ? kWide : (kWide > 2 && rows_aligned(2) ? 2 : 1);
   const int64_t tiles = (inner + 32 * rpl - 1) / (32 * rpl) * (p.n_rows / inner);
-  int split = 1;
-  while (split < 4 && tiles * split < cuda::sm_count(encoder) &&
-         p.row_size >= 2 * split * 4 * cuda::kSoftmaxColsTile) {
-    split *= 2;
-  }
-  // EXPERIMENT (remove before merging): MLXR_SOFTMAX_COLS_SPLIT=1|2|4 forces the cluster size.
-  static const int forced = [] {
-    const char* e = std::getenv("MLXR_SOFTMAX_COLS_SPLIT");
-    return e ? std::atoi(e) : 0;
-  }();
-  if (forced == 1 || forced == 2 || forced == 4) {
-    split = forced;
-  }
-  const void* kernel = rpl == kWide ? softmax_cols_kernel<T, kWide>(split)
-      : rpl == 2                    ? softmax_cols_kernel<T, 2>(split)
-                                    : softmax_cols_kernel<T, 1>(split);
-  const unsigned blocks = cuda::grid_size(std::min<int64_t>(tiles, int64_t(1) << 28)) * split;
-  cuda::launch(encoder, kernel, dim3(blocks), dim3(32 * cuda::kSoftmaxColsWarps), p, 0, dim3(split, 1, 1));
+  const void* kernel = rpl == kWide ? reinterpret_cast<const void*>(&cuda::softmax_cols<T, kWide>)
+      : rpl == 2                    ? reinterpret_cast<const void*>(&cuda::softmax_cols<T, 2>)
+                                    : reinterpret_cast<const void*>(&cuda::softmax_cols<T, 1>);
+  cuda::launch(encoder, kernel, dim3(cuda::grid_size(tiles)), dim3(32 * cuda::kSoftmaxColsWarps), p);
   // Recorded when the kernel is encoded, i.e. when MLX evaluates this primitive; the variant
-  // names the rows a lane loads and the blocks a tile takes.
-  record_kernel("gpu", "softmax_cols" + std::to_string(rpl) + (split > 1 ? "x" + std::to_string(split) : "") + "_" + dtype);
+  // names the rows a lane loads.
+  record_kernel("gpu", "softmax_cols" + std::to_string(rpl) + "_" + dtype);
   return true;
 }
 

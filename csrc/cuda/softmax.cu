@@ -1,6 +1,7 @@
 // Softmax::eval_gpu on MLX's CUDA backend; device code in kernels/softmax.cuh.
 #include <algorithm>
 #include <cstdint>
+#include <cstdlib>
 #include <stdexcept>
 #include <string>
 
@@ -56,6 +57,14 @@ bool launch_softmax_cols(mx::cu::CommandEncoder& encoder, SoftmaxParams& p, cons
   constexpr int kWide = 8 / sizeof(T);
   const int rpl = rows_aligned(kWide) ? kWide : (kWide > 2 && rows_aligned(2) ? 2 : 1);
   const int64_t tiles = (inner + 32 * rpl - 1) / (32 * rpl) * (p.n_rows / inner);
+  // EXPERIMENT (remove): MLXR_SOFTMAX_COLS=0 never, 1 always, 2 when tiles fill the SMs.
+  static const int mode = [] {
+    const char* e = std::getenv("MLXR_SOFTMAX_COLS");
+    return e ? std::atoi(e) : 1;
+  }();
+  if (mode == 0 || (mode == 2 && tiles < cuda::sm_count(encoder))) {
+    return false;
+  }
   const void* kernel = rpl == kWide ? reinterpret_cast<const void*>(&cuda::softmax_cols<T, kWide>)
       : rpl == 2                    ? reinterpret_cast<const void*>(&cuda::softmax_cols<T, 2>)
                                     : reinterpret_cast<const void*>(&cuda::softmax_cols<T, 1>);

@@ -148,24 +148,22 @@ def test_long_rows(dtype, shape, view, kernel):
 
 
 # Rows adjacent in memory, their elements strided (a non-last axis, reaching the kernel as a
-# transposed view): the columns kernel, each lane loading 1-4 rows at once, as many as the
-# rows' alignment allows: 8-byte loads, 4-byte where the rows or the start allow no more, one
-# element for odd row counts or a start off by one; the variant names the rows a lane loads.
-# Also: rows past a multiple of a tile (32 lanes' rows), elements past a multiple of a pass-2
-# tile (128), a reversed element axis, two and three row axes, long rows.
+# transposed view): the columns kernel where its tiles (32 lanes' rows) are at least as many
+# as the SMs, each lane loading 1-4 rows at once, as many as the rows' alignment allows:
+# 8-byte loads, 4-byte where the rows or the start allow no more, one element for odd row
+# counts or a start off by one; the variant names the rows a lane loads. Also: rows past a
+# multiple of a tile, elements past a multiple of a pass-2 tile (128), a reversed element
+# axis, two and three row axes. Every case has at least 264 tiles (GPUs of up to 264 SMs).
 # name: (shape, axis, view, variant for float32, for 16-bit)
 COLUMN_CASES = {
-    "axis0": ((300, 70), 0, None, "2", "2"),
-    "axis0_wide": ((1000, 256), 0, None, "2", "4"),
-    "odd_rows": ((257, 33), 0, None, "1", "1"),
-    "offset_view": ((200, 66), 0, lambda a: a[1:, 1:], "1", "1"),
-    "reversed": ((300, 70), 0, lambda a: a[::-1], "2", "2"),
-    "middle_axis": ((3, 100, 48), 1, None, "2", "4"),
-    "three_row_axes": ((2, 3, 130, 40), 2, lambda a: a[:, :2], "2", "4"),
-    "long_rows": ((1536, 200), 0, None, "2", "4"),
-    "long_rows_even": ((5000, 70), 0, None, "2", "2"),
-    "long_rows_odd": ((3000, 33), 0, None, "1", "1"),
-    "long_rows_reversed": ((2100, 64), 0, lambda a: a[::-1], "2", "4"),
+    "axis0": ((20, 40000), 0, None, "2", "4"),
+    "axis0_odd_rows": ((9, 40001), 0, None, "1", "1"),
+    "axis0_even_rows": ((9, 40002), 0, None, "2", "2"),
+    "offset_view": ((21, 40004), 0, lambda a: a[1:, 2:], "2", "2"),
+    "offset_by_one": ((20, 40004), 0, lambda a: a[:, 1:40001], "1", "1"),
+    "reversed": ((20, 40000), 0, lambda a: a[::-1], "2", "4"),
+    "middle_axis": ((8, 300, 4608), 1, None, "2", "4"),
+    "three_row_axes": ((4, 3, 40, 6000), 2, lambda a: a[:, :2], "2", "4"),
     "many_tiles": ((600, 5, 64), 1, None, "2", "4"),
     "many_tiles_even": ((600, 5, 66), 1, None, "2", "2"),
     "many_tiles_odd": ((600, 5, 33), 1, None, "1", "1"),
@@ -188,26 +186,42 @@ def test_adjacent_rows_run_the_columns_kernel(dtype, case):
     check(y, x, axis)
 
 
-def test_columns_kernel_long_axis_of_equal_terms():
-    # 32767 equal terms and one other a row: a thread adds 4096 of them in sequence (8 warps a
-    # block), which drifted ~4e-5 relative uncompensated over 1024 (float32 emulation).
+# Fewer tiles than SMs: the row kernels, which fill the GPU alone (a single call over axis 0 of
+# 4096x4096 took half the columns kernel's time).
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape, axis, view", [
+    ((300, 70), 0, None),
+    ((4096, 512), 0, None),
+    ((257, 33), 0, lambda a: a[::-1]),
+    ((3, 100, 48), 1, None),
+])
+def test_few_adjacent_rows_run_a_row_kernel(dtype, shape, axis, view):
+    x = rand(shape, dtype, 22)
+    x = view(x) if view else x
+    with fused.observe() as seen:
+        y = fused.softmax(x, axis=axis)
+        mx.eval(y)
+    gpu = [k for k in seen.kernels if k.startswith("gpu:softmax_")]
+    assert gpu and not any(k.startswith("gpu:softmax_cols") for k in gpu), seen
+    check(y, x, axis)
+
+
+def test_long_axis_of_equal_terms():
+    # 32767 equal terms and one other a row, over axis 0 (the row kernels: 64 rows are too few
+    # tiles for the columns kernel, whose threads add an eighth of a row each, compensated).
     base = np.full((32768, 64), -1.0, dtype=np.float32)
     base[0] = 0.0
     x = mx.array(base)
-    with fused.observe() as seen:
-        y = fused.softmax(x, axis=0)
-        mx.eval(y)
-    assert "gpu:softmax_cols2_float32" in seen.kernels, seen
-    check(y, x, 0)
+    check(fused.softmax(x, axis=0), x, 0)
 
 
-@pytest.mark.parametrize("n,variant", [(300, "2"), (3000, "2")])
-def test_columns_kernel_special_values(n, variant):
-    # Each column one row of the softmax: a -inf, a NaN, a +inf, all -inf, huge values, a -inf
-    # run before the finite ones (met before and after the running max is found), short and
-    # long rows.
+def test_columns_kernel_special_values():
+    # Each of the first columns one row of the softmax: a -inf, a NaN, a +inf, all -inf, huge
+    # values, a -inf run before the finite ones (met before and after the running max is
+    # found); 16896 columns make 264 tiles.
     inf, nan = float("inf"), float("nan")
-    base = np.random.default_rng(5).normal(size=(n, 6)).astype(np.float32)
+    n = 300
+    base = np.random.default_rng(5).normal(size=(n, 16896)).astype(np.float32)
     base[7, 0] = -inf
     base[250, 1] = nan
     base[3, 2] = inf
@@ -217,7 +231,7 @@ def test_columns_kernel_special_values(n, variant):
     x = mx.array(base)
     with fused.observe() as seen:
         y = np.array(fused.softmax(x, axis=0))
-    assert f"gpu:softmax_cols{variant}_float32" in seen.kernels, seen
+    assert "gpu:softmax_cols2_float32" in seen.kernels, seen
     with mx.stream(mx.cpu):
         r = np.array(reference(x, axis=0))
     np.testing.assert_array_equal(np.isnan(y), np.isnan(r))

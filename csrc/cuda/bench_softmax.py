@@ -38,6 +38,7 @@ def bench_all(only):
             ("vocab", (64, 128256), -1, None),  # logits over a large vocabulary (looped rows)
             ("short_rows", (1 << 20, 128), -1, None),
             ("axis0", (4096, 4096), 0, None),  # a non-last axis: transposed view
+            ("axis1_mid", (256, 256, 512), 1, None),  # a middle axis: many tiles of adjacent rows
         ]:
             if not only or any(case.startswith(o) for o in only):
                 x = mx.random.normal(shape, key=mx.random.key(0)).astype(dtype)

@@ -91,8 +91,16 @@ def rope_cases(dtype):
             yield f"{name} {'trad' if trad else 'half'}", [(g, ref) for g in got]
 
 
+# Softmax over a transposed view with at least as many tiles (32 lanes' rows) as an H100 has
+# SMs: the columns kernel, 2-4 rows a lane and 1.
+SOFTMAX_COLS_CASES = {
+    "cols": ((40, 16896), lambda a: a.T),
+    "cols_one_row_a_lane": ((33, 8449), lambda a: a.T),
+}
+
+
 def softmax_cases(dtype):
-    for name, x in inputs(ROW_CASES, dtype, 4.0):
+    for name, x in inputs({**ROW_CASES, **SOFTMAX_COLS_CASES}, dtype, 4.0):
         # float64 in numpy: MLX's CPU float64 sum is only about float32-accurate.
         x64 = as_np(x)
         ref = np.exp(x64 - x64.max(-1, keepdims=True))

@@ -1,7 +1,6 @@
 // Softmax::eval_gpu on MLX's CUDA backend; device code in kernels/softmax.cuh.
 #include <algorithm>
 #include <cstdint>
-#include <cstdlib>
 #include <stdexcept>
 #include <string>
 
@@ -31,12 +30,12 @@ struct SoftmaxKernel {
 
 // Rows adjacent in memory, their elements strided (a non-last axis, as a transposed view):
 // softmax_cols, each lane loading kRpl rows at once (8 bytes, 4, or one element) where every
-// tile's rows are so aligned. Measured on the H100 for 4096x4096 over axis 0 (64 tiles of
-// 8-byte loads, fewer blocks than SMs): narrower loads for more tiles (128 of 4 bytes) took
-// 114 us against 102. Splitting each row over a cluster of 2-4 blocks gained 0-2 % (float32)
-// and 13-18 % (bfloat16), but that build failed 32 rope and softmax CUDA tests, whose outputs
-// were never written: cluster and plain launches of the same MLX graph shape do not mix
-// (csrc/cuda/NOTES.md).
+// tile's rows are so aligned, when there are at least as many tiles (blocks) as SMs. Fewer
+// leave SMs idle: 4096x4096 over axis 0 (64 tiles) took 525 us a single call against 257 us
+// for the row kernel reading the strided rows and 383 us for mx.softmax, though 20 calls an
+// evaluation overlap and hid that (100 us a call against 179). Tried for few tiles and not
+// kept: narrower loads for more tiles, 32 warps a block, a cluster of blocks a tile (its
+// cluster launch broke later kernels in MLX's cached CUDA graphs) (csrc/cuda/NOTES.md).
 // False if the layout is not that. The output never aliases x: donation needs a
 // row-contiguous x, which this is not.
 template <typename T>
@@ -57,12 +56,7 @@ bool launch_softmax_cols(mx::cu::CommandEncoder& encoder, SoftmaxParams& p, cons
   constexpr int kWide = 8 / sizeof(T);
   const int rpl = rows_aligned(kWide) ? kWide : (kWide > 2 && rows_aligned(2) ? 2 : 1);
   const int64_t tiles = (inner + 32 * rpl - 1) / (32 * rpl) * (p.n_rows / inner);
-  // EXPERIMENT (remove): MLXR_SOFTMAX_COLS=0 never, 1 always, 2 when tiles fill the SMs.
-  static const int mode = [] {
-    const char* e = std::getenv("MLXR_SOFTMAX_COLS");
-    return e ? std::atoi(e) : 1;
-  }();
-  if (mode == 0 || (mode == 2 && tiles < cuda::sm_count(encoder))) {
+  if (tiles < cuda::sm_count(encoder)) {
     return false;
   }
   const void* kernel = rpl == kWide ? reinterpret_cast<const void*>(&cuda::softmax_cols<T, kWide>)

@@ -39,10 +39,7 @@ struct LaneSum {
     carry = carry * factor;
   }
   MLXR_INLINE void add(V chunk) {
-    V y = chunk - carry;
-    V t = s + y;
-    carry = (t - s) - y;
-    s = t;
+    cpu::kahan_add(s, carry, chunk);
   }
   MLXR_INLINE V value() const {
     return s - carry;

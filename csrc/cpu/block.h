@@ -113,38 +113,67 @@ MLXR_INLINE void store_split(V v, void* dst) {
   }
 }
 
+// sum += term with Kahan compensation: carry keeps what sum's rounding lost (lane-wise).
+template <typename V>
+MLXR_INLINE void kahan_add(V& sum, V& carry, V term) {
+  V y = term - carry;
+  V t = sum + y;
+  V lost = (t - sum) - y;
+  // A lane whose sum is no longer finite keeps no carry: inf - inf would make it NaN where
+  // the plain sum is inf (a row holding inf).
+  carry = (t - t == 0) ? lost : V{};
+  sum = t;
+}
+
 // kBlock running sums (lane j sums elements j, j + kBlock, ...), held in native-width
 // pieces so a reduction loop keeps them in registers on every ISA. Same order as a
-// Vec<T> accumulator, so results do not depend on the ISA's width.
+// Vec<T> accumulator, so results do not depend on the ISA's width. Every kFold adds the
+// pieces are folded into a compensated (Kahan) running sum per lane: plain float32 lanes
+// drifted 5.5e-5 relative over a 262144-long row of equal squares (3e-4 at 1048576).
 template <typename T, typename Isa>
 struct LaneSums {
   static constexpr int kLanes = kNativeBytes<Isa> / int(sizeof(T)) < kBlock
       ? kNativeBytes<Isa> / int(sizeof(T))
       : kBlock;
   static constexpr int kPieces = kBlock / kLanes;
+  static constexpr int kFold = 16;
   typedef T Piece __attribute__((vector_size(kLanes * sizeof(T))));
   Piece piece[kPieces] = {};
+  Piece folded[kPieces] = {}, carry[kPieces] = {};
+  int pending = 0;
 
   // lanes += a * b (one FMA per piece where the ISA has FMA)
   MLXR_INLINE void add_product(Vec<T> a, Vec<T> b) {
     add_product_impl(a, b, std::make_integer_sequence<int, kPieces>{});
+    fold_every_kfold();
   }
   // lanes += a
   MLXR_INLINE void add(Vec<T> a) {
     add_impl(a, std::make_integer_sequence<int, kPieces>{});
+    fold_every_kfold();
   }
   // Sum of the lanes in lane order.
   MLXR_INLINE T sum() const {
     T total = 0;
     for (int p = 0; p < kPieces; ++p) {
+      Piece lane_sum = (folded[p] - carry[p]) + piece[p];
       for (int j = 0; j < kLanes; ++j) {
-        total += piece[p][j];
+        total += lane_sum[j];
       }
     }
     return total;
   }
 
  private:
+  MLXR_INLINE void fold_every_kfold() {
+    if (++pending == kFold) {
+      pending = 0;
+      for (int p = 0; p < kPieces; ++p) {
+        kahan_add(folded[p], carry[p], piece[p]);
+        piece[p] = Piece{};
+      }
+    }
+  }
   template <int... P>
   MLXR_INLINE void add_product_impl(Vec<T> a, Vec<T> b, std::integer_sequence<int, P...>) {
     ((piece[P] += slice<P * kLanes, kLanes>(a) * slice<P * kLanes, kLanes>(b)), ...);

@@ -308,7 +308,8 @@ __global__ void __launch_bounds__(32 * kColsWarps)
   for (int64_t t = blockIdx.x; t < tiles.count; t += gridDim.x) {
     const int64_t row0 = tiles.first_row(t);
     const int rows_here = tiles.rows(t);
-    // Rows row0 + r of this tile sit at x_tile + r (host: kRpl > 1 only if rows_here % kRpl == 0).
+    // Rows row0 + r of this tile sit at x_lane - lane * kRpl + r (host: kRpl > 1 only if
+    // rows_here % kRpl == 0).
     const T* x_lane = x + row_offset(p, row0) + lane * kRpl;
     const bool live = lane * kRpl < rows_here;
 

@@ -7,7 +7,8 @@
 // (kVector: rows of adjacent, aligned elements) or N = 1 (2 when traditional) scalar loads
 // at any element stride. A thread computes the cos/sin of its unit once per (group, position)
 // and applies them to every row sharing them (the heads), so sincos is amortised over
-// m_per_block rows; x is read in place in any layout, the output is row-contiguous.
+// m_per_block rows (one batch of rows in small launches, kEarly); x is read in place in any
+// layout, the output is row-contiguous.
 #pragma once
 
 #include <cuda_bf16.h>
@@ -49,8 +50,8 @@ __device__ __forceinline__ int64_t rope_row_offset(const RopeParams& p, int64_t 
   return strided_offset(p.row_ndim, p.row_shape, p.row_strides, row);
 }
 
-// Offset group g's offset. kEarly: a volatile load, which the compiler cannot hoist above
-// the rows' loads that precede it.
+// Offset group g's offset. kEarly: a volatile load, kept after the rows' loads that precede it
+// in the source (best effort: without a memory clobber ptxas may still reorder plain loads).
 template <bool kEarly>
 __device__ __forceinline__ int32_t load_offset(const RopeParams& p, int64_t g) {
   const int32_t* at = p.offsets + g * p.offset_step;
@@ -107,10 +108,8 @@ constexpr int kRopeBatch = kLean ? 1 : N >= 8 ? 2 : 4;
 // Grid: x over (group, position) pairs (blockDim.y per block, grid-stride), y over chunks of
 // m_per_block rows. blockDim.x threads stride over the units of a row.
 // kEarly (launches smaller than a wave, i.e. decode): fewer, fuller blocks (threadIdx.z over
-// rows), and a unit's first rows loaded before the offset is read. An offset of <= 8 bytes
-// sits in MLX's managed pool for scalars, which the GPU reads across the host link: read by
-// all 32 blocks of a one-sequence decode call, it cost 4-5 us a call (the same offset in
-// device memory did not; from 4 blocks it did not either).
+// rows), so that few blocks read the offset, which MLX may keep in managed memory read
+// across the host link (csrc/cuda/NOTES.md, seventh session).
 template <typename T, int N, bool kTraditional, bool kVector, bool kLean, bool kEarly>
 // Two resident blocks per SM: at one (152 registers for bfloat16) throughput fell by 25-35%;
 // at four (64 registers) with batches of rows the vector kernels spill (up to 272 bytes) and
@@ -166,11 +165,11 @@ __global__ void __launch_bounds__(256, kEarly ? 1 : kLean ? 4 : 2) rope_kernel(c
       // matching vectors of the two halves.
       const int64_t e1 = kTraditional ? int64_t(pair0) * 2 : pair0;
       const int64_t e2 = pair0 + half;
-      constexpr int B = kRopeBatch<N, kLean>;
-      Vec<T, N> a[B], b[B];
+      constexpr int kBatch = kRopeBatch<N, kLean>;
+      Vec<T, N> a[kBatch], b[kBatch];
       auto load_batch = [&](int64_t m0, Vec<T, N>* va, Vec<T, N>* vb) {
 #pragma unroll
-        for (int j = 0; j < B; ++j) {
+        for (int j = 0; j < kBatch; ++j) {
           if (m0 + j * m_step < m_end) {
             const T* row = x + rope_row_offset(p, row_of(m0 + j * m_step));
             va[j] = load_unit<T, N, kVector>(row, e1, p.x_step);
@@ -196,12 +195,12 @@ __global__ void __launch_bounds__(256, kEarly ? 1 : kLean ? 4 : 2) rope_kernel(c
         sincosf(theta, &s[k], &c[k]);
         s[k] = p.forward ? s[k] : -s[k];
       }
-      for (int64_t m0 = m_begin + m_lane; m0 < m_end; m0 += B * m_step) {
+      for (int64_t m0 = m_begin + m_lane; m0 < m_end; m0 += kBatch * m_step) {
         if (!kEarly || m0 != m_begin + m_lane) {
           load_batch(m0, a, b);
         }
 #pragma unroll
-        for (int j = 0; j < B; ++j) {
+        for (int j = 0; j < kBatch; ++j) {
           if (m0 + j * m_step < m_end) {
             T* orow = out + row_of(m0 + j * m_step) * p.row_size;
             if constexpr (kTraditional) {

@@ -44,14 +44,16 @@ def test_rows_holding_inf_nan_or_overflow_match_the_reference(op):
     base[1, 7] = -np.inf
     base[2, 3000] = 3e30
     base[3, 50] = np.nan
-    x = mx.array(base)
-    if op == "layer_norm":
-        y, r = fused.layer_norm(x, None, None, EPS), layer_norm(x, None, None, EPS)
-    elif op == "rms_norm":
-        y, r = fused.rms_norm(x, None, EPS), rms_norm(x, None, EPS)
-    else:
-        z = mx.zeros_like(x)
-        y, r = fused.add_rms_norm(x, z, None, EPS)[0], add_rms_norm(x, z, None, EPS)[0]
+    x, z = mx.array(base), mx.zeros((5, 4096))
+    with fused.observe() as seen:
+        if op == "layer_norm":
+            y, r = fused.layer_norm(x, None, None, EPS), layer_norm(x, None, None, EPS)
+        elif op == "rms_norm":
+            y, r = fused.rms_norm(x, None, EPS), rms_norm(x, None, EPS)
+        else:
+            y, r = fused.add_rms_norm(x, z, None, EPS)[0], add_rms_norm(x, z, None, EPS)[0]
+        mx.eval(y)
+    assert seen.kernels == {f"cpu:{op}_float32": 1} and not seen.fallbacks, seen
     y, r = np.array(y), np.array(r)
     np.testing.assert_array_equal(np.isnan(y), np.isnan(r))
     finite = ~np.isnan(r)

@@ -69,7 +69,7 @@ void launch_rope(mx::cu::CommandEncoder& encoder, RopeParams& p, bool traditiona
   const bool early = blocks_x * chunks() < cuda::sm_count(encoder);
   int threads_z = 1;
   if (early) {
-    const int batch = !vector ? cuda::kRopeBatch<1, false>
+    const int batch = !vector ? (traditional ? cuda::kRopeBatch<2, false> : cuda::kRopeBatch<1, false>)
         : sizeof(T) == 2      ? cuda::kRopeBatch<V, true> // the lean kernels
                               : cuda::kRopeBatch<V, false>;
     while (threads_z * 2 * threads_x * threads_y <= kBlock && threads_z * 2 <= 64 && threads_z < p.n_m) {

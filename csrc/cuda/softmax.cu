@@ -30,13 +30,9 @@ struct SoftmaxKernel {
 
 // Rows adjacent in memory, their elements strided (a non-last axis, as a transposed view):
 // softmax_cols, each lane loading kRpl rows at once (8 bytes, 4, or one element) where every
-// tile's rows are so aligned, when there are at least as many tiles (blocks) as SMs. Fewer
-// leave SMs idle: 4096x4096 over axis 0 (64 tiles) took 525 us a single call against 257 us
-// for the row kernel reading the strided rows and 383 us for mx.softmax, though 20 calls an
-// evaluation overlap and hid that (100 us a call against 179). Tried for few tiles and not
-// kept: narrower loads for more tiles, 32 warps a block, a cluster of blocks a tile (its
-// cluster launch broke later kernels in MLX's cached CUDA graphs) (csrc/cuda/NOTES.md).
-// False if the layout is not that. The output never aliases x: donation needs a
+// tile's rows are so aligned, when there are at least as many tiles (blocks) as SMs: fewer
+// leave SMs idle, and a single call ran at half the row kernel's speed (csrc/cuda/NOTES.md,
+// seventh session, with what was tried for few tiles). False if the layout is not that. The output never aliases x: donation needs a
 // row-contiguous x, which this is not.
 template <typename T>
 bool launch_softmax_cols(mx::cu::CommandEncoder& encoder, SoftmaxParams& p, const char* dtype) {

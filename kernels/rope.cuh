@@ -102,8 +102,11 @@ __device__ __forceinline__ float rot2(float a, float b, float c, float s) {
 // several loads are in flight whatever the compiler assumes about x and out aliasing; two
 // for 8-element units, whose registers would otherwise cap residency at one block per SM.
 // Lean kernels take one row at a time and more warps instead (four blocks an SM).
+constexpr int rope_batch(int n, bool lean) {
+  return lean ? 1 : n >= 8 ? 2 : 4;
+}
 template <int N, bool kLean>
-constexpr int kRopeBatch = kLean ? 1 : N >= 8 ? 2 : 4;
+constexpr int kRopeBatch = rope_batch(N, kLean);
 
 // Grid: x over (group, position) pairs (blockDim.y per block, grid-stride), y over chunks of
 // m_per_block rows. blockDim.x threads stride over the units of a row.

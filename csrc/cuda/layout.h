@@ -78,4 +78,33 @@ void collapse_rows(const mlx::core::array& x, int& ndim, int64_t (&shape)[kMax],
   }
 }
 
+// Host side of ColumnTiles (rms_norm_cols, softmax_cols): `inner` rows adjacent in memory on
+// the innermost row axis, the n_outer row axes around them `outer_strides` apart, a row's
+// elements `elem_step` apart. A lane loads rows_per_lane() of them at once: 8 bytes' worth,
+// else 2, else 1, the widest at which every tile's rows are aligned.
+struct ColumnRows {
+  const void* x;
+  int itemsize;
+  int64_t inner;
+  int64_t elem_step;
+  const int64_t* outer_strides;
+  int n_outer;
+
+  bool aligned(int rpl) const {
+    bool ok = inner % rpl == 0 && elem_step % rpl == 0 && reinterpret_cast<uintptr_t>(x) % (rpl * itemsize) == 0;
+    for (int k = 0; k < n_outer; ++k) {
+      ok = ok && outer_strides[k] % rpl == 0;
+    }
+    return ok;
+  }
+  int rows_per_lane() const {
+    const int wide = 8 / itemsize;
+    return aligned(wide) ? wide : (wide > 2 && aligned(2) ? 2 : 1);
+  }
+  // Tiles (blocks) of 32 lanes x rpl rows over n_rows rows.
+  int64_t tiles(int rpl, int64_t n_rows) const {
+    return (inner + 32 * rpl - 1) / (32 * rpl) * (n_rows / inner);
+  }
+};
+
 } // namespace mlxr::cuda

@@ -66,19 +66,11 @@ void launch_rms_norm(mx::cu::CommandEncoder& encoder, RMSNormParams& p, const ch
   } else if (p.row_strides[p.row_ndim - 1] == 1) {
     // Transposed: neighbouring rows are neighbours in memory. Each lane loads kRpl rows at
     // once (8 bytes, else 4, else one element) where every tile's rows are so aligned.
-    int64_t inner = p.row_shape[p.row_ndim - 1];
-    auto rows_aligned = [&](int rpl) {
-      bool ok = inner % rpl == 0 && p.x_step % rpl == 0 &&
-          reinterpret_cast<uintptr_t>(p.x) % (rpl * sizeof(T)) == 0;
-      for (int k = 0; k + 1 < p.row_ndim; ++k) {
-        ok = ok && p.row_strides[k] % rpl == 0;
-      }
-      return ok;
-    };
+    const cuda::ColumnRows cols{p.x, int(sizeof(T)), p.row_shape[p.row_ndim - 1], p.x_step, p.row_strides, p.row_ndim - 1};
     constexpr int kWide = 8 / sizeof(T);
     // Short rows: 32 bytes of rows at a time held in shared memory, x read once.
     constexpr int kSmemRows = 32 / sizeof(T);
-    if (rows_aligned(kWide) && inner % kSmemRows == 0 && p.row_size * sizeof(T) % 16 == 0) {
+    if (cols.aligned(kWide) && cols.inner % kSmemRows == 0 && p.row_size * sizeof(T) % 16 == 0) {
       const void* kernel = reinterpret_cast<const void*>(&cuda::rms_norm_cols_smem<T>);
       int64_t smem = int64_t(kSmemRows) * (p.row_size + 16 / sizeof(T)) * sizeof(T);
       if (smem <= cuda::max_dynamic_smem(encoder, kernel, 4096)) {
@@ -88,11 +80,11 @@ void launch_rms_norm(mx::cu::CommandEncoder& encoder, RMSNormParams& p, const ch
         return;
       }
     }
-    int rpl = rows_aligned(kWide) ? kWide : (kWide > 2 && rows_aligned(2) ? 2 : 1);
+    const int rpl = cols.rows_per_lane();
     const void* kernel = rpl == kWide ? reinterpret_cast<const void*>(&cuda::rms_norm_cols<T, kWide>)
         : rpl == 2 ? reinterpret_cast<const void*>(&cuda::rms_norm_cols<T, 2>)
                    : reinterpret_cast<const void*>(&cuda::rms_norm_cols<T, 1>);
-    int64_t tiles = (inner + 32 * rpl - 1) / (32 * rpl) * (p.n_rows / inner);
+    const int64_t tiles = cols.tiles(rpl, p.n_rows);
     cuda::launch(encoder, kernel, dim3(cuda::grid_size(tiles)), dim3(32 * cuda::kColsWarps), p);
     name += "cols_";
   } else {

@@ -24,9 +24,14 @@ constexpr int kBlock = 256; // rope_kernel's launch bound
 // 16-bit vector kernels run lean (one row a batch, four blocks an SM): bf16 prefill rose from
 // 81 to 90-94 % of copy and the (B, T, H, D) view from 1.14-1.17x to 1.34-1.40x mx.fast (H100,
 // same build); float32 was no faster that way (93-96 -> 92-93 %).
+template <typename T>
+constexpr bool rope_lean(bool vector) {
+  return sizeof(T) == 2 && vector;
+}
+
 template <typename T, int N, bool kTraditional, bool kVector>
 const void* rope_kernel(bool early) {
-  constexpr bool kLean = sizeof(T) == 2 && kVector;
+  constexpr bool kLean = rope_lean<T>(kVector);
   return early ? reinterpret_cast<const void*>(&cuda::rope_kernel<T, N, kTraditional, kVector, kLean, true>)
                : reinterpret_cast<const void*>(&cuda::rope_kernel<T, N, kTraditional, kVector, kLean, false>);
 }
@@ -61,24 +66,18 @@ void launch_rope(mx::cu::CommandEncoder& encoder, RopeParams& p, bool traditiona
   while (m_per_block > 1 && blocks_x * chunks() < 2048) {
     m_per_block = (m_per_block + 1) / 2;
   }
-  while (chunks() > 65535) { // grid y limit
-    m_per_block *= 2;
-  }
   // Fewer blocks than SMs (decode): latency-bound. One batch of rows a thread, threadIdx.z
   // over rows, so that few blocks read the offset (the kernel's kEarly).
   const bool early = blocks_x * chunks() < cuda::sm_count(encoder);
   int threads_z = 1;
   if (early) {
-    const int batch = !vector ? (traditional ? cuda::kRopeBatch<2, false> : cuda::kRopeBatch<1, false>)
-        : sizeof(T) == 2      ? cuda::kRopeBatch<V, true> // the lean kernels
-                              : cuda::kRopeBatch<V, false>;
     while (threads_z * 2 * threads_x * threads_y <= kBlock && threads_z * 2 <= 64 && threads_z < p.n_m) {
       threads_z *= 2;
     }
-    m_per_block = static_cast<int64_t>(threads_z) * batch;
-    while (chunks() > 65535) {
-      m_per_block *= 2;
-    }
+    m_per_block = static_cast<int64_t>(threads_z) * cuda::rope_batch(n, rope_lean<T>(vector));
+  }
+  while (chunks() > 65535) { // grid y limit
+    m_per_block *= 2;
   }
   p.m_per_block = m_per_block;
   const void* kernel = vector ? (traditional ? rope_kernel<T, V, true, true>(early) : rope_kernel<T, V, false, true>(early))

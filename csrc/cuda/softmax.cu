@@ -32,26 +32,18 @@ struct SoftmaxKernel {
 // softmax_cols, each lane loading kRpl rows at once (8 bytes, 4, or one element) where every
 // tile's rows are so aligned, when there are at least as many tiles (blocks) as SMs: fewer
 // leave SMs idle, and a single call ran at half the row kernel's speed (csrc/cuda/NOTES.md,
-// seventh session, with what was tried for few tiles). False if the layout is not that. The output never aliases x: donation needs a
-// row-contiguous x, which this is not.
+// seventh session, with what was tried for few tiles). False if the layout is not that. The
+// output never aliases x: donation needs a row-contiguous x, which this is not.
 template <typename T>
 bool launch_softmax_cols(mx::cu::CommandEncoder& encoder, SoftmaxParams& p, const char* dtype) {
   const int last = p.rows.ndim - 1;
   if (p.elems.ndim != 1 || p.elems.strides[0] == 1 || p.row_size == 1 || p.rows.strides[last] != 1) {
     return false;
   }
-  const int64_t inner = p.rows.shape[last];
-  auto rows_aligned = [&](int rpl) {
-    bool ok = inner % rpl == 0 && p.elems.strides[0] % rpl == 0 &&
-        reinterpret_cast<uintptr_t>(p.x) % (rpl * sizeof(T)) == 0;
-    for (int k = 0; k < last; ++k) {
-      ok = ok && p.rows.strides[k] % rpl == 0;
-    }
-    return ok;
-  };
+  const cuda::ColumnRows cols{p.x, int(sizeof(T)), p.rows.shape[last], p.elems.strides[0], p.rows.strides, last};
   constexpr int kWide = 8 / sizeof(T);
-  const int rpl = rows_aligned(kWide) ? kWide : (kWide > 2 && rows_aligned(2) ? 2 : 1);
-  const int64_t tiles = (inner + 32 * rpl - 1) / (32 * rpl) * (p.n_rows / inner);
+  const int rpl = cols.rows_per_lane();
+  const int64_t tiles = cols.tiles(rpl, p.n_rows);
   if (tiles < cuda::sm_count(encoder)) {
     return false;
   }

@@ -8,11 +8,24 @@ import numpy as np
 import pytest
 
 import mlxr.fused as fused
+import mlxr.reference as reference
 
 N, EPS = 262144, 1e-5
+OPS = ["rms_norm", "add_rms_norm", "layer_norm"]
 
 
-@pytest.mark.parametrize("op", ["rms_norm", "add_rms_norm", "layer_norm"])
+def run(impl, op, x):
+    """op of impl (mlxr.fused or mlxr.reference) on x without weights; add_rms_norm adds a zero
+    residual and returns its normalised output."""
+    fn = getattr(impl, op)
+    if op == "layer_norm":
+        return fn(x, None, None, EPS)
+    if op == "rms_norm":
+        return fn(x, None, EPS)
+    return fn(x, mx.zeros_like(x), None, EPS)[0]
+
+
+@pytest.mark.parametrize("op", OPS)
 def test_long_row_of_equal_values_keeps_float32_accuracy(op):
     base = np.full((2, N), 1.1, dtype=np.float32)
     base[:, 0] = 3.0
@@ -20,41 +33,29 @@ def test_long_row_of_equal_values_keeps_float32_accuracy(op):
     centred = b - b.mean(-1, keepdims=True) if op == "layer_norm" else b
     expected = centred / np.sqrt((centred**2).mean(-1, keepdims=True) + EPS)
     with fused.observe() as seen:
-        if op == "layer_norm":
-            y = fused.layer_norm(x, None, None, EPS)
-        elif op == "rms_norm":
-            y = fused.rms_norm(x, None, EPS)
-        else:
-            y = fused.add_rms_norm(x, mx.zeros_like(x), None, EPS)[0]
+        y = run(fused, op, x)
         mx.eval(y)
     assert seen.kernels == {f"cpu:{op}_float32": 1} and not seen.fallbacks, seen
     # Relative to the output's scale: layer_norm's outputs near the mean are differences.
     np.testing.assert_allclose(np.array(y), expected, rtol=0, atol=1e-5 * np.abs(expected).max())
 
 
-@pytest.mark.parametrize("op", ["rms_norm", "add_rms_norm", "layer_norm"])
+@pytest.mark.parametrize("op", OPS)
 def test_rows_holding_inf_nan_or_overflow_match_the_reference(op):
     # The compensated sums must not turn a lane's inf into NaN (inf - inf in the carry): a
     # row with +inf, one with -inf, one whose squares overflow, one with NaN; long enough
     # for many folds after the special value.
-    from mlxr.reference import add_rms_norm, layer_norm, rms_norm
-
     base = np.random.default_rng(4).normal(size=(5, 4096)).astype(np.float32)
     base[0, 100] = np.inf
     base[1, 7] = -np.inf
     base[2, 3000] = 3e30
     base[3, 50] = np.nan
-    x, z = mx.array(base), mx.zeros((5, 4096))
+    x = mx.array(base)
     with fused.observe() as seen:
-        if op == "layer_norm":
-            y, r = fused.layer_norm(x, None, None, EPS), layer_norm(x, None, None, EPS)
-        elif op == "rms_norm":
-            y, r = fused.rms_norm(x, None, EPS), rms_norm(x, None, EPS)
-        else:
-            y, r = fused.add_rms_norm(x, z, None, EPS)[0], add_rms_norm(x, z, None, EPS)[0]
+        y = run(fused, op, x)
         mx.eval(y)
     assert seen.kernels == {f"cpu:{op}_float32": 1} and not seen.fallbacks, seen
-    y, r = np.array(y), np.array(r)
+    y, r = np.array(y), np.array(run(reference, op, x))
     np.testing.assert_array_equal(np.isnan(y), np.isnan(r))
     finite = ~np.isnan(r)
     np.testing.assert_allclose(y[finite], r[finite], rtol=1e-5, atol=1e-6)

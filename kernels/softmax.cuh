@@ -124,6 +124,11 @@ struct KahanSum {
   __device__ __forceinline__ KahanSum operator*(float f) const {
     return {value * f, carry * f};
   }
+  // carry holds what the last additions lost, negated. Terms are exp(x - max) <= 1, so value
+  // stays finite (NaN inputs make both NaN).
+  __device__ __forceinline__ float total() const {
+    return value - carry;
+  }
 };
 
 // Folds kUnits units of kV values of one row (value(u, k), where live(u)) into its online max
@@ -337,7 +342,7 @@ __global__ void __launch_bounds__(32 * kSoftmaxColsWarps) softmax_cols(const Sof
 #pragma unroll
     for (int k = 0; k < kRpl; ++k) {
       part_max[warp][lane * kRpl + k] = m[k];
-      part_sum[warp][lane * kRpl + k] = sum[k].value;
+      part_sum[warp][lane * kRpl + k] = sum[k].total();
     }
     __syncthreads();
     for (int r = threadIdx.x; r < kRows; r += blockDim.x) {

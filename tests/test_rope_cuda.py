@@ -95,6 +95,33 @@ def test_small_and_wide_launches(dtype, traditional, dims, launch):
     np.testing.assert_array_equal(as_np(y[..., dims:]), as_np(x[..., dims:]))
 
 
+# One offset reaches the kernel by value when the host can read it at encoding time (a constant,
+# a finished result), else as the array (computed in the same graph). Each form's value differs
+# from the others', so a kernel that took the wrong one, or a stale one, fails.
+OFFSET_FORMS = {
+    "int": lambda: 1000,
+    "constant": lambda: mx.array(1001, dtype=mx.int32),
+    "lazy": lambda: mx.array(600, dtype=mx.int32) + 402,
+    "finished": lambda: mx.eval(o := mx.array(600, dtype=mx.int32) + 403) or o,
+}
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("form", sorted(OFFSET_FORMS))
+@pytest.mark.parametrize("launch", ["decode", "prefill"])
+def test_offset_forms(dtype, form, launch):
+    shape = LAUNCHES[launch][0]
+    x = rand(shape, dtype, 4)
+    off = OFFSET_FORMS[form]()
+    value = off if isinstance(off, int) else off.item()
+    poison(x.shape, dtype)
+    with fused.observe() as seen:
+        y = fused.rope(x, 128, traditional=False, base=10000.0, scale=1.0, offset=OFFSET_FORMS[form]())
+        mx.eval(y)
+    assert sum(gpu_rope_kernels(seen).values()) == 1 and not seen.fallbacks, seen
+    assert_close(y, device_reference(x, 128, traditional=False, base=10000.0, scale=1.0, offset=value), dtype)
+
+
 @pytest.mark.parametrize("traditional", [False, True])
 @pytest.mark.parametrize("shape", [(1, 32, 2048, 128), (4, 32, 1, 128), (3, 5, 700, 64), (1, 1, 5000, 64)])
 def test_many_rows_share_angles(traditional, shape):

@@ -59,6 +59,8 @@ def bench_all(only):
             for batch in (1, 32):
                 off = mx.arange(batch, dtype=mx.int32) * 37 + 100
                 rows.append(row(f"decode_b{batch}", make((batch, 32, 1, 128), dtype), 128, False, off, False))
+            # mlx-lm's KV cache passes its offset as an int
+            rows.append(row("decode_b1_int", make((1, 32, 1, 128), dtype), 128, False, 100, False))
     return rows
 
 

@@ -72,7 +72,7 @@ def test_matches_reference_and_runs_fused(dtype, traditional, d, dims, offset):
 LAUNCHES = {
     "decode": ((2, 32, 1, 136), 1000, True),
     "decode_per_sequence": ((2, 32, 1, 136), mx.array([7, 900]), True),
-    "prefill": ((1, 8, 1024, 136), 5, False),
+    "prefill": ((1, 8, 4096, 136), 5, False),
 }
 
 

@@ -63,10 +63,13 @@ void launch_rope(mx::cu::CommandEncoder& encoder, RopeParams& p, bool traditiona
   int threads_y = static_cast<int>(std::min<int64_t>(kBlock / threads_x, p.n_gt));
   int64_t blocks_x = cuda::grid_size((p.n_gt + threads_y - 1) / threads_y);
   // Rows sharing one position share its sines and cosines: one block takes as many of them
-  // as still leaves ~2048 blocks (a few waves on an H100) to spread over the SMs.
+  // as still leaves ~4096 blocks (several waves on an H100) to spread over the SMs, and at
+  // least one batch a thread. Against 2048 blocks: prefill +1.2-1.6 % of copy, traditional
+  // bf16 -1.7 %; below a batch, half-rotated float32 lost 7 % (H100, NOTES.md, eighth session).
+  const int batch = cuda::rope_batch(n, rope_lean<T>(vector));
   int64_t m_per_block = std::max<int64_t>(p.n_m, 1);
   auto chunks = [&] { return (p.n_m + m_per_block - 1) / m_per_block; };
-  while (m_per_block > 1 && blocks_x * chunks() < 2048) {
+  while (m_per_block > batch && blocks_x * chunks() < 4096) {
     m_per_block = (m_per_block + 1) / 2;
   }
   // Fewer blocks than SMs (decode): latency-bound. One batch of rows a thread, threadIdx.z
@@ -77,7 +80,7 @@ void launch_rope(mx::cu::CommandEncoder& encoder, RopeParams& p, bool traditiona
     while (threads_z * 2 * threads_x * threads_y <= kBlock && threads_z * 2 <= 64 && threads_z < p.n_m) {
       threads_z *= 2;
     }
-    m_per_block = static_cast<int64_t>(threads_z) * cuda::rope_batch(n, rope_lean<T>(vector));
+    m_per_block = static_cast<int64_t>(threads_z) * batch;
   }
   while (chunks() > 65535) { // grid y limit
     m_per_block *= 2;

@@ -88,14 +88,15 @@ class OutputMemory {
     return data;
   }
 
-  // May run at exit, after CUDA has shut down: errors are ignored. Large buffers go back to
-  // the pool (a driver call is noise next to their kernel); when the small ones outgrow the
-  // cap, the stale ones go back too rather than the new one.
+  // May run at exit, after CUDA has shut down: errors are ignored. Buffers of every size are
+  // kept: a pool round trip per large output cost 4-6 us a call (rope prefill, 134-268 MB,
+  // H100: 88-91 -> 92-97 % of copy in the bench, NOTES.md, eighth session). When the kept
+  // ones outgrow the cap, the stale ones go back rather than the new one.
   void release(int device, void* data, size_t size) noexcept {
     std::vector<std::pair<int, void*>> to_pool;
-    if (size <= kMaxCachedSize) {
+    {
       std::lock_guard lock(mutex_);
-      if (cached_bytes_ + size > kMaxCachedBytes) {
+      if (cached_bytes_ + size > cap_) {
         for (auto& [key, buffers] : free_) {
           for (void* old : buffers) {
             to_pool.emplace_back(key.first, old);
@@ -106,8 +107,6 @@ class OutputMemory {
       }
       free_[{device, size}].push_back(data);
       cached_bytes_ += size;
-    } else {
-      to_pool.emplace_back(device, data);
     }
     for (auto [dev, ptr] : to_pool) {
       if (try_use_device(dev) == cudaSuccess) {
@@ -117,8 +116,6 @@ class OutputMemory {
   }
 
  private:
-  static constexpr size_t kMaxCachedSize = size_t(16) << 20;
-  static constexpr size_t kMaxCachedBytes = size_t(256) << 20;
 
   struct DeviceState {
     cudaMemPool_t pool = nullptr;
@@ -137,6 +134,9 @@ class OutputMemory {
       size_t free_bytes = 0, total_bytes = 0;
       check(cudaMemGetInfo(&free_bytes, &total_bytes), "cudaMemGetInfo");
       uint64_t keep = total_bytes / 2;
+      // Kept buffers are part of what the pool keeps reserved anyway: up to a quarter of the
+      // largest device.
+      cap_ = std::max<size_t>(cap_, total_bytes / 4);
       check(cudaMemPoolSetAttribute(state.pool, cudaMemPoolAttrReleaseThreshold, &keep),
             "cudaMemPoolSetAttribute");
       check(cudaStreamCreateWithFlags(&state.free_stream, cudaStreamNonBlocking),
@@ -163,6 +163,7 @@ class OutputMemory {
   std::map<int, DeviceState> devices_;
   std::map<std::pair<int, size_t>, std::vector<void*>> free_;
   size_t cached_bytes_ = 0;
+  size_t cap_ = 0; // set with the first device's pool
 };
 
 bool use_managed_memory() {

@@ -95,9 +95,10 @@ def test_small_and_wide_launches(dtype, traditional, dims, launch):
     np.testing.assert_array_equal(as_np(y[..., dims:]), as_np(x[..., dims:]))
 
 
-# One offset reaches the kernel by value when the host can read it at encoding time (a constant,
-# a finished result), else as the array (computed in the same graph). Each form's value differs
-# from the others', so a kernel that took the wrong one, or a stale one, fails.
+# One offset reaches the kernel by value when its array is available at encoding time (a
+# constant: an int's array, mx.array(...)), else as the array (computed in the same graph, or
+# evaluated earlier: MLX marks that available only once something waits on it). Each form's
+# value differs from the others', so a kernel that took the wrong one, or a stale one, fails.
 OFFSET_FORMS = {
     "int": lambda: 1000,
     "constant": lambda: mx.array(1001, dtype=mx.int32),

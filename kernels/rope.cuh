@@ -29,7 +29,7 @@ struct RopeParams {
   void* out; // row-contiguous
   const int32_t* offsets; // n_groups of them, offset_step apart
   int64_t offset_step;
-  // One offset the host could read (a constant, or a finished result): passed here instead.
+  // One offset the host could read when encoding (status available, unified memory): here.
   bool offset_by_value;
   int32_t offset_value;
   const float* inv_freqs; // dims / 2 of them, inv_step apart
@@ -76,8 +76,10 @@ template <typename T, int N, bool kVector>
 __device__ __forceinline__ Vec<T, N> load_unit(const T* row, int64_t e, int64_t step) {
   if constexpr (kVector) {
     static_assert(sizeof(Vec<T, N>) == sizeof(int4));
-    int4 v = __ldcs(reinterpret_cast<const int4*>(row + e));
-    return *reinterpret_cast<const Vec<T, N>*>(&v);
+    const int4 bits = __ldcs(reinterpret_cast<const int4*>(row + e));
+    Vec<T, N> v;
+    memcpy(&v, &bits, sizeof(v));
+    return v;
   } else {
     Vec<T, N> v;
 #pragma unroll
@@ -91,7 +93,9 @@ __device__ __forceinline__ Vec<T, N> load_unit(const T* row, int64_t e, int64_t 
 template <typename T, int N, bool kVector>
 __device__ __forceinline__ void store_unit(T* row, int64_t e, const Vec<T, N>& v) {
   if constexpr (kVector) {
-    __stcs(reinterpret_cast<int4*>(row + e), *reinterpret_cast<const int4*>(&v));
+    int4 bits;
+    memcpy(&bits, &v, sizeof(v));
+    __stcs(reinterpret_cast<int4*>(row + e), bits);
   } else {
 #pragma unroll
     for (int k = 0; k < N; ++k) {

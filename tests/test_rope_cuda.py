@@ -4,6 +4,8 @@ offsets, dtypes and transforms.
 Runs only where the extension was built against a CUDA MLX (``_ext.gpu_kernels == "cuda"``).
 """
 
+import itertools
+
 import mlx.core as mx
 import numpy as np
 import pytest
@@ -95,16 +97,35 @@ def test_small_and_wide_launches(dtype, traditional, dims, launch):
     np.testing.assert_array_equal(as_np(y[..., dims:]), as_np(x[..., dims:]))
 
 
-# One offset reaches the kernel by value when its array is available at encoding time (a
-# constant: an int's array, mx.array(...)), else as the array (computed in the same graph, or
-# evaluated earlier: MLX marks that available only once something waits on it). Each form's
-# value differs from the others', so a kernel that took the wrong one, or a stale one, fails.
+def _waited(v):
+    o = mx.array(v - 7, dtype=mx.int32) + 7
+    o.item()  # waits: status available, in MLX's unified scalar pool
+    return o
+
+
+def _view_waited(v):
+    o = (mx.arange(4, dtype=mx.int32) * 300 + (v - 600))[2]  # a 16-byte GPU result: device memory
+    mx.eval(o)
+    mx.eval(o)  # waits without reading: status available, the buffer still on the device
+    return o
+
+
+# One offset reaches the kernel by value when its array is available at encoding time and in
+# unified memory (a constant: an int's array, mx.array(...); a result something waited on),
+# else as the array (computed in the same graph; evaluated but not waited on; a one-element
+# view of a larger GPU result, whose buffer the host must not touch: reading it would move
+# it). Every call takes a value no earlier call took, so a kernel that read the wrong offset,
+# or a stale one, fails.
 OFFSET_FORMS = {
-    "int": lambda: 1000,
-    "constant": lambda: mx.array(1001, dtype=mx.int32),
-    "lazy": lambda: mx.array(600, dtype=mx.int32) + 402,
-    "finished": lambda: mx.eval(o := mx.array(600, dtype=mx.int32) + 403) or o,
+    "int": lambda v: v,
+    "constant": lambda v: mx.array(v, dtype=mx.int32),
+    "lazy": lambda v: mx.array(v - 400, dtype=mx.int32) + 400,
+    "evaluated": lambda v: mx.eval(o := mx.array(v - 400, dtype=mx.int32) + 400) or o,
+    "waited": _waited,
+    "view": lambda v: (mx.arange(4, dtype=mx.int32) * 300 + (v - 600))[2],
+    "view_waited": _view_waited,
 }
+_offset_values = itertools.count(1000, 7)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -113,11 +134,11 @@ OFFSET_FORMS = {
 def test_offset_forms(dtype, form, launch):
     shape = LAUNCHES[launch][0]
     x = rand(shape, dtype, 4)
-    off = OFFSET_FORMS[form]()
-    value = off if isinstance(off, int) else off.item()
+    value = next(_offset_values)
     poison(x.shape, dtype)
+    off = OFFSET_FORMS[form](value)
     with fused.observe() as seen:
-        y = fused.rope(x, 128, traditional=False, base=10000.0, scale=1.0, offset=OFFSET_FORMS[form]())
+        y = fused.rope(x, 128, traditional=False, base=10000.0, scale=1.0, offset=off)
         mx.eval(y)
     assert sum(gpu_rope_kernels(seen).values()) == 1 and not seen.fallbacks, seen
     assert_close(y, device_reference(x, 128, traditional=False, base=10000.0, scale=1.0, offset=value), dtype)

@@ -218,18 +218,19 @@ def test_long_axis_of_equal_terms():
 
 
 def test_columns_kernel_long_axis_of_equal_terms():
-    # Each thread of the columns kernel adds an eighth of a row in sequence: 2048 equal terms,
-    # which drift ~1e-5 relative in a plain float32 sum, over 264 tiles (16896 columns) so that
-    # the columns kernel runs. Row 0 is 0, the rest -1: y[0] = 1 / s, y[i] = e^-1 / s.
-    n, cols = 16384, 16896
-    x = mx.concatenate([mx.zeros((1, cols)), mx.full((n - 1, cols), -1.0)])
+    # Each of the columns kernel's 8 warps adds the rows i = warp (mod 8) in sequence: with rows
+    # 0-7 at 0 (one a warp: each warp's max is 0) and the rest -1, 2047 terms of e^-1 a thread,
+    # which drift ~1e-5 relative in a plain float32 sum (compensated: ~1e-7). 264 tiles (16896
+    # columns) so that the columns kernel runs. y[i < 8] = 1 / s, y[i >= 8] = e^-1 / s.
+    n, cols, warps = 16384, 16896, 8
+    x = mx.concatenate([mx.zeros((warps, cols)), mx.full((n - warps, cols), -1.0)])
     with fused.observe() as seen:
         y = fused.softmax(x, axis=0)
         mx.eval(y)
     assert "gpu:softmax_cols2_float32" in seen.kernels and not seen.fallbacks, seen
-    s = 1.0 + (n - 1) * np.exp(-1.0)
-    first = np.abs(np.array(y[0], dtype=np.float64) * s - 1.0).max()
-    rest = mx.max(mx.abs(y[1:] * float(s / np.exp(-1.0)) - 1.0)).item()  # float32 scale, ~1 ulp
+    s = warps + (n - warps) * np.exp(-1.0)
+    first = np.abs(np.array(y[:warps], dtype=np.float64) * s - 1.0).max()
+    rest = mx.max(mx.abs(y[warps:] * float(s / np.exp(-1.0)) - 1.0)).item()  # float32 scale, ~1 ulp
     assert first < 2e-6 and rest < 2e-6, (first, rest)
 
 

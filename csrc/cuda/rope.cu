@@ -70,7 +70,7 @@ void launch_rope(mx::cu::CommandEncoder& encoder, RopeParams& p, bool traditiona
   int64_t m_per_block = std::max<int64_t>(p.n_m, 1);
   auto chunks = [&] { return (p.n_m + m_per_block - 1) / m_per_block; };
   while (m_per_block > batch && blocks_x * chunks() < 4096) {
-    m_per_block = (m_per_block + 1) / 2;
+    m_per_block = std::max<int64_t>(batch, (m_per_block + 1) / 2);
   }
   // Fewer blocks than SMs (decode): latency-bound. One batch of rows a thread, threadIdx.z
   // over rows, so that few blocks read the offset (the kernel's kEarly).
@@ -123,9 +123,9 @@ void RoPE::eval_gpu(const std::vector<mx::array>& inputs, std::vector<mx::array>
   // MLX keeps arrays of <= 8 bytes in managed memory that the GPU reads across the host link:
   // every block reading a Python int's offset cost 2.5-3.5 us a prefill call (raw H100 bench).
   // One offset the host can read now (status available: a constant, or a result something has
-  // waited on; never one this graph computes) goes to the kernel by value instead. At <= 8
-  // bytes data() never moves the buffer.
-  if (offset.size() == 1 && offset.nbytes() <= 8 && offset.status() == mx::array::Status::available) {
+  // waited on; never one this graph computes) in unified memory (so data() moves nothing)
+  // goes to the kernel by value instead.
+  if (offset.size() == 1 && offset.status() == mx::array::Status::available && cuda::in_unified_memory(offset)) {
     p.offset_by_value = true;
     p.offset_value = offset.data<int32_t>()[0];
   }

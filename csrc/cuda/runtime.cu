@@ -88,25 +88,29 @@ class OutputMemory {
     return data;
   }
 
-  // May run at exit, after CUDA has shut down: errors are ignored. Buffers of every size are
-  // kept: a pool round trip per large output cost 4-6 us a call (rope prefill, 134-268 MB,
-  // H100: 88-91 -> 92-97 % of copy in the bench, NOTES.md, eighth session). When the kept
-  // ones outgrow the cap, the stale ones go back rather than the new one.
+  // May run at exit, after CUDA has shut down: errors are ignored. Buffers up to an eighth of
+  // the cap are kept: a pool round trip per large output cost 4-6 us a call (rope prefill,
+  // 134-268 MB, H100: 88-91 -> 92-97 % of copy in the bench, NOTES.md, eighth session). When
+  // the kept ones outgrow the cap, the stale ones go back rather than the new one.
   void release(int device, void* data, size_t size) noexcept {
     std::vector<std::pair<int, void*>> to_pool;
     {
       std::lock_guard lock(mutex_);
-      if (cached_bytes_ + size > cap_) {
-        for (auto& [key, buffers] : free_) {
-          for (void* old : buffers) {
-            to_pool.emplace_back(key.first, old);
+      if (size > cap_ / 8) { // one buffer would take much of the cap: back to the pool
+        to_pool.emplace_back(device, data);
+      } else {
+        if (cached_bytes_ + size > cap_) {
+          for (auto& [key, buffers] : free_) {
+            for (void* old : buffers) {
+              to_pool.emplace_back(key.first, old);
+            }
+            buffers.clear();
           }
-          buffers.clear();
+          cached_bytes_ = 0;
         }
-        cached_bytes_ = 0;
+        free_[{device, size}].push_back(data);
+        cached_bytes_ += size;
       }
-      free_[{device, size}].push_back(data);
-      cached_bytes_ += size;
     }
     for (auto [dev, ptr] : to_pool) {
       if (try_use_device(dev) == cudaSuccess) {
@@ -279,6 +283,11 @@ void check_row_length(int64_t row_size, const char* op) {
   if (row_size > INT32_MAX) {
     throw std::runtime_error(std::string("[") + op + "] rows longer than 2^31 - 1 elements on the GPU");
   }
+}
+
+bool in_unified_memory(const mx::array& a) {
+  const auto* buf = static_cast<const mx::cu::CudaBuffer*>(a.buffer().ptr());
+  return buf && buf->device < 0;
 }
 
 void output_in_place_or_new(mx::array& out, const mx::array& in, mx::cu::CommandEncoder& encoder) {

@@ -61,6 +61,11 @@ void check_row_length(int64_t row_size, const char* op);
 
 // out's memory: a donated row-contiguous `in` of the same item size is overwritten in place
 // (callers' kernels read each element before they write it), else fresh pool memory.
+// Whether a's buffer is MLX's unified (managed) memory, which the host reads without MLX moving
+// it: Buffer::raw_ptr moves a device buffer into unified memory, re-pointing it under kernels
+// already encoded (a one-element view of a larger GPU result has one).
+bool in_unified_memory(const mx::array& a);
+
 void output_in_place_or_new(mx::array& out, const mx::array& in, mx::cu::CommandEncoder& encoder);
 
 template <typename T>

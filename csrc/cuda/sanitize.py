@@ -89,6 +89,17 @@ def rope_cases(dtype):
                 ref = as_np(rope_reference(on_cpu(x, dtype), dims, **kw))
             got = [fused.rope(x, dims, **kw, **GPU), fused.rope(x * 1, dims, **kw, **GPU)]
             yield f"{name} {'trad' if trad else 'half'}", [(g, ref) for g in got]
+    # One offset: an int (to the kernel by value), and a waited one-element view of a 16-byte
+    # GPU result (device memory: as the array, its buffer untouched by the host).
+    view = (mx.arange(4, dtype=mx.int32) * 300 + 5)[2]  # 605
+    mx.eval(view)
+    mx.eval(view)
+    for name, x in inputs({"vec": cases["vec"][:2]}, dtype):
+        kw = dict(traditional=False, base=10000.0, scale=1.0)
+        with mx.stream(mx.cpu):
+            ref = as_np(rope_reference(on_cpu(x, dtype), 128, offset=605, **kw))
+        got = [fused.rope(x, 128, offset=605, **kw, **GPU), fused.rope(x, 128, offset=view, **kw, **GPU)]
+        yield f"{name} one offset", [(g, ref) for g in got]
 
 
 # Softmax over a transposed view with at least as many tiles (32 lanes' rows) as an H100 has

@@ -90,15 +90,16 @@ def rope_cases(dtype):
             got = [fused.rope(x, dims, **kw, **GPU), fused.rope(x * 1, dims, **kw, **GPU)]
             yield f"{name} {'trad' if trad else 'half'}", [(g, ref) for g in got]
     # One offset: an int (to the kernel by value), and a waited one-element view of a 16-byte
-    # GPU result (device memory: as the array, its buffer untouched by the host).
-    view = (mx.arange(4, dtype=mx.int32) * 300 + 5)[2]  # 605
+    # GPU result (device memory: as the array, its buffer untouched by the host). Small, as the
+    # others: at ~600 rad CUDA's and the CPU's float32 sines differ by 1.5e-5 relative.
+    view = (mx.arange(4, dtype=mx.int32) * 3 + 1)[2]  # 7
     mx.eval(view)
     mx.eval(view)
     for name, x in inputs({"vec": cases["vec"][:2]}, dtype):
         kw = dict(traditional=False, base=10000.0, scale=1.0)
         with mx.stream(mx.cpu):
-            ref = as_np(rope_reference(on_cpu(x, dtype), 128, offset=605, **kw))
-        got = [fused.rope(x, 128, offset=605, **kw, **GPU), fused.rope(x, 128, offset=view, **kw, **GPU)]
+            ref = as_np(rope_reference(on_cpu(x, dtype), 128, offset=7, **kw))
+        got = [fused.rope(x, 128, offset=7, **kw, **GPU), fused.rope(x, 128, offset=view, **kw, **GPU)]
         yield f"{name} one offset", [(g, ref) for g in got]
 
 

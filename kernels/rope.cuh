@@ -141,6 +141,7 @@ __global__ void __launch_bounds__(256, kEarly ? 1 : kLean ? 4 : 2) rope_kernel(c
   const int half = p.dims / 2;
   const int rot_units = (kTraditional ? p.dims : half) / N;
   const int copy_units = (p.row_size - p.dims) / kCopy;
+  constexpr int kBatch = kRopeBatch<N, kLean>; // rows' loads a thread keeps in flight
   const int64_t m_begin = static_cast<int64_t>(blockIdx.y) * p.m_per_block;
   const int64_t m_end = m_begin + p.m_per_block < p.n_m ? m_begin + p.m_per_block : p.n_m;
   // kEarly: threadIdx.z also strides over the block's rows (few blocks, so few readers of the
@@ -163,7 +164,6 @@ __global__ void __launch_bounds__(256, kEarly ? 1 : kLean ? 4 : 2) rope_kernel(c
       // matching vectors of the two halves.
       const int64_t e1 = kTraditional ? int64_t(pair0) * 2 : pair0;
       const int64_t e2 = pair0 + half;
-      constexpr int kBatch = kRopeBatch<N, kLean>;
       Vec<T, N> a[kBatch], b[kBatch];
       auto load_batch = [&](int64_t m0, Vec<T, N>* va, Vec<T, N>* vb) {
 #pragma unroll
@@ -227,20 +227,20 @@ __global__ void __launch_bounds__(256, kEarly ? 1 : kLean ? 4 : 2) rope_kernel(c
       }
     }
     // Pass-through features, after this thread's rotated units: every lane of a row takes the
-    // same share of both (no warp diverges between rotating and copying), kRopeBatch rows'
-    // loads in flight.
+    // same share of both (no warp diverges between rotating and copying), kBatch rows' loads
+    // in flight.
     for (int c = threadIdx.x; c < copy_units; c += blockDim.x) {
       const int64_t e = p.dims + static_cast<int64_t>(c) * kCopy;
-      for (int64_t m0 = m_begin + m_lane; m0 < m_end; m0 += kRopeBatch<N, kLean> * m_step) {
-        Vec<T, kCopy> v[kRopeBatch<N, kLean>];
+      for (int64_t m0 = m_begin + m_lane; m0 < m_end; m0 += kBatch * m_step) {
+        Vec<T, kCopy> v[kBatch];
 #pragma unroll
-        for (int j = 0; j < kRopeBatch<N, kLean>; ++j) {
+        for (int j = 0; j < kBatch; ++j) {
           if (m0 + j * m_step < m_end) {
             v[j] = load_unit<T, kCopy, kVector>(x + rope_row_offset(p, row_of(m0 + j * m_step)), e, p.x_step);
           }
         }
 #pragma unroll
-        for (int j = 0; j < kRopeBatch<N, kLean>; ++j) {
+        for (int j = 0; j < kBatch; ++j) {
           if (m0 + j * m_step < m_end) {
             store_unit<T, kCopy, kVector>(out + row_of(m0 + j * m_step) * p.row_size, e, v[j]);
           }

@@ -103,8 +103,12 @@ def _waited(v):
     return o
 
 
+def _view(v):
+    return (mx.arange(4, dtype=mx.int32) * 300 + (v - 600))[2]  # of a 16-byte GPU result: device memory
+
+
 def _view_waited(v):
-    o = (mx.arange(4, dtype=mx.int32) * 300 + (v - 600))[2]  # a 16-byte GPU result: device memory
+    o = _view(v)
     mx.eval(o)
     mx.eval(o)  # waits without reading: status available, the buffer still on the device
     return o
@@ -122,7 +126,7 @@ OFFSET_FORMS = {
     "lazy": lambda v: mx.array(v - 400, dtype=mx.int32) + 400,
     "evaluated": lambda v: mx.eval(o := mx.array(v - 400, dtype=mx.int32) + 400) or o,
     "waited": _waited,
-    "view": lambda v: (mx.arange(4, dtype=mx.int32) * 300 + (v - 600))[2],
+    "view": _view,
     "view_waited": _view_waited,
 }
 _offset_values = itertools.count(1000, 7)

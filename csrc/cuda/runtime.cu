@@ -120,7 +120,6 @@ class OutputMemory {
   }
 
  private:
-
   struct DeviceState {
     cudaMemPool_t pool = nullptr;
     cudaStream_t free_stream = nullptr; // non-blocking: frees wait for no one

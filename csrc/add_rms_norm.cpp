@@ -110,7 +110,7 @@ void run_add_rms_norm(
                                         &x_rows, &residual_rows, weight, weight_finite, normed.data<void>(),
                                         h.data<void>(), eps});
   });
-  record_kernel("cpu", kernel);
+  record_kernel("cpu", {kernel});
 }
 
 } // namespace

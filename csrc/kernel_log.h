@@ -2,13 +2,17 @@
 #pragma once
 
 #include <cstdint>
+#include <initializer_list>
 #include <map>
 #include <string>
+#include <string_view>
 
 namespace mlxr {
 
-// Called by a kernel when it runs (not when it is scheduled); name is `<op>_<variant>_<dtype>`.
-void record_kernel(const std::string& device, const std::string& name);
+// Called by a kernel when it runs (not when it is scheduled); the name, `<op>_<variant>_<dtype>`,
+// is the concatenation of `name`'s pieces. Allocation-free once a name has been seen: GPU
+// decode calls are host-bound, and building the name as std::strings cost ~100 ns a call.
+void record_kernel(std::string_view device, std::initializer_list<std::string_view> name);
 std::map<std::string, int64_t> kernel_counts();
 void reset_kernel_counts();
 

@@ -204,7 +204,7 @@ void run_layer_norm(
         LayerNormArgs{x.data<void>(), begin, end, row_size, &rows, weight, bias, params_finite,
                       out.data<void>(), eps});
   });
-  record_kernel("cpu", kernel);
+  record_kernel("cpu", {kernel});
 }
 
 } // namespace

@@ -93,7 +93,7 @@ void run_quantized_matmul(const mx::array& x, const mx::array& w, const mx::arra
   if constexpr (!std::is_same_v<D, cpu::F32>) {
     cpu::from_float32<D>(out_f32.data(), out.data<S>(), M * N);
   }
-  record_kernel("cpu", std::string("quantized_matmul_") + variant + "_" + dtype_name);
+  record_kernel("cpu", {"quantized_matmul_", variant, "_", dtype_name});
 }
 
 } // namespace

@@ -70,7 +70,7 @@ void run_rms_norm(const mx::array& x, const std::optional<mx::array>& w, mx::arr
     rms_norm_rows<D>(RMSNormArgs{x.data<void>(), begin, end, row_size, &rows, weight,
                                  weight_finite, out.data<void>(), eps});
   });
-  record_kernel("cpu", kernel);
+  record_kernel("cpu", {kernel});
 }
 
 } // namespace

@@ -324,7 +324,7 @@ void run_rope(RopeArgs args, const mx::array& x, const mx::array& offset,
     part.t_end = end;
     rope_rows<D>(part);
   });
-  record_kernel("cpu", kernel);
+  record_kernel("cpu", {kernel});
 }
 
 } // namespace

@@ -382,7 +382,7 @@ void run_softmax(const mx::array& x, mx::array& out, int n_axes, bool out_like_x
     softmax_rows<D>(SoftmaxArgs{x.data<void>(), begin * unit, end * unit, row_size, &rows,
                                 out.data<void>(), out_like_x, lane_rows});
   });
-  record_kernel("cpu", kernel);
+  record_kernel("cpu", {kernel});
 }
 
 // y * (t - sum(t * y)) over the last n_axes axes in the accumulation dtype, rounded once.

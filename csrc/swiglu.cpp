@@ -114,7 +114,7 @@ void run_swiglu(const mx::array& gate, const mx::array& up, mx::array& out, cons
                                                  row_size, flat ? nullptr : &gate_rows, &up_rows,
                                                  out.data<void>(), end == n_rows ? tail : 0});
                      });
-  record_kernel("cpu", kernel);
+  record_kernel("cpu", {kernel});
 }
 
 // The two partial derivatives in the accumulation dtype: {dy/dgate, dy/dup}.

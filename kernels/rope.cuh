@@ -3,9 +3,9 @@
 // rounds it; -theta for the inverse map), pairs (x[2i], x[2i+1]) when traditional else
 // (x[i], x[i + dims/2]); features past dims are copied. Host dispatch: csrc/cuda/rope.cu.
 //
-// One kernel, templated on the unit a thread moves: N elements read as one 16-byte vector
-// (kVector: rows of adjacent, aligned elements) or N = 1 (2 when traditional) scalar loads
-// at any element stride. A thread computes the cos/sin of its unit once per (group, position)
+// One kernel, templated on the unit a thread moves (RopeUnit): one or two runs of N elements,
+// each read as one 16-byte vector (kVector: rows of adjacent, aligned elements) or as N = 1
+// (2 when traditional) scalar loads at any element stride. A thread computes the cos/sin of its unit once per (group, position)
 // and applies them to every row sharing them (the heads), so sincos is amortised over
 // m_per_block rows (one batch of rows in small launches, kEarly); x is read in place in any
 // layout, the output is row-contiguous.
@@ -122,12 +122,66 @@ constexpr int rope_batch(int n, bool lean) {
 template <int N, bool kLean>
 constexpr int kRopeBatch = rope_batch(N, kLean);
 
+// Pass-through features (D - dims of each row), in a pass of their own after the rotated units
+// (inside the rotation's loop, float32 half-rotated rows ran 4 % slower): every lane of a row
+// takes the same share of both, so no warp diverges between rotating and copying. Loads in
+// flight a thread: kBatch rows of kUnits units each (the lean kernels take two units of their
+// one row: half-rotated bf16 +7-9 %; four spilled).
+template <typename T, int kCopy, bool kVector, int kBatch, int kUnits>
+__device__ __forceinline__ void rope_pass_through(const RopeParams& p, const T* x, T* out, int64_t m_begin,
+                                                  int64_t m_end, int m_lane, int m_step) {
+  const int copy_units = (p.row_size - p.dims) / kCopy;
+  const int lanes = blockDim.x;
+  for (int64_t gt = static_cast<int64_t>(blockIdx.x) * blockDim.y + threadIdx.y; gt < p.n_gt && copy_units > 0;
+       gt += static_cast<int64_t>(gridDim.x) * blockDim.y) {
+    const int64_t g = gt / p.n_t, t = gt - g * p.n_t;
+    auto row_of = [&](int64_t m) { return (g * p.n_m + m) * p.n_t + t; };
+    for (int c0 = threadIdx.x; c0 < copy_units; c0 += kUnits * lanes) {
+      for (int64_t m0 = m_begin + m_lane; m0 < m_end; m0 += kBatch * m_step) {
+        Vec<T, kCopy> v[kBatch][kUnits];
+#pragma unroll
+        for (int j = 0; j < kBatch; ++j) {
+          if (m0 + j * m_step < m_end) {
+            const T* row = x + rope_row_offset(p, row_of(m0 + j * m_step)) + p.dims * p.x_step;
+#pragma unroll
+            for (int i = 0; i < kUnits; ++i) {
+              if (c0 + i * lanes < copy_units) {
+                v[j][i] = load_unit<T, kCopy, kVector>(row, int64_t(c0 + i * lanes) * kCopy, p.x_step);
+              }
+            }
+          }
+        }
+#pragma unroll
+        for (int j = 0; j < kBatch; ++j) {
+          if (m0 + j * m_step < m_end) {
+            T* orow = out + row_of(m0 + j * m_step) * p.row_size + p.dims;
+#pragma unroll
+            for (int i = 0; i < kUnits; ++i) {
+              if (c0 + i * lanes < copy_units) {
+                store_unit<T, kCopy, kVector>(orow, int64_t(c0 + i * lanes) * kCopy, v[j][i]);
+              }
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
+// How the elements of a thread's unit pair up: (x[i], x[i + dims/2]) in two vectors half the
+// rotated span apart (non-traditional); adjacent pairs (x[2i], x[2i+1]) in one vector
+// (traditional); or adjacent pairs in two vectors dims/2 apart (traditional, as many bytes in
+// flight as non-traditional; needs dims/2 to be whole vectors).
+enum class RopeUnit { halves, adjacent, adjacent_split };
+
 // Grid: x over (group, position) pairs (blockDim.y per block, grid-stride), y over chunks of
 // m_per_block rows. blockDim.x threads stride over the units of a row.
 // kEarly (launches smaller than a wave, i.e. decode): fewer, fuller blocks (threadIdx.z over
 // rows), so that few blocks read the offset, which MLX may keep in managed memory read
 // across the host link (csrc/cuda/NOTES.md, seventh session).
-template <typename T, int N, bool kTraditional, bool kVector, bool kLean, bool kEarly>
+// kPassThrough false (rows rotated whole, dims == D): no pass-through code, which cost the lean
+// kernels registers they spilled.
+template <typename T, int N, RopeUnit kUnit, bool kVector, bool kLean, bool kEarly, bool kPassThrough = true>
 // Two resident blocks per SM: at one (152 registers for bfloat16) throughput fell by 25-35%;
 // at four (64 registers) with batches of rows the vector kernels spill (up to 272 bytes) and
 // bf16 prefill slowed from 64-68 to 71-117 us, though at two (111 registers) occupancy is 25 %
@@ -136,11 +190,13 @@ template <typename T, int N, bool kTraditional, bool kVector, bool kLean, bool k
 __global__ void __launch_bounds__(256, kEarly ? 1 : kLean ? 4 : 2) rope_kernel(const RopeParams p) {
   const T* x = static_cast<const T*>(p.x);
   T* out = static_cast<T*>(p.out);
-  constexpr int kPairs = kTraditional ? N / 2 : N; // pairs one unit rotates
+  constexpr bool kTraditional = kUnit != RopeUnit::halves;
+  constexpr bool kTwo = kUnit != RopeUnit::adjacent; // two vectors a unit, dims/2 apart
+  constexpr int kVecPairs = kTraditional ? N / 2 : N; // pairs one vector holds
+  constexpr int kPairs = kTwo && kTraditional ? 2 * kVecPairs : kVecPairs; // pairs one unit rotates
   constexpr int kCopy = kVector ? N : 1; // elements one pass-through unit copies
   const int half = p.dims / 2;
-  const int rot_units = (kTraditional ? p.dims : half) / N;
-  const int copy_units = (p.row_size - p.dims) / kCopy;
+  const int rot_units = (kTwo ? half : p.dims) / N;
   constexpr int kBatch = kRopeBatch<N, kLean>; // rows' loads a thread keeps in flight
   const int64_t m_begin = static_cast<int64_t>(blockIdx.y) * p.m_per_block;
   const int64_t m_end = m_begin + p.m_per_block < p.n_m ? m_begin + p.m_per_block : p.n_m;
@@ -159,11 +215,16 @@ __global__ void __launch_bounds__(256, kEarly ? 1 : kLean ? 4 : 2) rope_kernel(c
     auto row_of = [&](int64_t m) { return (g * p.n_m + m) * p.n_t + t; };
 
     for (int u = threadIdx.x; u < rot_units; u += blockDim.x) {
-      const int pair0 = u * kPairs; // first frequency index of this unit
-      // Element offsets of the unit's loads: one vector of pairs (traditional), or the
-      // matching vectors of the two halves.
-      const int64_t e1 = kTraditional ? int64_t(pair0) * 2 : pair0;
-      const int64_t e2 = pair0 + half;
+      // Element offsets of the unit's vectors, and the frequency index of each pair.
+      const int64_t e1 = int64_t(u) * N;
+      const int64_t e2 = e1 + half;
+      auto freq_index = [&](int k) {
+        if constexpr (kTraditional) {
+          return u * (N / 2) + (k < kVecPairs ? k : half / 2 + k - kVecPairs);
+        } else {
+          return u * N + k;
+        }
+      };
       Vec<T, N> a[kBatch], b[kBatch];
       auto load_batch = [&](int64_t m0, Vec<T, N>* va, Vec<T, N>* vb) {
 #pragma unroll
@@ -171,7 +232,7 @@ __global__ void __launch_bounds__(256, kEarly ? 1 : kLean ? 4 : 2) rope_kernel(c
           if (m0 + j * m_step < m_end) {
             const T* row = x + rope_row_offset(p, row_of(m0 + j * m_step));
             va[j] = load_unit<T, N, kVector>(row, e1, p.x_step);
-            if constexpr (!kTraditional) {
+            if constexpr (kTwo) {
               vb[j] = load_unit<T, N, kVector>(row, e2, p.x_step);
             }
           }
@@ -180,7 +241,7 @@ __global__ void __launch_bounds__(256, kEarly ? 1 : kLean ? 4 : 2) rope_kernel(c
       float inv_freq[kPairs];
 #pragma unroll
       for (int k = 0; k < kPairs; ++k) {
-        inv_freq[k] = p.inv_freqs[(pair0 + k) * p.inv_step];
+        inv_freq[k] = p.inv_freqs[freq_index(k) * p.inv_step];
       }
       if constexpr (kEarly) {
         load_batch(m_begin + m_lane, a, b);
@@ -193,6 +254,17 @@ __global__ void __launch_bounds__(256, kEarly ? 1 : kLean ? 4 : 2) rope_kernel(c
         sincosf(theta, &s[k], &c[k]);
         s[k] = p.forward ? s[k] : -s[k];
       }
+      // Adjacent pairs of v rotated by the sines and cosines from pair k0 on.
+      auto rotate_adjacent = [&](const Vec<T, N>& v, int k0) {
+        Vec<T, N> y;
+#pragma unroll
+        for (int k = 0; k < kVecPairs; ++k) {
+          float x1 = to_float(v.v[2 * k]), x2 = to_float(v.v[2 * k + 1]);
+          y.v[2 * k] = from_float<T>(rot1(x1, x2, c[k0 + k], s[k0 + k]));
+          y.v[2 * k + 1] = from_float<T>(rot2(x1, x2, c[k0 + k], s[k0 + k]));
+        }
+        return y;
+      };
       // kEarly: one batch a thread (the host's m_per_block), loaded above.
       for (int64_t m0 = m_begin + m_lane; m0 < m_end; m0 += kBatch * m_step) {
         if constexpr (!kEarly) {
@@ -203,14 +275,10 @@ __global__ void __launch_bounds__(256, kEarly ? 1 : kLean ? 4 : 2) rope_kernel(c
           if (m0 + j * m_step < m_end) {
             T* orow = out + row_of(m0 + j * m_step) * p.row_size;
             if constexpr (kTraditional) {
-              Vec<T, N> y;
-#pragma unroll
-              for (int k = 0; k < kPairs; ++k) {
-                float x1 = to_float(a[j].v[2 * k]), x2 = to_float(a[j].v[2 * k + 1]);
-                y.v[2 * k] = from_float<T>(rot1(x1, x2, c[k], s[k]));
-                y.v[2 * k + 1] = from_float<T>(rot2(x1, x2, c[k], s[k]));
+              store_unit<T, N, kVector>(orow, e1, rotate_adjacent(a[j], 0));
+              if constexpr (kTwo) {
+                store_unit<T, N, kVector>(orow, e2, rotate_adjacent(b[j], kVecPairs));
               }
-              store_unit<T, N, kVector>(orow, e1, y);
             } else {
               Vec<T, N> y1, y2;
 #pragma unroll
@@ -226,27 +294,9 @@ __global__ void __launch_bounds__(256, kEarly ? 1 : kLean ? 4 : 2) rope_kernel(c
         }
       }
     }
-    // Pass-through features, after this thread's rotated units: every lane of a row takes the
-    // same share of both (no warp diverges between rotating and copying), kBatch rows' loads
-    // in flight.
-    for (int c = threadIdx.x; c < copy_units; c += blockDim.x) {
-      const int64_t e = p.dims + static_cast<int64_t>(c) * kCopy;
-      for (int64_t m0 = m_begin + m_lane; m0 < m_end; m0 += kBatch * m_step) {
-        Vec<T, kCopy> v[kBatch];
-#pragma unroll
-        for (int j = 0; j < kBatch; ++j) {
-          if (m0 + j * m_step < m_end) {
-            v[j] = load_unit<T, kCopy, kVector>(x + rope_row_offset(p, row_of(m0 + j * m_step)), e, p.x_step);
-          }
-        }
-#pragma unroll
-        for (int j = 0; j < kBatch; ++j) {
-          if (m0 + j * m_step < m_end) {
-            store_unit<T, kCopy, kVector>(out + row_of(m0 + j * m_step) * p.row_size, e, v[j]);
-          }
-        }
-      }
-    }
+  }
+  if constexpr (kPassThrough) {
+    rope_pass_through<T, kCopy, kVector, kBatch, kLean ? 2 : 1>(p, x, out, m_begin, m_end, m_lane, m_step);
   }
 }
 

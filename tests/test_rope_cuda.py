@@ -39,10 +39,24 @@ def gpu_rope_kernels(seen):
     return rope_kernels(seen, "gpu")
 
 
+def kernel_kind(d, dims, traditional, itemsize):
+    """The kernel a row of d features, dims rotated, takes: 16-byte units where rows and the
+    rotated span are whole vectors; traditional rows in two vectors dims/2 apart where dims/2
+    is whole vectors (vec_split), else one."""
+    per_vec = 16 // itemsize
+    if d % per_vec or (dims if traditional else dims // 2) % per_vec:
+        return "scalar"
+    return "vec_split" if traditional and (dims // 2) % per_vec == 0 else "vec"
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("traditional", [False, True])
 @pytest.mark.parametrize(
-    "d,dims", [(2, 2), (6, 6), (40, 34), (64, 64), (130, 128), (96, 32), (128, 128), (136, 64), (256, 192), (1040, 1024)]
+    "d,dims",
+    # (136, 72) and (48, 20): traditional rows whose dims/2 is not whole vectors (one vector a
+    # unit) in bfloat16 and float32
+    [(2, 2), (6, 6), (40, 34), (64, 64), (130, 128), (96, 32), (128, 128), (136, 64), (136, 72), (48, 20),
+     (256, 192), (1040, 1024)],
 )
 @pytest.mark.parametrize("offset", [13, "batch"])
 def test_matches_reference_and_runs_fused(dtype, traditional, d, dims, offset):
@@ -53,11 +67,8 @@ def test_matches_reference_and_runs_fused(dtype, traditional, d, dims, offset):
     with fused.observe() as seen:
         y = fused.rope(x, dims, **kw)
         mx.eval(y)
-    # 16-byte units where rows, the rotated span and the pass-through part are whole vectors.
-    per_vec = 16 // x.itemsize
-    vec = d % per_vec == 0 and (dims if traditional else dims // 2) % per_vec == 0
+    kind = kernel_kind(d, dims, traditional, x.itemsize)
     # Small launches (fewer blocks than SMs) or not: test_small_and_wide_launches tells them apart.
-    kind = "vec" if vec else "scalar"
     assert gpu_rope_kernels(seen) in ({f"gpu:rope_{kind}_small_{NAMES[dtype]}": 1}, {f"gpu:rope_{kind}_{NAMES[dtype]}": 1}), seen
     assert not seen.fallbacks
     assert y.dtype == dtype and y.shape == x.shape
@@ -90,8 +101,7 @@ def test_small_and_wide_launches(dtype, traditional, dims, launch):
     with fused.observe() as seen:
         y = fused.rope(x, dims, **kw)
         mx.eval(y)
-    vec = (dims if traditional else dims // 2) % (16 // x.itemsize) == 0
-    name = f"gpu:rope_{'vec' if vec else 'scalar'}_{'small_' if small else ''}{NAMES[dtype]}"
+    name = f"gpu:rope_{kernel_kind(shape[-1], dims, traditional, x.itemsize)}_{'small_' if small else ''}{NAMES[dtype]}"
     assert gpu_rope_kernels(seen) == {name: 1}, seen
     assert_close(y, device_reference(x, dims, **kw), dtype)
     np.testing.assert_array_equal(as_np(y[..., dims:]), as_np(x[..., dims:]))

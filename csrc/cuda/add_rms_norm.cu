@@ -39,7 +39,7 @@ void launch_add_rms_norm(mx::cu::CommandEncoder& encoder, AddRMSNormParams& p, c
                              : cuda::pick_row_config<AddRMSNormKernel<T, 1>::template Of>(p.row_size);
   cuda::launch(encoder, c.kernel, dim3(c.grid(p.n_rows)), dim3(c.block()), p);
   // Recorded when the kernel is encoded, i.e. when MLX evaluates this primitive.
-  record_kernel("gpu", "add_rms_norm_" + c.variant(vector) + dtype);
+  record_kernel("gpu", {"add_rms_norm_", c.variant(vector), dtype});
 }
 
 } // namespace

@@ -38,7 +38,7 @@ void launch_layer_norm(mx::cu::CommandEncoder& encoder, LayerNormParams& p, cons
                              : cuda::pick_row_config<LayerNormKernel<T, 1>::template Of>(p.row_size);
   cuda::launch(encoder, c.kernel, dim3(c.grid(p.n_rows)), dim3(c.block()), p);
   // Recorded when the kernel is encoded, i.e. when MLX evaluates this primitive.
-  record_kernel("gpu", "layer_norm_" + c.variant(vector) + dtype);
+  record_kernel("gpu", {"layer_norm_", c.variant(vector), dtype});
 }
 
 } // namespace

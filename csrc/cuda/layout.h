@@ -2,10 +2,11 @@
 // shape into the fewest strided axes that walk them in row-major order.
 #pragma once
 
+#include <array>
+#include <cstddef>
 #include <cstdint>
 #include <stdexcept>
 #include <string>
-#include <vector>
 
 #include "../../kernels/layout.cuh"
 #include "mlx/array.h"
@@ -14,49 +15,46 @@ namespace mlxr::cuda {
 
 // One Layout per array, all with the same collapsed shape: size-1 axes are dropped and an
 // axis merges into the next inner one where every array allows it. Throws (naming `op`) when
-// more than kLayoutMaxDims axes remain.
-inline std::vector<Layout> collapse_axes(const std::vector<const mlx::core::array*>& arrays,
-                                         int begin, int end, const char* op) {
-  const mlx::core::array& first = *arrays[0];
-  std::vector<int64_t> shape;
-  std::vector<std::vector<int64_t>> strides(arrays.size());
+// more than kLayoutMaxDims axes remain. Allocation-free: it runs in every eval_gpu, and decode
+// calls are host-bound.
+template <size_t N>
+std::array<Layout, N> collapse_axes(const mlx::core::array* const (&arrays)[N], int begin, int end, const char* op) {
+  std::array<Layout, N> out{};
+  int ndim = 0;
   for (int k = begin; k < end; ++k) {
-    int64_t size = first.shape(k);
+    int64_t size = arrays[0]->shape(k);
     if (size == 1) {
       continue;
     }
-    bool merge = !shape.empty();
-    for (size_t a = 0; a < arrays.size() && merge; ++a) {
-      merge = strides[a].back() == size * arrays[a]->strides()[k];
+    bool merge = ndim > 0;
+    for (size_t a = 0; a < N && merge; ++a) {
+      merge = out[a].strides[ndim - 1] == size * arrays[a]->strides()[k];
     }
     if (merge) {
-      shape.back() *= size;
-      for (size_t a = 0; a < arrays.size(); ++a) {
-        strides[a].back() = arrays[a]->strides()[k];
+      out[0].shape[ndim - 1] *= size;
+      for (size_t a = 0; a < N; ++a) {
+        out[a].strides[ndim - 1] = arrays[a]->strides()[k];
       }
-    } else {
-      shape.push_back(size);
-      for (size_t a = 0; a < arrays.size(); ++a) {
-        strides[a].push_back(arrays[a]->strides()[k]);
-      }
+      continue;
     }
-  }
-  if (shape.empty()) {
-    shape.push_back(1);
-    for (auto& s : strides) {
-      s.push_back(0);
+    if (ndim == kLayoutMaxDims) {
+      throw std::runtime_error(std::string("[") + op + "] more than " + std::to_string(kLayoutMaxDims) +
+                               " strided axes for the CUDA kernel");
     }
+    out[0].shape[ndim] = size;
+    for (size_t a = 0; a < N; ++a) {
+      out[a].strides[ndim] = arrays[a]->strides()[k];
+    }
+    ++ndim;
   }
-  if (shape.size() > static_cast<size_t>(kLayoutMaxDims)) {
-    throw std::runtime_error(std::string("[") + op + "] more than " +
-                             std::to_string(kLayoutMaxDims) + " strided axes for the CUDA kernel");
+  if (ndim == 0) {
+    out[0].shape[0] = 1;
+    ndim = 1; // strides stay 0
   }
-  std::vector<Layout> out(arrays.size());
-  for (size_t a = 0; a < arrays.size(); ++a) {
-    out[a].ndim = static_cast<int>(shape.size());
-    for (size_t k = 0; k < shape.size(); ++k) {
-      out[a].shape[k] = shape[k];
-      out[a].strides[k] = strides[a][k];
+  for (size_t a = 0; a < N; ++a) {
+    out[a].ndim = ndim;
+    for (int k = 0; k < ndim; ++k) {
+      out[a].shape[k] = out[0].shape[k];
     }
   }
   return out;

@@ -56,7 +56,7 @@ bool qmv_t_vectorizable(const QmmParams& p) {
 
 template <typename T, int kBits>
 void launch_qmm(mx::cu::CommandEncoder& encoder, QmmParams& p, bool transpose, const char* dtype) {
-  std::string name = "quantized_matmul_";
+  const char* variant;
   if (p.M <= kGemvMaxRows) {
     int rows = p.M == 1 ? 1 : p.M <= 4 ? 4 : 8;
     unsigned grid_y = static_cast<unsigned>((p.M + rows - 1) / rows);
@@ -69,7 +69,7 @@ void launch_qmm(mx::cu::CommandEncoder& encoder, QmmParams& p, bool transpose, c
     } else {
       cuda::launch(encoder, qmv_n_kernel<T, kBits>(rows), dim3(p.N / 32, grid_y), dim3(32 * cuda::kQmvNWarps), p);
     }
-    name += "gemv_";
+    variant = "gemv_";
   } else {
     const void* kernel = transpose ? reinterpret_cast<const void*>(&cuda::qmm<T, kBits, true>)
                                    : reinterpret_cast<const void*>(&cuda::qmm<T, kBits, false>);
@@ -79,10 +79,10 @@ void launch_qmm(mx::cu::CommandEncoder& encoder, QmmParams& p, bool transpose, c
     }
     cuda::launch(encoder, kernel, dim3((p.N + cuda::kQmmBN - 1) / cuda::kQmmBN, static_cast<unsigned>(tiles_m)),
                  dim3(cuda::kQmmThreads), p);
-    name += "gemm_";
+    variant = "gemm_";
   }
   // Recorded when the kernel is encoded, i.e. when MLX evaluates this primitive.
-  record_kernel("gpu", name + dtype);
+  record_kernel("gpu", {"quantized_matmul_", variant, dtype});
 }
 
 } // namespace

@@ -54,7 +54,7 @@ RowsConfig pick_rows(int64_t n_vec) {
 
 template <typename T>
 void launch_rms_norm(mx::cu::CommandEncoder& encoder, RMSNormParams& p, const char* dtype) {
-  std::string name = "rms_norm_";
+  const char* variant;
   if (p.x_step == 1 || p.row_size == 1) {
     p.x_step = 1;
     constexpr int V = 16 / sizeof(T);
@@ -62,7 +62,7 @@ void launch_rms_norm(mx::cu::CommandEncoder& encoder, RMSNormParams& p, const ch
     int rows_per_block = c.block / c.group;
     int64_t blocks = (p.n_rows + rows_per_block - 1) / rows_per_block;
     cuda::launch(encoder, c.kernel, dim3(cuda::grid_size(blocks)), dim3(c.block), p);
-    name += c.group == 32 ? "warp_" : "rows_";
+    variant = c.group == 32 ? "warp_" : "rows_";
   } else if (p.row_strides[p.row_ndim - 1] == 1) {
     // Transposed: neighbouring rows are neighbours in memory. Each lane loads kRpl rows at
     // once (8 bytes, else 4, else one element) where every tile's rows are so aligned.
@@ -76,7 +76,7 @@ void launch_rms_norm(mx::cu::CommandEncoder& encoder, RMSNormParams& p, const ch
       if (smem <= cuda::max_dynamic_smem(encoder, kernel, 4096)) {
         cuda::launch(encoder, kernel, dim3(cuda::grid_size(p.n_rows / kSmemRows)), dim3(1024), p,
                      static_cast<uint32_t>(smem));
-        record_kernel("gpu", name + "cols_smem_" + dtype);
+        record_kernel("gpu", {"rms_norm_cols_smem_", dtype});
         return;
       }
     }
@@ -86,15 +86,15 @@ void launch_rms_norm(mx::cu::CommandEncoder& encoder, RMSNormParams& p, const ch
                    : reinterpret_cast<const void*>(&cuda::rms_norm_cols<T, 1>);
     const int64_t tiles = cols.tiles(rpl, p.n_rows);
     cuda::launch(encoder, kernel, dim3(cuda::grid_size(tiles)), dim3(32 * cuda::kColsWarps), p);
-    name += "cols_";
+    variant = "cols_";
   } else {
     constexpr int kBlock = 256;
     cuda::launch(encoder, reinterpret_cast<const void*>(&cuda::rms_norm_strided<T, kBlock>),
                  dim3(cuda::grid_size(p.n_rows)), dim3(kBlock), p);
-    name += "strided_";
+    variant = "strided_";
   }
   // Recorded when the kernel is encoded, i.e. when MLX evaluates this primitive.
-  record_kernel("gpu", name + dtype);
+  record_kernel("gpu", {"rms_norm_", variant, dtype});
 }
 
 } // namespace

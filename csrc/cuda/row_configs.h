@@ -5,7 +5,6 @@
 
 #include <algorithm>
 #include <cstdint>
-#include <string>
 
 namespace mlxr::cuda {
 
@@ -23,9 +22,12 @@ struct RowConfig {
     return static_cast<unsigned>(std::min<int64_t>((n_rows + rows_per_block - 1) / rows_per_block, int64_t(1) << 30));
   }
   // The kernel-name variant: sub-warp / warp / block / looped rows, strided for scalar element loads.
-  std::string variant(bool vector) const {
-    const char* rows = items == 0 ? "looped_" : group < 32 ? "subwarp_" : group == 32 ? "warp_" : "block_";
-    return std::string(rows) + (vector ? "" : "strided_");
+  const char* variant(bool vector) const {
+    static constexpr const char* kNames[2][4] = {
+        {"looped_strided_", "subwarp_strided_", "warp_strided_", "block_strided_"},
+        {"looped_", "subwarp_", "warp_", "block_"},
+    };
+    return kNames[vector][items == 0 ? 0 : group < 32 ? 1 : group == 32 ? 2 : 3];
   }
 };
 

@@ -53,7 +53,7 @@ bool launch_softmax_cols(mx::cu::CommandEncoder& encoder, SoftmaxParams& p, cons
   cuda::launch(encoder, kernel, dim3(cuda::grid_size(tiles)), dim3(32 * cuda::kSoftmaxColsWarps), p);
   // Recorded when the kernel is encoded, i.e. when MLX evaluates this primitive; the variant
   // names the rows a lane loads.
-  record_kernel("gpu", "softmax_cols" + std::to_string(rpl) + "_" + dtype);
+  record_kernel("gpu", {"softmax_cols", rpl == 1 ? "1" : rpl == 2 ? "2" : "4", "_", dtype});
   return true;
 }
 
@@ -75,7 +75,7 @@ void launch_softmax(mx::cu::CommandEncoder& encoder, SoftmaxParams& p, const cha
                              : cuda::pick_row_config<SoftmaxKernel<T, 1>::template Of>(p.row_size);
   cuda::launch(encoder, c.kernel, dim3(c.grid(p.n_rows)), dim3(c.block()), p);
   // Recorded when the kernel is encoded, i.e. when MLX evaluates this primitive.
-  record_kernel("gpu", "softmax_" + c.variant(vector) + dtype);
+  record_kernel("gpu", {"softmax_", c.variant(vector), dtype});
 }
 
 } // namespace

@@ -33,26 +33,26 @@ bool dense(const mx::array& a) {
 
 template <typename T>
 void launch_swiglu(mx::cu::CommandEncoder& encoder, SwiGLUParams& p, bool flat, const char* dtype) {
-  std::string name = "swiglu_";
+  const char* variant;
   if (flat) {
     constexpr int V = 16 / sizeof(T);
     auto aligned = [](const void* ptr) { return reinterpret_cast<uintptr_t>(ptr) % 16 == 0; };
     if (p.size % V == 0 && aligned(p.gate) && aligned(p.up) && aligned(p.out)) {
       cuda::launch(encoder, reinterpret_cast<const void*>(&cuda::swiglu_flat<T, V>),
                    dim3(grid_for(p.size / V)), dim3(kBlock), p);
-      name += "vec_";
+      variant = "vec_";
     } else {
       cuda::launch(encoder, reinterpret_cast<const void*>(&cuda::swiglu_flat<T, 1>),
                    dim3(grid_for(p.size)), dim3(kBlock), p);
-      name += "flat_";
+      variant = "flat_";
     }
   } else {
     cuda::launch(encoder, reinterpret_cast<const void*>(&cuda::swiglu_strided<T>),
                  dim3(grid_for(p.size)), dim3(kBlock), p);
-    name += "strided_";
+    variant = "strided_";
   }
   // Recorded when the kernel is encoded, i.e. when MLX evaluates this primitive.
-  record_kernel("gpu", name + dtype);
+  record_kernel("gpu", {"swiglu_", variant, dtype});
 }
 
 } // namespace

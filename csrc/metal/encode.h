@@ -36,7 +36,7 @@ void encode_plan(
     std::vector<mx::array>& outputs,
     mx::Stream stream) {
   auto make_plan = [&](const metal_launch::DeviceLimits& limits) { return plan(query, limits); };
-  record_kernel("gpu", encode(make_plan, inputs, outputs, stream));
+  record_kernel("gpu", {encode(make_plan, inputs, outputs, stream)});
 }
 
 // Throws "[op] no Metal kernel for this dtype" unless out is float32, float16 or bfloat16.

@@ -54,7 +54,8 @@ def bench_all(only):
                 x = make((1, 8192, 32, 128), dtype, lambda a: a.transpose(0, 2, 1, 3))
                 rows.append(row("bthd_view", x, 128, trad, 0, False))
         if wanted("partial"):  # rotate half the head, pass the rest through
-            rows.append(row("partial_64of128", make((4, 32, 2048, 128), dtype), 64, False, 5, True))
+            for trad in (False, True):
+                rows.append(row("partial_64of128", make((4, 32, 2048, 128), dtype), 64, trad, 5, True))
         if wanted("decode"):  # one new token per sequence, per-sequence offsets
             for batch in (1, 32):
                 off = mx.arange(batch, dtype=mx.int32) * 37 + 100

@@ -121,12 +121,15 @@ for (i, name), ms in seen.items():
 PY
       fi
       ;;
-    decode) # where a decode-sized call's time goes: Python split, then nsys per implementation
-      for op in rms_norm add_rms_norm; do
-        (cd "$src/csrc/cuda" && CALLS=1,20,60 python profile_decode.py $op) 2>&1 | tee -a "$LOGS/decode.log"
+    decode) # where a decode-sized call's time goes: Python split (DECODE_OPS, default rms_norm,
+      # add_rms_norm and rope), then with NSYS=1 nsys per implementation
+      for op in ${DECODE_OPS:-rms_norm add_rms_norm rope}; do
+        (cd "$src/csrc/cuda" && CALLS="${CALLS:-1,20,60}" python profile_decode.py $op) 2>&1 | tee -a "$LOGS/decode.log"
       done
       nsys_bin="$(command -v nsys || ls /usr/local/cuda*/bin/nsys /opt/nvidia/nsight-systems/*/bin/nsys 2>/dev/null | head -1)"
-      if [ -n "$nsys_bin" ]; then
+      if [ "${NSYS:-0}" != 1 ]; then
+        :
+      elif [ -n "$nsys_bin" ]; then
         for impl in ours fast; do
           (cd "$src/csrc/cuda" && "$nsys_bin" profile -t cuda,nvtx,osrt -f true -o "$LOGS/decode_$impl" \
             python profile_decode.py "$impl") >"$LOGS/nsys_$impl.log" 2>&1

@@ -1,6 +1,5 @@
 #include "kernel_log.h"
 
-#include <algorithm>
 #include <functional>
 #include <mutex>
 
@@ -19,19 +18,20 @@ std::map<std::string, int64_t, std::less<>>& counts() {
 } // namespace
 
 void record_kernel(std::string_view device, std::initializer_list<std::string_view> name) {
+  // The key in a stack buffer; a name too long for it (none is today) in a string.
   char buffer[128];
-  size_t size = 0;
-  auto append = [&](std::string_view piece) {
-    size_t n = std::min(piece.size(), sizeof(buffer) - size);
-    piece.copy(buffer + size, n);
-    size += n;
-  };
-  append(device);
-  append(":");
+  std::string long_key;
+  size_t size = device.size() + 1;
   for (std::string_view piece : name) {
-    append(piece);
+    size += piece.size();
   }
-  std::string_view key(buffer, size);
+  char* at = size <= sizeof(buffer) ? buffer : (long_key.resize(size), long_key.data());
+  std::string_view key(at, size);
+  at += device.copy(at, device.size());
+  *at++ = ':';
+  for (std::string_view piece : name) {
+    at += piece.copy(at, piece.size());
+  }
   std::lock_guard<std::mutex> lock(log_mutex());
   auto& c = counts();
   auto it = c.find(key);

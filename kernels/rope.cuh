@@ -3,9 +3,9 @@
 // rounds it; -theta for the inverse map), pairs (x[2i], x[2i+1]) when traditional else
 // (x[i], x[i + dims/2]); features past dims are copied. Host dispatch: csrc/cuda/rope.cu.
 //
-// One kernel, templated on the unit a thread moves (RopeUnit): one or two runs of N elements,
-// each read as one 16-byte vector (kVector: rows of adjacent, aligned elements) or as N = 1
-// (2 when traditional) scalar loads at any element stride. A thread computes the cos/sin of its unit once per (group, position)
+// One kernel, templated on the unit a thread moves (RopeUnit): one or two runs of N
+// elements, each read as one 16-byte vector (kVector: rows of adjacent, aligned elements) or
+// as N = 1 (2 when traditional) scalar loads at any element stride. A thread computes the cos/sin of its unit once per (group, position)
 // and applies them to every row sharing them (the heads), so sincos is amortised over
 // m_per_block rows (one batch of rows in small launches, kEarly); x is read in place in any
 // layout, the output is row-contiguous.
@@ -125,8 +125,10 @@ constexpr int kRopeBatch = rope_batch(N, kLean);
 // Pass-through features (D - dims of each row), in a pass of their own after the rotated units
 // (inside the rotation's loop, float32 half-rotated rows ran 4 % slower): every lane of a row
 // takes the same share of both, so no warp diverges between rotating and copying. Loads in
-// flight a thread: kBatch rows of kUnits units each (the lean kernels take two units of their
-// one row: half-rotated bf16 +7-9 %; four spilled).
+// flight a thread: kBatch rows of kUnits units each. The lean kernels take two units of their
+// one row: half-rotated bf16 +8-10 %, f16 +8 % (f16 traditional -2.5 %; their wide kernels
+// with pass-through code spill 16-36 bytes), 256-wide rows with 32 rotated +12-14 %; one unit
+// left f16 1-2 % below the old kernel, four spilled more.
 template <typename T, int kCopy, bool kVector, int kBatch, int kUnits>
 __device__ __forceinline__ void rope_pass_through(const RopeParams& p, const T* x, T* out, int64_t m_begin,
                                                   int64_t m_end, int m_lane, int m_step) {
@@ -185,8 +187,9 @@ template <typename T, int N, RopeUnit kUnit, bool kVector, bool kLean, bool kEar
 // Two resident blocks per SM: at one (152 registers for bfloat16) throughput fell by 25-35%;
 // at four (64 registers) with batches of rows the vector kernels spill (up to 272 bytes) and
 // bf16 prefill slowed from 64-68 to 71-117 us, though at two (111 registers) occupancy is 25 %
-// (Nsight Compute). Lean (one row a batch): 58-62 registers, no spill, four blocks. kEarly
-// launches are too small for occupancy to matter: no register cap.
+// (Nsight Compute). Lean (one row a batch): 62 registers, four blocks (see rope_pass_through
+// for the wide ones with pass-through code). kEarly launches are too small for occupancy to
+// matter: no register cap.
 __global__ void __launch_bounds__(256, kEarly ? 1 : kLean ? 4 : 2) rope_kernel(const RopeParams p) {
   const T* x = static_cast<const T*>(p.x);
   T* out = static_cast<T*>(p.out);
@@ -295,8 +298,11 @@ __global__ void __launch_bounds__(256, kEarly ? 1 : kLean ? 4 : 2) rope_kernel(c
       }
     }
   }
+  // In place (a donated x), the pass-through features are already where they belong.
   if constexpr (kPassThrough) {
-    rope_pass_through<T, kCopy, kVector, kBatch, kLean ? 2 : 1>(p, x, out, m_begin, m_end, m_lane, m_step);
+    if (p.out != p.x) {
+      rope_pass_through<T, kCopy, kVector, kBatch, kLean ? 2 : 1>(p, x, out, m_begin, m_end, m_lane, m_step);
+    }
   }
 }
 

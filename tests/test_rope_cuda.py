@@ -91,7 +91,9 @@ LAUNCHES = {
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("traditional", [False, True])
-@pytest.mark.parametrize("dims", [136, 64, 62])
+# dims 72: traditional 16-bit rows in one vector a unit (adjacent), float32 in two; dims 68:
+# traditional float32 rows in one vector a unit, 16-bit rows scalar.
+@pytest.mark.parametrize("dims", [136, 64, 62, 72, 68])
 @pytest.mark.parametrize("launch", sorted(LAUNCHES))
 def test_small_and_wide_launches(dtype, traditional, dims, launch):
     shape, off, small = LAUNCHES[launch]
@@ -105,6 +107,22 @@ def test_small_and_wide_launches(dtype, traditional, dims, launch):
     assert gpu_rope_kernels(seen) == {name: 1}, seen
     assert_close(y, device_reference(x, dims, **kw), dtype)
     np.testing.assert_array_equal(as_np(y[..., dims:]), as_np(x[..., dims:]))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("traditional", [False, True])
+@pytest.mark.parametrize("d", [128, 132, 136])
+def test_whole_rows_wide(dtype, traditional, d):
+    # dims == D on a wide launch: kernels without pass-through code (132: float32 traditional
+    # rows in one vector a unit, 16-bit rows scalar; 136: 16-bit traditional in one vector).
+    x = rand((1, 8, 4096, d), dtype, 5)
+    kw = dict(traditional=traditional, base=10000.0, scale=1.0, offset=9)
+    poison(x.shape, dtype)
+    with fused.observe() as seen:
+        y = fused.rope(x, d, **kw)
+        mx.eval(y)
+    assert gpu_rope_kernels(seen) == {f"gpu:rope_{kernel_kind(d, d, traditional, x.itemsize)}_{NAMES[dtype]}": 1}, seen
+    assert_close(y, device_reference(x, d, **kw), dtype)
 
 
 def _waited(v):
@@ -210,12 +228,15 @@ def test_zero_size_and_special_values():
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("traditional", [False, True])
-def test_in_place_on_donated_input(dtype, traditional):
+@pytest.mark.parametrize("shape", [(2, 4, 64, 136), (1, 8, 4096, 136)])  # a small launch, a wide one
+def test_in_place_on_donated_input(dtype, traditional, shape):
+    # In place, the pass-through features are not copied: they must be left as they were.
     kw = dict(traditional=traditional, base=10000.0, scale=1.0, offset=3)
-    x = rand((2, 4, 64, 136), dtype, 10)
+    x = rand(shape, dtype, 10)
     expected = device_reference(x, 128, **kw)
     y = fused.rope(x * 1, 128, **kw)  # a temporary: donated and overwritten
     assert_close(y, expected, dtype)
+    np.testing.assert_array_equal(as_np(y[..., 128:]), as_np(x[..., 128:]))
 
 
 @pytest.mark.parametrize("traditional", [False, True])

@@ -54,7 +54,7 @@ void launch_rope(mx::cu::CommandEncoder& encoder, RopeParams& p, bool traditiona
   // 16-byte units need adjacent elements, every row start and the rotated span's vectors on 16
   // bytes. Traditional rows take two vectors dims/2 apart where dims/2 is whole vectors
   // (adjacent_split: as many bytes in flight as non-traditional; prefill 88 -> 95 % of a copy
-  // kernel for bf16, the (B, T, H, D) view 74 -> 88 %, raw H100 bench), else one.
+  // kernel for bf16, the (B, T, H, D) view 74 -> 87 %, raw H100 bench), else one.
   const bool split = traditional && (p.dims / 2) % V == 0;
   const int rot_span = traditional && !split ? p.dims : p.dims / 2;
   bool vector = (p.x_step == 1 || p.row_size == 1) && p.row_size % V == 0 && rot_span % V == 0 &&
@@ -65,7 +65,9 @@ void launch_rope(mx::cu::CommandEncoder& encoder, RopeParams& p, bool traditiona
   if (vector) {
     p.x_step = 1;
   }
-  const RopeUnit unit = !traditional ? RopeUnit::halves : vector && split ? RopeUnit::adjacent_split : RopeUnit::adjacent;
+  const RopeUnit unit = !traditional      ? RopeUnit::halves
+      : vector && split ? RopeUnit::adjacent_split
+                        : RopeUnit::adjacent;
   const int n = vector ? V : traditional ? 2 : 1;
   const int copy = vector ? V : 1;
   // A row's lanes each take the same share of the rotated units and of the copied ones (a

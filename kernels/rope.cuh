@@ -1,14 +1,15 @@
 // RoPE device code: the row at position t of offset group g is rotated by theta_i =
 // ((t + offset[g]) * scale) * inv_freq_i (float32, each step rounded as reference/rope.py
 // rounds it; -theta for the inverse map), pairs (x[2i], x[2i+1]) when traditional else
-// (x[i], x[i + dims/2]); features past dims are copied. Host dispatch: csrc/cuda/rope.cu.
+// (x[i], x[i + dims/2]); features past dims are copied (left as they are in place). Host
+// dispatch: csrc/cuda/rope.cu.
 //
 // One kernel, templated on the unit a thread moves (RopeUnit): one or two runs of N
 // elements, each read as one 16-byte vector (kVector: rows of adjacent, aligned elements) or
-// as N = 1 (2 when traditional) scalar loads at any element stride. A thread computes the cos/sin of its unit once per (group, position)
-// and applies them to every row sharing them (the heads), so sincos is amortised over
-// m_per_block rows (one batch of rows in small launches, kEarly); x is read in place in any
-// layout, the output is row-contiguous.
+// as N = 1 (2 when traditional) scalar loads at any element stride. A thread computes the
+// cos/sin of its unit once per (group, position) and applies them to every row sharing them
+// (the heads), so sincos is amortised over m_per_block rows (one batch of rows in small
+// launches, kEarly); x is read in place in any layout, the output is row-contiguous.
 #pragma once
 
 #include <cuda_bf16.h>
